@@ -1,0 +1,138 @@
+"""Command line: a thin layer over the ``simulator`` library.
+
+p is the KEEP probability everywhere (PyTorch's nn.Dropout(p) takes the drop probability).
+Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-written.
+"""
+import os
+import sys
+
+import click
+
+from simulator import ParameterError, SimulationError, simulate
+from simulator.experiments import CATALOG
+from simulator.output import FORMATS, summary, write_atomic
+from simulator.simulate import DEFAULT_SEED
+from simulator.verdict import expected
+
+P_HELP = "KEEP probability in (0, 1], as in the document (PyTorch's nn.Dropout(p) takes the DROP probability 1-p)."
+
+
+def parse_settings(pairs):
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"--set {pair}: expected NAME=VALUE")
+        settings[name.strip()] = value
+    return settings
+
+
+def check_out(out):
+    """Fail before any work when ``out`` cannot be written."""
+    if out is None:
+        return
+    folder = os.path.dirname(os.path.abspath(out)) or "."
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ParameterError(f"--out {out}: folder {folder} does not exist or is not writable")
+
+
+class Progress:
+    """Progress on stderr, only on a terminal."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, label, done, total):
+        if self.enabled:
+            sys.stderr.write(f"\r{label}: {100 * done / total:5.1f}%   ")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self):
+        if self.shown:
+            sys.stderr.write("\r" + " " * 60 + "\r")
+
+
+def emit(text, out):
+    if out:
+        write_atomic(out, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group()
+@click.version_option(package_name=None, version=__import__("simulator").__version__)
+def cli():
+    """Monte Carlo checks of the theory of Dropout and Batch Normalization.
+
+    p is the KEEP probability (PyTorch's nn.Dropout(p) takes the drop probability 1-p).
+    """
+
+
+@cli.command("simulate")
+@click.option("--p", "p", default="0.5", show_default=True, help=P_HELP)
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME",
+              help="Run only this experiment (repeatable). See `cli.py list`.")
+@click.option("--samples", default=None, metavar="N", help="Samples per stream, e.g. 1e7 or 10_000_000 "
+              "[default: each experiment's own].")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True, help="Seed: fixes every number.")
+@click.option("--threads", type=int, default=None, help="Numba threads [default: all cores].")
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Experiment parameter (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True)
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
+@click.option("--no-progress", is_flag=True, help="No progress on stderr.")
+def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, no_progress):
+    """Run every experiment (or those named) at keep probability p; print a table of checks."""
+    check_out(out)
+    progress = Progress(not no_progress)
+    try:
+        result = simulate(p=p, experiments=list(experiments), samples=samples, seed=seed, threads=threads,
+                          settings=parse_settings(sets), progress=progress)
+    finally:
+        progress.close()
+    emit(FORMATS[fmt](result), out)
+    if out:
+        click.echo(summary(result), err=True)
+
+
+@cli.command("list")
+def list_cmd():
+    """Every experiment with its claim, parameters (default, range) and checks."""
+    for e in CATALOG.values():
+        click.echo(f"{e.name} [{e.claim_id}] — {e.source}")
+        click.echo(f"  claim: {e.claim}")
+        if e.notes:
+            click.echo(f"  notes: {e.notes}")
+        click.echo(f"  default samples: {e.samples:,}")
+        click.echo("  parameters:")
+        for q in e.params:
+            click.echo(f"    {q.name:<10} default {q.show(q.default):<24} {q.allowed()} — {q.help}")
+        click.echo("  checks:")
+        for c in e.checks:
+            click.echo(f"    {c.name:<24} {c.kind:<13} {c.compares} (expected: {expected(c.kind)})")
+        click.echo("")
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: no output written", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(2)
+    except ParameterError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except SimulationError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

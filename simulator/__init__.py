@@ -1,0 +1,11 @@
+"""Monte Carlo checks of the theory of Dropout and Batch Normalization.
+
+``p`` is the **keep** probability throughout, as in the source document
+(PyTorch's ``nn.Dropout(p)`` takes the drop probability, ``1 − p``).
+"""
+__version__ = "0.1.0"
+
+from .errors import ParameterError, SimulationError  # noqa: E402
+from .simulate import Result, simulate  # noqa: E402
+
+__all__ = ["ParameterError", "Result", "SimulationError", "__version__", "simulate"]

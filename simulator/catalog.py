@@ -1,0 +1,183 @@
+"""The experiment catalog: what an experiment declares and how its parameters are validated.
+
+An :class:`Experiment` declares its parameters (name, type, default, valid
+range), its checks (name, kind, what is compared), the claim in words, its
+source and a ``run`` function. ``run(p, params, ctx)`` returns a list of
+:class:`~simulator.verdict.Check`; judging them is done elsewhere.
+"""
+import difflib
+import math
+from dataclasses import dataclass, field
+
+from .errors import ParameterError
+from .rng import stream_key
+
+
+def _number(value, cast):
+    if isinstance(value, str):
+        value = value.strip().replace("_", "")
+    x = float(value)
+    if cast is int:
+        if not x.is_integer():
+            raise ValueError(value)
+        return int(x)
+    return x
+
+
+def suggest(name, names):
+    """`` (did you mean X?)`` for the closest of ``names``, or ``""``."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter of an experiment.
+
+    Attributes
+    ----------
+    name : str
+    type : {"float", "int", "choice", "choices", "floats"}
+        ``choices`` and ``floats`` are comma-separated lists.
+    default : object
+    help : str
+    low, high : float or None
+        Bounds; ``low_open``/``high_open`` make them strict.
+    choices : tuple of str
+    none : bool
+        Whether the text ``none`` is accepted (value ``None``).
+    """
+
+    name: str
+    type: str
+    default: object
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    none: bool = False
+
+    def allowed(self):
+        """What values are allowed, in words."""
+        if self.type in ("choice", "choices"):
+            text = "one of " + ", ".join(self.choices)
+            text += " (comma-separated list)" if self.type == "choices" else ""
+        else:
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            kind = {"float": "a number", "int": "an integer", "floats": "comma-separated numbers"}[self.type]
+            text = f"{kind} in {'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+        return text + (" or none" if self.none else "")
+
+    def _fail(self, value):
+        raise ParameterError(f"{self.name}={value}: must be {self.allowed()}")
+
+    def _scalar(self, value, cast):
+        try:
+            x = _number(value, cast)
+        except (TypeError, ValueError, OverflowError):
+            self._fail(value)
+        if not math.isfinite(x):
+            self._fail(value)
+        if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
+            self._fail(value)
+        if self.high is not None and (x > self.high or (self.high_open and x == self.high)):
+            self._fail(value)
+        return x
+
+    def parse(self, value):
+        """Validate ``value`` (text from the command line or a Python value) and return it typed."""
+        if self.none and (value is None or (isinstance(value, str) and value.strip().lower() == "none")):
+            return None
+        if self.type in ("float", "int"):
+            return self._scalar(value, float if self.type == "float" else int)
+        if self.type == "floats":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            if not items or any(isinstance(i, str) and not i.strip() for i in items):
+                self._fail(value)
+            return tuple(self._scalar(i, float) for i in items)
+        items = value.split(",") if isinstance(value, str) else list(value) if self.type == "choices" else [value]
+        items = [str(i).strip() for i in items]
+        for i in items:
+            if i not in self.choices:
+                raise ParameterError(f"{self.name}={i}: must be {self.allowed()}{suggest(i, self.choices)}")
+        return tuple(items) if self.type == "choices" else items[0]
+
+    def show(self, value):
+        """Text form of a parsed value."""
+        if value is None:
+            return "none"
+        if isinstance(value, tuple):
+            return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A check an experiment makes, as listed by ``cli.py list``."""
+
+    name: str
+    kind: str
+    compares: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment of the catalog (see the module docstring)."""
+
+    name: str
+    claim_id: str
+    claim: str
+    source: str
+    params: tuple
+    checks: tuple
+    run: object
+    samples: int = 1_000_000
+    notes: str = ""
+    validate: object = None
+
+    def param(self, name):
+        for q in self.params:
+            if q.name == name:
+                return q
+        raise ParameterError(f"unknown parameter {name!r} for experiment {self.name}"
+                             f"{suggest(name, [q.name for q in self.params])}; "
+                             f"valid: {', '.join(q.name for q in self.params)}")
+
+    def resolve(self, settings=None):
+        """Defaults overridden by ``settings`` (name → text or value), validated."""
+        values = {q.name: q.default for q in self.params}
+        for name, value in (settings or {}).items():
+            values[name] = self.param(name).parse(value)
+        if self.validate is not None:
+            self.validate(values)
+        return values
+
+
+@dataclass
+class Context:
+    """What a running experiment needs from the orchestration."""
+
+    experiment: str
+    seed: int
+    samples: int
+    progress: object = None
+    point: dict = field(default_factory=dict)
+
+    def key(self, stream, **extra):
+        """Key of the stream ``stream`` at this grid point (seed, experiment, stream, point)."""
+        point = {**self.point, **extra}
+        text = ";".join(f"{k}={point[k]!r}" for k in sorted(point))
+        return stream_key(self.seed, self.experiment, stream, text)
+
+    def bar(self, stream):
+        """A progress callback for ``engine.run`` labelled with this stream."""
+        if self.progress is None:
+            return None
+        return lambda done: self.progress(f"{self.experiment} {stream}", done, self.samples)
+
+    def where(self, **extra):
+        point = {**self.point, **extra}
+        return f"{self.experiment} (" + ", ".join(f"{k}={v}" for k, v in point.items()) + ")"

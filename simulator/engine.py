@@ -1,0 +1,111 @@
+"""The block engine: cuts samples into blocks, runs a kernel over them, merges in order.
+
+A *kernel* is an ``@njit(parallel=True)`` function with the signature::
+
+    kernel(key, first, count, base, rem, *args, out, maxima)
+
+It simulates blocks ``first .. first+count-1`` of the stream ``key`` (block
+``b`` has ``base + (b < rem)`` samples and the generator state
+``rng._block_state(key, b)``), writes the central moments of each block into
+``out[j]`` (shape ``(K, 5)``) and the largest value of each monitored quantity
+into ``maxima[j]``. The engine calls it on chunks of blocks, merges the chunks
+in block order into ``NBATCH`` batches, checks every value is finite and reports
+progress; KeyboardInterrupt is honoured between chunks. The result depends on
+the seed and the sample count only: not on threads, chunking or timing.
+"""
+import math
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .errors import ParameterError, SimulationError
+from .stats import MOM_WIDTH, Sample, _merge_blocks, merge_all
+
+BLOCK_MAX = 16384
+NBATCH = 64
+MIN_SAMPLES = 1000
+_CHUNK_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How ``samples`` are cut: ``nblocks`` blocks (a multiple of NBATCH) of ``base`` or ``base+1``."""
+
+    samples: int
+    nblocks: int
+    base: int
+    rem: int
+
+    @classmethod
+    def of(cls, samples):
+        samples = int(samples)
+        if samples < MIN_SAMPLES:
+            raise ParameterError(
+                f"samples={samples}: need at least {MIN_SAMPLES} for a Monte Carlo error estimate")
+        nblocks = NBATCH * math.ceil(samples / (NBATCH * BLOCK_MAX))
+        base, rem = divmod(samples, nblocks)
+        return cls(samples, nblocks, base, rem)
+
+    def block_size(self, b):
+        return self.base + (1 if b < self.rem else 0)
+
+
+def set_threads(threads):
+    """Use ``threads`` Numba threads (None: all cores); returns the count in use."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    threads = limit if threads is None else int(threads)
+    if not 1 <= threads <= limit:
+        raise ParameterError(f"threads={threads}: must be between 1 and {limit}")
+    numba.set_num_threads(threads)
+    return threads
+
+
+def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
+    """Run ``kernel`` over all blocks of ``samples`` and return the merged :class:`Sample`.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        See the module docstring for its signature.
+    args : tuple
+        Extra arguments between ``rem`` and ``out``.
+    nvars : int
+        Number of variables K whose moments the kernel writes.
+    samples : int
+        Total number of samples.
+    key : ndarray of shape (2,), dtype uint64
+        The stream key (``rng.stream_key``).
+    nmax : int
+        Number of monitored maxima L.
+    where : str
+        Names the experiment and parameters in error messages.
+    progress : callable or None
+        Called as ``progress(samples_done)`` after each chunk.
+    """
+    plan = Plan.of(samples)
+    per_batch = plan.nblocks // NBATCH
+    batches = np.zeros((NBATCH, nvars, MOM_WIDTH))
+    maxima = np.full(nmax, -np.inf)
+    chunk = numba.get_num_threads()
+    first = 0
+    while first < plan.nblocks:
+        count = min(chunk, plan.nblocks - first)
+        out = np.empty((count, nvars, MOM_WIDTH))
+        ext = np.full((count, nmax), -np.inf)
+        start = time.perf_counter()
+        kernel(key, first, count, plan.base, plan.rem, *args, out, ext)
+        took = time.perf_counter() - start
+        if not (np.isfinite(out).all() and not np.isnan(ext).any()):
+            raise SimulationError(f"non-finite value in {where or 'a kernel'}: "
+                                  "the parameters overflow float64")
+        _merge_blocks(batches, out, first, per_batch)
+        if nmax:
+            maxima = np.maximum(maxima, ext.max(axis=0))
+        first += count
+        if progress is not None:
+            progress(min(first * plan.base + min(first, plan.rem), samples))
+        if took < _CHUNK_SECONDS / 2:
+            chunk *= 2
+    return Sample(merge_all(batches), batches, maxima)

@@ -1,0 +1,164 @@
+"""C1 — the dropout gradient equals a regularized gradient (document §1; Baldi & Sadowski 2013).
+
+One linear unit ``O = Σ δ_i w_i I_i`` with squared error against a target t.
+Samples gates (and inputs, with ``inputs=random``) and averages the gradient
+``∂E_D/∂w_i = −(t − O) δ_i I_i`` and the loss ``E_D = ½ (t − O)²``, for plain
+and for inverted dropout (``O = Σ δ_i w_i I_i / p_i``). With a fixed input the
+expectation is a finite sum over the 2ⁿ masks, which is also computed exactly.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .. import closed_forms as cf
+from ..catalog import CheckSpec, Experiment, Param
+from ..engine import run as run_engine
+from ..errors import ParameterError
+from ..rng import _block_state, _fill_normal, _keep, keep_threshold, stream_key
+from ..stats import ACC_WIDTH, _finish, _push
+from ..verdict import Check
+
+ENUM_MAX_N = 20
+
+
+@njit(cache=True, parallel=True)
+def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
+                     out, maxima):
+    """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block."""
+    n = w.size
+    for j in prange(count):
+        b = first + j
+        s = _block_state(key, b)
+        acc = np.zeros((2 * n + 2, ACC_WIDTH))
+        x = I.copy()
+        gate = np.empty(n)
+        for _ in range(base + (1 if b < rem else 0)):
+            if random_inputs:
+                _fill_normal(s, x, c, sd)
+            o = 0.0
+            oi = 0.0
+            for i in range(n):
+                g = _keep(s, thresholds[i])
+                gate[i] = g
+                o += g * w[i] * x[i]
+                oi += g * w[i] * x[i] / p[i]
+            r = t - o
+            ri = t - oi
+            for i in range(n):
+                _push(acc, i, -r * gate[i] * x[i])
+                _push(acc, n + 1 + i, -ri * gate[i] * x[i] / p[i])
+            _push(acc, n, 0.5 * r * r)
+            _push(acc, 2 * n + 1, 0.5 * ri * ri)
+        _finish(acc, out[j])
+
+
+@njit(cache=True)
+def _enumerate_masks(w, I, p, t):
+    """Exact expectations over all 2ⁿ masks, same layout as :func:`_gradient_blocks`.
+
+    Sums in two levels (1024 masks at a time) to keep rounding error small.
+    """
+    n = w.size
+    total = np.zeros(2 * n + 2)
+    part = np.zeros(2 * n + 2)
+    for mask in range(1 << n):
+        prob = 1.0
+        o = 0.0
+        oi = 0.0
+        for i in range(n):
+            if (mask >> i) & 1:
+                prob *= p[i]
+                o += w[i] * I[i]
+                oi += w[i] * I[i] / p[i]
+            else:
+                prob *= 1.0 - p[i]
+        r = t - o
+        ri = t - oi
+        for i in range(n):
+            if (mask >> i) & 1:
+                part[i] += prob * (-r * I[i])
+                part[n + 1 + i] += prob * (-ri * I[i] / p[i])
+        part[n] += prob * 0.5 * r * r
+        part[2 * n + 1] += prob * 0.5 * ri * ri
+        if (mask & 1023) == 1023 or mask == (1 << n) - 1:
+            total += part
+            part[:] = 0.0
+    return total
+
+
+def setup(seed, n, c, v):
+    """The weights and the fixed input of the unit, drawn from the seed (not from p)."""
+    rng = np.random.default_rng(stream_key(seed, "dropout-gradient", "setup", n, c, v))
+    w = rng.normal(0.0, 1.0, n)
+    I = c + np.sqrt(v) * rng.normal(0.0, 1.0, n)
+    return w, I
+
+
+def _validate(values):
+    if values["p_units"] is not None and len(values["p_units"]) != values["n"]:
+        raise ParameterError(f"p_units has {len(values['p_units'])} values: need n={values['n']}")
+
+
+def run(p, q, ctx):
+    n, t, c, v = q["n"], q["t"], q["c"], q["v"]
+    fixed = q["inputs"] == "fixed"
+    pk = np.full(n, float(p)) if q["p_units"] is None else np.array(q["p_units"], dtype=float)
+    w, I = setup(ctx.seed, n, c, v)
+    m, M = cf.moments_fixed(I) if fixed else cf.moments_iid(n, c, v)
+    params = {"p": p, **q, "p_units": pk.tolist(), "w": w.round(6).tolist()}
+    if fixed:
+        params["I"] = I.round(6).tolist()
+    thresholds = np.array([keep_threshold(x) for x in pk], dtype=np.uint64)
+    sample = run_engine(_gradient_blocks, (w, I, thresholds, pk, float(t), not fixed, float(c), float(np.sqrt(v))),
+                        2 * n + 2, ctx.samples, ctx.key("masks"), where=ctx.where(), progress=ctx.bar("masks"))
+    forms = [
+        ("grad", cf.dropout_gradient(w, m, M, pk, t), "∂E_N/∂w_i + w_i p_i(1−p_i) I_i²", 0),
+        ("loss", [cf.dropout_loss(w, m, M, pk, t)], "E_N + ½Σ w_i² I_i² p_i(1−p_i)", n),
+        ("inv-grad", cf.inverted_dropout_gradient(w, m, M, pk, t), "∂E/∂w_i + w_i I_i² (1−p_i)/p_i", n + 1),
+        ("inv-loss", [cf.inverted_dropout_loss(w, m, M, pk, t)], "½(t−w·I)² + ½Σ w_i² I_i² (1−p_i)/p_i", 2 * n + 1),
+    ]
+    exact = fixed and n <= ENUM_MAX_N
+    enum = _enumerate_masks(w, I, pk, float(t)) if exact else None
+    checks = []
+    for name, values, formula, offset in forms:
+        scale = float(np.max(np.abs(values)))
+        for i, value in enumerate(values):
+            label = f"{name}[{i + 1}]" if len(values) > 1 else name
+            est = sample.mean(offset + i)
+            checks.append(Check(label, "exact", float(value), est.value, est.mcse, params, formula=formula))
+        if exact:
+            for i, value in enumerate(values):
+                label = f"enum-{name}[{i + 1}]" if len(values) > 1 else f"enum-{name}"
+                checks.append(Check(label, "enumeration", float(value), float(enum[offset + i]), 0.0, params,
+                                    formula=formula, scale=scale))
+    return checks
+
+
+EXPERIMENT = Experiment(
+    name="dropout-gradient",
+    claim_id="C1",
+    claim="The expected dropout gradient is the gradient of the weight-scaled network plus "
+          "w_i p_i(1−p_i) I_i²: dropout acts as a regularizer.",
+    source="document §1; Baldi & Sadowski 2013",
+    params=(
+        Param("n", "int", 4, "number of inputs of the unit", low=1, high=1024),
+        Param("t", "float", 1.0, "regression target"),
+        Param("c", "float", 0.5, "mean of the inputs"),
+        Param("v", "float", 1.0, "variance of the inputs", low=0.0),
+        Param("inputs", "choice", "fixed", "fixed: one input vector drawn once from the seed "
+              "(the claim's condition; masks only random); random: I ~ N(c, v) i.i.d. per sample",
+              choices=("fixed", "random")),
+        Param("p_units", "floats", None, "per-input keep probabilities (n values); default: p for all",
+              low=0.0, high=1.0, low_open=True, none=True),
+    ),
+    checks=(
+        CheckSpec("grad[i]", "exact", "E[∂E_D/∂w_i] vs ∂E_N/∂w_i + w_i p_i(1−p_i) I_i²"),
+        CheckSpec("loss", "exact", "E[E_D] vs E_N + ½Σ w_i² I_i² p_i(1−p_i)"),
+        CheckSpec("inv-grad[i]", "exact", "inverted dropout: E[∂E_D/∂w_i] vs ∂E/∂w_i + w_i I_i²(1−p_i)/p_i"),
+        CheckSpec("inv-loss", "exact", "inverted dropout: E[E_D] vs ½(t−w·I)² + ½Σ w_i² I_i²(1−p_i)/p_i"),
+        CheckSpec("enum-*", "enumeration", "the same four identities summed over all 2ⁿ masks (fixed input, n ≤ 20)"),
+    ),
+    run=run,
+    samples=1_000_000,
+    notes="Weights w ~ N(0, 1) and the fixed input I ~ N(c, v) are drawn once from the seed.",
+    validate=_validate,
+)

@@ -1,0 +1,133 @@
+"""C2 — inverted dropout keeps the mean and inflates the variance (document §1).
+
+Samples ``h`` from a distribution with mean c and variance v, a gate
+``d ~ Bernoulli(p)``, and ``h' = d h / p``. Compares the mean and variance of h'
+with the closed forms, and with the document's variance formula as written
+(an erratum: ``μ_h`` where ``μ_h²`` belongs).
+"""
+import numpy as np
+from numba import njit, prange
+from scipy.optimize import brentq
+from scipy.stats import norm
+
+from .. import closed_forms as cf
+from ..catalog import CheckSpec, Experiment, Param
+from ..engine import run as run_engine
+from ..errors import ParameterError
+from ..rng import _block_state, _keep, _normal_pair, _uniform, keep_threshold
+from ..stats import ACC_WIDTH, _finish, _push
+from ..verdict import Check
+
+DISTS = ("normal", "uniform", "relu-normal")
+
+
+@njit(cache=True)
+def _draw(s, dist, a, b):
+    """One input: normal N(a, b²), uniform on [a − b, a + b], or max(0, N(a, b²))."""
+    if dist == 0:
+        return a + b * _normal_pair(s)[0]
+    if dist == 1:
+        return a + b * (2.0 * _uniform(s) - 1.0)
+    return max(0.0, a + b * _normal_pair(s)[0])
+
+
+@njit(cache=True, parallel=True)
+def _inverted_blocks(key, first, count, base, rem, dist, a, b, threshold, p, out, maxima):
+    """Moments of [h', (h' − h)²] per block."""
+    for j in prange(count):
+        blk = first + j
+        s = _block_state(key, blk)
+        acc = np.zeros((2, ACC_WIDTH))
+        for _ in range(base + (1 if blk < rem else 0)):
+            h = _draw(s, dist, a, b)
+            hp = _keep(s, threshold) * h / p
+            _push(acc, 0, hp)
+            _push(acc, 1, (hp - h) ** 2)
+        _finish(acc, out[j])
+
+
+def relu_normal_parameters(c, v):
+    """``(μ, s)`` such that ``max(0, N(μ, s²))`` has mean c and variance v.
+
+    Notes
+    -----
+    With ``a = μ/s`` the rectified normal has mean ``s (a Φ(a) + φ(a))`` and
+    second moment ``s² ((a² + 1) Φ(a) + a φ(a))``; ``v/c²`` fixes a (it falls
+    monotonically in a), then c fixes s.
+    """
+    if c <= 0 or v <= 0:
+        raise ParameterError(f"dist=relu-normal needs c > 0 and v > 0 (got c={c:g}, v={v:g})")
+
+    def g1(a):
+        return a * norm.cdf(a) + norm.pdf(a)
+
+    def excess(a):
+        g2 = (a * a + 1) * norm.cdf(a) + a * norm.pdf(a)
+        return np.log(g2 / g1(a) ** 2 - 1) - np.log(v / c ** 2)
+
+    lo, hi = -25.0, 1e4
+    if not excess(lo) > 0 > excess(hi):
+        raise ParameterError(f"dist=relu-normal cannot have v/c² = {v / c ** 2:g}")
+    a = brentq(excess, lo, hi, xtol=1e-14)
+    s = c / g1(a)
+    return a * s, s
+
+
+def _dist_parameters(dist, c, v):
+    if dist == "normal":
+        return 0, c, np.sqrt(v)
+    if dist == "uniform":
+        return 1, c, np.sqrt(3.0 * v)
+    return (2, *relu_normal_parameters(c, v))
+
+
+def _validate(values):
+    if "relu-normal" in values["dist"]:
+        relu_normal_parameters(values["c"], values["v"])
+
+
+def run(p, q, ctx):
+    c, v = q["c"], q["v"]
+    checks = []
+    for dist in q["dist"]:
+        code, a, b = _dist_parameters(dist, c, v)
+        sample = run_engine(_inverted_blocks, (code, float(a), float(b), keep_threshold(p), float(p)), 2,
+                            ctx.samples, ctx.key("gates", dist=dist), where=ctx.where(dist=dist),
+                            progress=ctx.bar(dist))
+        params = {"p": p, "c": c, "v": v, "dist": dist}
+        mean, var, mask = sample.mean(0), sample.var(0), sample.mean(1)
+        checks += [
+            Check(f"mean ({dist})", "exact", cf.inverted_mean(c, v, p), mean.value, mean.mcse, params,
+                  formula="E[h'] = μ_h"),
+            Check(f"var ({dist})", "exact", cf.inverted_variance(c, v, p), var.value, var.mcse, params,
+                  formula="Var(h') = σ²/p + ((1−p)/p) μ²"),
+            Check(f"var-as-written ({dist})", "erratum", cf.inverted_variance_as_written(c, v, p),
+                  var.value, var.mcse, params, formula="document: Var(h') = E(h²)/p − μ_h"),
+            Check(f"mask-var ({dist})", "exact", cf.inverted_mask_variance(c, v, p), mask.value, mask.mcse,
+                  params, formula="E[(h'−h)²] = E[h²](1−p)/p"),
+        ]
+    return checks
+
+
+EXPERIMENT = Experiment(
+    name="inverted-dropout",
+    claim_id="C2",
+    claim="Inverted dropout h' = d h / p keeps the mean and changes the variance: "
+          "Var(h') = E(h²)/p − μ_h² (the document's last line writes − μ_h: an erratum).",
+    source="document §1",
+    params=(
+        Param("c", "float", 2.0, "input mean μ_h"),
+        Param("v", "float", 1.0, "input variance σ_h²", low=0.0),
+        Param("dist", "choices", DISTS, "input distributions, each with mean c and variance v", choices=DISTS),
+    ),
+    checks=(
+        CheckSpec("mean (dist)", "exact", "E[h'] vs μ_h"),
+        CheckSpec("var (dist)", "exact", "Var(h') vs σ²/p + ((1−p)/p) μ²"),
+        CheckSpec("var-as-written (dist)", "erratum", "Var(h') vs the document's E(h²)/p − μ_h"),
+        CheckSpec("mask-var (dist)", "exact", "E[(h'−h)²] vs E[h²](1−p)/p (mask noise alone)"),
+    ),
+    run=run,
+    samples=1_000_000,
+    notes="The erratum agrees with the truth only when c ∈ {0, 1}; the default c = 2 separates them.",
+    validate=_validate,
+)

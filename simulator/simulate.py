@@ -1,0 +1,163 @@
+"""Run experiments of the catalog and judge their checks: the library entry point.
+
+>>> from simulator import simulate
+>>> result = simulate(p=0.5, experiments=["inverted-dropout"], samples=100_000)
+>>> [c["verdict"] for c in result.checks][:2]
+['confirmed', 'confirmed']
+"""
+import math
+import platform
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy
+
+from . import __version__
+from .catalog import Context, suggest
+from .engine import MIN_SAMPLES, set_threads
+from .errors import ParameterError
+from .experiments import CATALOG
+from .verdict import judge, z_threshold
+
+DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
+DEFAULT_ALPHA = 0.001
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a run produced: ``meta`` (the run) and ``checks`` (one dict per check).
+
+    The layout is the JSON contract of ``cli.py simulate --format json``.
+    """
+
+    meta: dict
+    checks: list
+
+
+def check_p(p):
+    """Validate a keep probability: a number in (0, 1]."""
+    try:
+        x = float(p)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (0.0 < x <= 1.0):
+        raise ParameterError(f"p={p}: the keep probability must be a number in (0, 1]")
+    return x
+
+
+def check_samples(samples):
+    """Validate a sample count (int, or text such as ``1e7`` or ``10_000_000``)."""
+    try:
+        x = float(str(samples).strip().replace("_", ""))
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and x.is_integer() and x >= MIN_SAMPLES):
+        raise ParameterError(f"samples={samples}: must be a whole number ≥ {MIN_SAMPLES} (e.g. 1e6)")
+    return int(x)
+
+
+def check_seed(seed):
+    """Validate a seed: a non-negative integer."""
+    try:
+        x = int(str(seed).strip())
+    except ValueError:
+        x = -1
+    if x < 0:
+        raise ParameterError(f"seed={seed}: must be a non-negative integer")
+    return x
+
+
+def select(experiments=None):
+    """The experiments named (all when None), in catalog order of request."""
+    if not experiments:
+        return list(CATALOG.values())
+    chosen = []
+    for name in experiments:
+        if name not in CATALOG:
+            raise ParameterError(f"unknown experiment {name!r}{suggest(name, CATALOG)}; "
+                                 f"valid: {', '.join(CATALOG)}")
+        if CATALOG[name] not in chosen:
+            chosen.append(CATALOG[name])
+    return chosen
+
+
+def resolve(chosen, settings=None):
+    """Parameters of each chosen experiment, with ``settings`` applied where the name exists."""
+    settings = dict(settings or {})
+    known = {q.name for e in chosen for q in e.params}
+    for name in settings:
+        if name not in known:
+            raise ParameterError(f"unknown parameter {name!r}{suggest(name, known)}; "
+                                 f"valid: {', '.join(sorted(known))}")
+    return [e.resolve({k: v for k, v in settings.items() if k in {q.name for q in e.params}}) for e in chosen]
+
+
+def versions():
+    return {"simulator": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy.__version__}
+
+
+def _number(x):
+    """JSON-safe float: None for NaN or infinity."""
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=None, settings=None,
+             alpha=DEFAULT_ALPHA, progress=None):
+    """Run experiments at keep probability ``p`` and judge every check.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability in (0, 1] (PyTorch's ``nn.Dropout`` takes the drop probability ``1 − p``).
+    experiments : list of str, optional
+        Names from the catalog; all when None.
+    samples : int or str, optional
+        Monte Carlo samples per stream; each experiment's default when None.
+    seed : int
+        Determines every random number, whatever the thread count.
+    threads : int, optional
+        Numba threads; all cores when None.
+    settings : dict, optional
+        Parameter name → value (or text), applied to every chosen experiment that has it.
+    alpha : float
+        Family-wise error level over all checks of the run (Bonferroni).
+    progress : callable, optional
+        ``progress(label, done, total)`` during long runs.
+
+    Returns
+    -------
+    Result
+    """
+    p = check_p(p)
+    seed = check_seed(seed)
+    samples = None if samples is None else check_samples(samples)
+    if not (0.0 < float(alpha) < 1.0):
+        raise ParameterError(f"alpha={alpha}: must be in (0, 1)")
+    chosen = select(experiments)
+    values = resolve(chosen, settings)
+    threads = set_threads(threads)
+    start = time.perf_counter()
+    measured = []
+    for exp, q in zip(chosen, values):
+        ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **q})
+        measured += [(exp, ctx.samples, c) for c in exp.run(p, q, ctx)]
+    tested = sum(c.kind not in ("enumeration", "measurement") for _, _, c in measured)
+    zstar = z_threshold(alpha, tested)
+    rows = []
+    for exp, n, c in measured:
+        j = judge(c, zstar)
+        rows.append({
+            "experiment": exp.name, "check": c.check, "claim": exp.claim_id, "source": exp.source,
+            "kind": c.kind, "params": c.params, "formula": c.formula,
+            "closed_form": _number(c.closed_form), "estimate": _number(c.estimate), "mcse": _number(c.mcse),
+            "z": _number(j.z), "rel_error": _number(j.rel_error), "tolerance": c.tolerance,
+            "resolution": _number(j.resolution), "verdict": j.verdict, "samples": n,
+        })
+    meta = {"p": p, "p_meaning": "keep probability (PyTorch nn.Dropout takes 1 − p)", "seed": seed,
+            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": zstar,
+            "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
+            "versions": versions()}
+    return Result(meta, rows)

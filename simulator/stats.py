@@ -1,0 +1,156 @@
+"""Streaming statistics: per-block moments, Chan/Pébay merging, estimates with MCSE.
+
+A kernel accumulates, per block and per variable, shifted power sums (shift =
+the block's first value of that variable), turns them into central moments
+``(n, mean, M2, M3, M4)`` and hands them over; blocks are merged in index order
+with the pairwise formulas of Chan et al. (1979) and Pébay (2008). Everything is
+float64.
+
+Notes
+-----
+Monte Carlo standard errors (N samples, sample central moments m2, m4):
+
+- mean: ``s / sqrt(N)``;
+- unbiased variance ``s²``: ``sqrt((m4 - m2²) / N) = σ² sqrt((κ - 1) / N)``, the
+  kurtosis-aware form (Bernoulli-masked and ReLU outputs are heavy-tailed);
+- any smooth function of the moments (ratios, differences of variances):
+  batch means, the standard deviation of the function over the ``B`` batches
+  of consecutive blocks divided by ``sqrt(B)``.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+# Layout of an accumulator row: count, shift, S1, S2, S3, S4.
+ACC_WIDTH = 6
+# Layout of a moment row: count, mean, M2, M3, M4 (central sums).
+MOM_WIDTH = 5
+
+
+@njit(cache=True)
+def _push(acc, k, x):
+    """Add value ``x`` of variable ``k`` to the accumulator ``acc``."""
+    if acc[k, 0] == 0.0:
+        acc[k, 1] = x
+    y = x - acc[k, 1]
+    y2 = y * y
+    acc[k, 0] += 1.0
+    acc[k, 2] += y
+    acc[k, 3] += y2
+    acc[k, 4] += y2 * y
+    acc[k, 5] += y2 * y2
+
+
+@njit(cache=True)
+def _finish(acc, out):
+    """Central moments ``(n, mean, M2, M3, M4)`` of each accumulator row into ``out``."""
+    for k in range(acc.shape[0]):
+        n = acc[k, 0]
+        if n == 0.0:
+            out[k, :] = 0.0
+            continue
+        d = acc[k, 2] / n
+        s2, s3, s4 = acc[k, 3], acc[k, 4], acc[k, 5]
+        out[k, 0] = n
+        out[k, 1] = acc[k, 1] + d
+        out[k, 2] = max(s2 - n * d * d, 0.0)
+        out[k, 3] = s3 - 3.0 * d * s2 + 2.0 * n * d ** 3
+        out[k, 4] = max(s4 - 4.0 * d * s3 + 6.0 * d * d * s2 - 3.0 * n * d ** 4, 0.0)
+
+
+@njit(cache=True)
+def _merge(a, b):
+    """Merge moment rows ``b`` into ``a`` in place (Pébay 2008, eq. 2.1-2.4)."""
+    for k in range(a.shape[0]):
+        na, nb = a[k, 0], b[k, 0]
+        if nb == 0.0:
+            continue
+        if na == 0.0:
+            a[k, :] = b[k, :]
+            continue
+        n = na + nb
+        d = b[k, 1] - a[k, 1]
+        m2a, m2b, m3a, m3b = a[k, 2], b[k, 2], a[k, 3], b[k, 3]
+        a[k, 4] += (b[k, 4] + d ** 4 * na * nb * (na * na - na * nb + nb * nb) / n ** 3
+                    + 6.0 * d * d * (na * na * m2b + nb * nb * m2a) / (n * n)
+                    + 4.0 * d * (na * m3b - nb * m3a) / n)
+        a[k, 3] += (m3b + d ** 3 * na * nb * (na - nb) / (n * n)
+                    + 3.0 * d * (na * m2b - nb * m2a) / n)
+        a[k, 2] += m2b + d * d * na * nb / n
+        a[k, 1] += d * nb / n
+        a[k, 0] = n
+
+
+@njit(cache=True)
+def _merge_blocks(batches, blocks, first, blocks_per_batch):
+    """Merge per-block moments, in block order, into their batches."""
+    for j in range(blocks.shape[0]):
+        _merge(batches[(first + j) // blocks_per_batch], blocks[j])
+
+
+def merge_all(rows):
+    """Merge a sequence of moment arrays in order; returns a new array."""
+    total = np.zeros_like(rows[0])
+    for r in rows:
+        _merge(total, r)
+    return total
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo estimate and its standard error."""
+
+    value: float
+    mcse: float
+
+
+def mean_of(m, k):
+    """Sample mean of variable ``k`` of a moment array."""
+    return m[k, 1]
+
+
+def var_of(m, k):
+    """Unbiased sample variance of variable ``k`` of a moment array."""
+    return m[k, 2] / (m[k, 0] - 1.0)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Moments of all variables of one stream, in total and per batch.
+
+    Attributes
+    ----------
+    total : ndarray of shape (K, 5)
+        Moments over all samples.
+    batches : ndarray of shape (B, K, 5)
+        Moments over each batch of consecutive blocks.
+    maxima : ndarray of shape (L,)
+        Largest value of each monitored quantity (e.g. an identity's violation).
+    """
+
+    total: np.ndarray
+    batches: np.ndarray
+    maxima: np.ndarray
+
+    @property
+    def n(self):
+        return int(self.total[0, 0])
+
+    def mean(self, k):
+        """Mean of variable ``k``, MCSE ``s/√N``."""
+        m = self.total
+        return Estimate(m[k, 1], float(np.sqrt(var_of(m, k) / m[k, 0])))
+
+    def var(self, k):
+        """Unbiased variance of variable ``k``, kurtosis-aware MCSE ``sqrt((m4 − m2²)/N)``."""
+        m = self.total
+        n = m[k, 0]
+        m2, m4 = m[k, 2] / n, m[k, 4] / n
+        return Estimate(var_of(m, k), float(np.sqrt(max(m4 - m2 * m2, 0.0) / n)))
+
+    def derived(self, f):
+        """``f(moments)`` on the total, MCSE by batch means over the batches."""
+        per_batch = np.array([f(b) for b in self.batches])
+        mcse = float(np.std(per_batch, ddof=1) / np.sqrt(len(per_batch)))
+        return Estimate(float(f(self.total)), mcse)

@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+from simulator.verdict import Check, judge
+
+
+def assert_matches(estimate, mcse, closed_form, zmax=5.0):
+    """The one helper for "estimate matches closed form": |z| < zmax in units of the MCSE."""
+    assert mcse > 0, "a Monte Carlo check needs a positive MCSE"
+    z = (estimate - closed_form) / mcse
+    assert abs(z) < zmax, f"estimate {estimate} vs closed form {closed_form}: z = {z:.2f}"
+
+
+@pytest.fixture
+def refuted():
+    """Judge an estimate against a (wrong) formula and return whether it is refuted at z* = 5."""
+    def _refuted(closed_form, estimate, mcse, kind="exact"):
+        return judge(Check("wrong", kind, closed_form, estimate, mcse), 5.0).verdict == "refuted"
+    return _refuted
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
