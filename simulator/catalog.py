@@ -2,7 +2,9 @@
 
 An :class:`Experiment` declares its parameters (name, type, default, valid
 range), its checks (name, kind, what is compared), the claim in words, its
-source and a ``run`` function. ``run(p, params, ctx)`` returns a list of
+source and a ``run`` function. ``verify_points`` lists the parameter settings
+(beyond the defaults and the grid of p) that ``verify`` needs to cover the claim;
+``validate(values)`` checks combinations of parameters. ``run(p, params, ctx)`` returns a list of
 :class:`~simulator.verdict.Check`; judging them is done elsewhere.
 """
 import difflib
@@ -137,6 +139,7 @@ class Experiment:
     samples: int = 1_000_000
     notes: str = ""
     validate: object = None
+    verify_points: tuple = ({},)
 
     def param(self, name):
         for q in self.params:

@@ -105,3 +105,152 @@ def inverted_variance_as_written(c, v, p):
 def inverted_mask_variance(c, v, p):
     """``E[Var(h' | h)] = E[h²] (1 − p)/p``: the part of Var(h') due to the mask alone (exact)."""
     return (v + c * c) * (1 - p) / p
+
+
+# --- C3: the shift after ReLU (document §1; Wang & Manning 2013) ----------------
+
+def relu_gaussian_mean(mu, s):
+    """``E[ReLU(z)] = μ Φ(a) + s φ(a)``, ``a = μ/s``, for ``z ~ N(μ, s²)`` (exact for a Gaussian z).
+
+    Notes
+    -----
+    Used as the Gaussian (CLT) approximation of a weighted sum after dropout
+    (Wang & Manning 2013, fast dropout). ``s = 0`` gives ``max(μ, 0)``.
+    """
+    from scipy.stats import norm
+    mu, s = np.asarray(mu, dtype=float), np.asarray(s, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(s > 0, mu / np.where(s > 0, s, 1.0), 0.0)
+        out = np.where(s > 0, mu * norm.cdf(a) + s * norm.pdf(a), np.maximum(mu, 0.0))
+    return out[()] if out.ndim == 0 else out
+
+
+def relu_gaussian_second_moment(mu, s):
+    """``E[ReLU(z)²] = (μ² + s²) Φ(a) + μ s φ(a)``, ``a = μ/s``, for ``z ~ N(μ, s²)``."""
+    from scipy.stats import norm
+    if s == 0:
+        return max(mu, 0.0) ** 2
+    a = mu / s
+    return (mu * mu + s * s) * norm.cdf(a) + mu * s * norm.pdf(a)
+
+
+def dropout_sum_moments(w, x, p):
+    """Mean and sd over masks of ``z = Σ w_i d_i x_i / p`` for a fixed input x.
+
+    Notes
+    -----
+    ``μ = Σ w_i x_i`` (unchanged by inverted dropout) and
+    ``s² = ((1 − p)/p) Σ w_i² x_i²`` (THEORY.md C3). Exact; only the Gaussian
+    shape of z is an approximation.
+    """
+    w, x = np.asarray(w, dtype=float), np.asarray(x, dtype=float)
+    return float(w @ x), float(np.sqrt((1 - p) / p * np.sum(w * w * x * x)))
+
+
+# --- C4: batch normalization (document §2; Ioffe & Szegedy 2015; PyTorch) ------
+
+def batch_variance_mean(v, m):
+    """``E[σ_B²] = ((m − 1)/m) σ²``: the biased batch variance of m i.i.d. inputs (exact)."""
+    return (m - 1) / m * v
+
+
+def normalized_square_sum(m, batch_var, eps):
+    """``Σ x̂_i² = m σ_B² / (σ_B² + ε)`` for every non-constant batch (exact identity)."""
+    return m * batch_var / (batch_var + eps)
+
+
+def samuelson_bound(m):
+    """``|x̂_i| ≤ √(m − 1)`` for ε = 0 (Samuelson's inequality; equality when one value differs)."""
+    return float(np.sqrt(m - 1))
+
+
+def running_mean_expectation(c, momentum, steps):
+    """``E[running_mean]`` after ``steps`` updates from 0 with i.i.d. batches of mean c (PyTorch semantics).
+
+    Notes
+    -----
+    ``running ← (1 − momentum)·running + momentum·μ_B``, starting at 0, gives
+    ``(1 − (1 − momentum)^steps) c``. ``momentum=None`` (cumulative average) gives c. Exact.
+    """
+    if momentum is None:
+        return float(c)
+    return (1 - (1 - momentum) ** steps) * c
+
+
+def running_var_expectation(v, momentum, steps):
+    """``E[running_var]`` after ``steps`` updates from 1 with the **unbiased** batch variance (PyTorch).
+
+    Notes
+    -----
+    ``(1 − momentum)^steps · 1 + (1 − (1 − momentum)^steps) v``, since the unbiased
+    batch variance has expectation v; ``momentum=None`` gives v. Exact.
+    """
+    if momentum is None:
+        return float(v)
+    keep = (1 - momentum) ** steps
+    return keep + (1 - keep) * v
+
+
+def eval_output_limits(v, eps, gamma=1.0, beta=0.0):
+    """Limits of the eval-mode BN output on training-distribution data: mean β, variance γ² σ²/(σ² + ε)."""
+    return beta, gamma * gamma * v / (v + eps)
+
+
+# --- C5: dropout before BN, the variance shift (Li et al., CVPR 2019) ----------
+
+def multiplicative_train_variance(c, v, s2):
+    """``Var_train = (1 + s²)(c² + v) − c²`` for ``X = x (1 + r)``, r of mean 0 and variance s² (exact)."""
+    return (1 + s2) * (c * c + v) - c * c
+
+
+def noise_variance(noise, p, beta=0.1):
+    """Variance s² of the mean-1 multiplicative noise of each variant.
+
+    Notes
+    -----
+    Bernoulli inverted dropout ``a/p``: ``(1 − p)/p``; Gaussian dropout ``N(1, (1 − p)/p)``:
+    the same; Uout ``1 + U(−β, β)``: ``β²/3`` (Li et al. 2019).
+    """
+    if noise == "uout":
+        return beta * beta / 3.0
+    return (1 - p) / p
+
+
+def dropout_train_variance(c, v, p):
+    """``Var_train(X) = (1/p)(c² + v) − c²`` for ``X = a x / p`` (Li et al. 2019; exact)."""
+    return (c * c + v) / p - c * c
+
+
+def variance_shift(c, v, p):
+    """``Δ(p) = Var_test / Var_train = v / ((1/p)(c² + v) − c²) ≤ 1`` (= p when c = 0; exact)."""
+    return v / dropout_train_variance(c, v, p)
+
+
+def weighted_sum_variances(c, v, s2, rho, w):
+    """``(Var_train, Var_test)`` of ``X = Σ_i w_i x_i (1 + r_i)`` before BN.
+
+    Notes
+    -----
+    d inputs of mean c, variance v, pairwise correlation ρ; independent noise of
+    variance s² (s² = (1 − p)/p for dropout). With ``d cos²θ = (Σ w)²/‖w‖²``:
+    ``Var_train = ((1 + s²)(c² + v) − c²) ‖w‖² + ρ v ‖w‖² (d cos²θ − 1)``,
+    ``Var_test = v ‖w‖² + ρ v ‖w‖² (d cos²θ − 1)`` (THEORY.md C5). Exact.
+    """
+    w = np.asarray(w, dtype=float)
+    nw2 = float(w @ w)
+    cross = rho * v * (float(w.sum()) ** 2 - nw2)
+    return multiplicative_train_variance(c, v, s2) * nw2 + cross, v * nw2 + cross
+
+
+# --- C6: dropout in regression (Wager et al. 2013; Srivastava et al. 2014 §9.1) --
+
+def dropout_regression_loss(X, y, w, p):
+    """``E‖y − X̃w‖² = ‖y − Xw‖² + ((1 − p)/p) wᵀ diag(XᵀX) w`` (inverted dropout on inputs; exact)."""
+    r = y - X @ w
+    return float(r @ r + (1 - p) / p * np.sum(np.diag(X.T @ X) * w * w))
+
+
+def dropout_ridge_minimizer(X, y, p):
+    """``w* = (XᵀX + ((1 − p)/p) diag(XᵀX))⁻¹ Xᵀy``, the minimizer of the expected dropout loss (exact)."""
+    G = X.T @ X
+    return np.linalg.solve(G + (1 - p) / p * np.diag(np.diag(G)), X.T @ y)
