@@ -5,14 +5,17 @@ Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-wr
 """
 import os
 import sys
+import tempfile
 
 import click
 
 from simulator import ParameterError, SimulationError, simulate
 from simulator.experiments import CATALOG
-from simulator.output import FORMATS, summary, write_atomic
-from simulator.simulate import DEFAULT_SEED
+from simulator.output import FORMATS, claims_text, summary, sweep_csv, to_json, write_atomic
+from simulator.simulate import DEFAULT_ALPHA, DEFAULT_SEED
+from simulator.sweep import sweep
 from simulator.verdict import expected
+from simulator.verify import P_GRID, verify
 
 P_HELP = "KEEP probability in (0, 1], as in the document (PyTorch's nn.Dropout(p) takes the DROP probability 1-p)."
 
@@ -34,6 +37,17 @@ def check_out(out):
     folder = os.path.dirname(os.path.abspath(out)) or "."
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise ParameterError(f"--out {out}: folder {folder} does not exist or is not writable")
+
+
+def check_out_dir(out):
+    """Fail before any work when the parent of the folder ``out`` cannot be created or written."""
+    parent = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ParameterError(f"--out {out}: cannot write in {parent} ({e.strerror})") from None
 
 
 class Progress:
@@ -94,6 +108,89 @@ def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, no_prog
     emit(FORMATS[fmt](result), out)
     if out:
         click.echo(summary(result), err=True)
+
+
+@cli.command("verify")
+@click.option("--quick", is_flag=True, help="1/20 of the default samples: seconds instead of a minute.")
+@click.option("--samples", default=None, metavar="N", help="Samples per stream for every experiment.")
+@click.option("--experiment", "experiments", multiple=True, metavar="NAME", help="Only these (repeatable).")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
+@click.option("--threads", type=int, default=None, help="Numba threads [default: all cores].")
+@click.option("--alpha", default=str(DEFAULT_ALPHA), show_default=True,
+              help="Family-wise error level over all z-tests (Bonferroni).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
+@click.option("--no-progress", is_flag=True, help="No progress on stderr.")
+def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, no_progress):
+    f"""A verdict on every claim of the document over p in {{{', '.join(map(str, P_GRID))}}}.
+
+    Exit status 0 when every check comes out as its kind expects (errata refuted, the rest
+    confirmed), 1 otherwise, 2 for bad usage.
+    """
+    check_out(out)
+    progress = Progress(not no_progress)
+    try:
+        v = verify(quick=quick, samples=samples, seed=seed, threads=threads, alpha=alpha,
+                   experiments=list(experiments), progress=progress)
+    finally:
+        progress.close()
+    text = to_json(v) if fmt == "json" else claims_text(v) + "\n" + FORMATS["table"](v)
+    emit(text, out)
+    if not v.ok:
+        click.echo("verify FAILED: " + ", ".join(f"{r['experiment']}/{r['check']} (p={r['params'].get('p')})"
+                                                 for r in v.failed), err=True)
+        sys.exit(1)
+
+
+@cli.command("sweep")
+@click.option("--experiment", required=True, metavar="NAME", help="The experiment to sweep.")
+@click.option("--grid", "grid", multiple=True, required=True, metavar="NAME=SPEC",
+              help="A list 16,64,256 or a range START:STOP:COUNT, e.g. p=0.1:1.0:10 (repeatable).")
+@click.option("--samples", default=None, metavar="N", help="Samples per stream.")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Fixed parameter (p included).")
+@click.option("--out", default=None, metavar="FILE.csv|FILE.json",
+              help="Write here (checkpointed: rerunning an interrupted sweep resumes) [default: CSV on stdout].")
+@click.option("--no-progress", is_flag=True)
+def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, no_progress):
+    """One experiment over a parameter grid: a tidy table, one row per check per point."""
+    if out is not None and not out.endswith((".csv", ".json")):
+        raise ParameterError(f"--out {out}: must end in .csv or .json")
+    check_out(out)
+    progress = Progress(not no_progress)
+    checkpoint = out + ".partial" if out else None
+    try:
+        result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
+                       threads=threads, progress=progress, checkpoint=checkpoint)
+    finally:
+        progress.close()
+    emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)
+    if checkpoint and os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    if out:
+        click.echo(f"{len(result.checks)} rows written to {out}", err=True)
+
+
+@cli.command("report")
+@click.option("--out", default="reports/latest", show_default=True, metavar="DIR", help="Folder to write.")
+@click.option("--quick", is_flag=True, help="Small budgets: a first look in seconds.")
+@click.option("--samples", default=None, metavar="N", help="Samples per stream everywhere.")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def report_cmd(out, quick, samples, seed, threads, no_progress):
+    """Figures and a page showing each claim, its verdict and why (index.html, PNG/SVG, JSON)."""
+    from simulator.report import report  # imports matplotlib/seaborn: only for this command
+
+    check_out_dir(out)
+    progress = Progress(not no_progress)
+    try:
+        index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
+                       command=["cli.py"] + sys.argv[1:])
+    finally:
+        progress.close()
+    click.echo(f"report written: {index}")
 
 
 @cli.command("list")

@@ -3,7 +3,7 @@ import csv
 import io
 import json
 
-from .verdict import expected
+from .verdict import acceptable, expected
 
 
 def _g(x, digits=6):
@@ -14,14 +14,15 @@ def verdict_text(row):
     """The verdict, marked when it is not what the project expects of that kind."""
     v = row["verdict"]
     if row["kind"] == "erratum":
-        return f"{v} (erratum)" if v == "refuted" else f"{v} (erratum NOT refuted)"
+        return {"refuted": "refuted (erratum)", "inconclusive": "inconclusive (erratum: need more samples)"}.get(
+            v, f"{v} (erratum NOT refuted)")
     return v if v == expected(row["kind"]) else f"{v} !"
 
 
 def summary(result):
     """One line: how many checks came out as expected."""
     rows = result.checks
-    bad = [r for r in rows if r["verdict"] != expected(r["kind"])]
+    bad = [r for r in rows if r["verdict"] not in acceptable(r["kind"])]
     errata = sum(r["kind"] == "erratum" and r["verdict"] == "refuted" for r in rows)
     text = (f"{len(rows)} checks: {len(rows) - len(bad)} as expected "
             f"({errata} document errata refuted), {len(bad)} unexpected")
@@ -30,19 +31,28 @@ def summary(result):
     return text
 
 
+def header(meta):
+    """The first line: what p means, seed, threads and the z threshold."""
+    if "p" in meta:
+        what = f"p = {meta['p']:g} is the KEEP probability (PyTorch: nn.Dropout(p={1 - meta['p']:g}))"
+    else:
+        what = "p is the KEEP probability (PyTorch's nn.Dropout takes 1 − p)"
+    return (f"{what};  seed = {meta['seed']};  threads = {meta['threads']};  z* = {meta['z_threshold']:.2f} "
+            f"(family-wise α = {meta['alpha']:g} over {meta['checks_tested']} z-tests)")
+
+
 def table(result):
-    """A readable, fixed-width table grouped by experiment."""
-    m = result.meta
-    lines = [f"p = {m['p']:g} is the KEEP probability (PyTorch: nn.Dropout(p={1 - m['p']:g}));  "
-             f"seed = {m['seed']};  threads = {m['threads']};  "
-             f"z* = {m['z_threshold']:.2f} (family-wise α = {m['alpha']:g} over {m['checks_tested']} z-tests)"]
+    """A readable, fixed-width table grouped by experiment and p."""
+    lines = [header(result.meta)]
     head = ("check", "kind", "closed form", "estimate ± MCSE", "z", "resolution", "verdict")
     width = (30, 13, 14, 28, 9, 11, 0)
     current = None
     for r in result.checks:
-        if r["experiment"] != current:
-            current = r["experiment"]
-            lines += ["", f"{current} [{r['claim']}] — {r['source']}; {r['samples']:,} samples",
+        group = (r["experiment"], r["params"].get("p"))
+        if group != current:
+            current = group
+            at = "" if group[1] is None else f" at p = {group[1]:g}"
+            lines += ["", f"{r['experiment']} [{r['claim']}]{at} — {r['source']}; {r['samples']:,} samples",
                       "  " + "".join(h.ljust(w) for h, w in zip(head, width)).rstrip()]
         est = _g(r["estimate"], 8) if not r["mcse"] else f"{_g(r['estimate'])} ± {_g(r['mcse'], 2)}"
         cells = (r["check"], r["kind"], _g(r["closed_form"]), est,
@@ -54,8 +64,20 @@ def table(result):
     return "\n".join(lines) + "\n"
 
 
+def claims_text(verification):
+    """One paragraph per claim: what the document says, the verdict, the evidence."""
+    lines = []
+    for c in verification.claims:
+        lines.append(f"{c['claim']}  the document says {c['document']} — {c['verdict']}")
+        lines.append(f"    evidence: {c['evidence']}")
+    return "\n".join(lines) + "\n"
+
+
 def to_json(result):
-    return json.dumps({"meta": result.meta, "checks": result.checks}, indent=2, ensure_ascii=False) + "\n"
+    data = {"meta": result.meta, "checks": result.checks}
+    if hasattr(result, "claims"):
+        data["claims"] = result.claims
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 CSV_FIELDS = ("experiment", "check", "claim", "kind", "params", "closed_form", "estimate", "mcse", "z",
@@ -72,6 +94,17 @@ def to_csv(result):
 
 
 FORMATS = {"table": table, "json": to_json, "csv": to_csv}
+
+
+def sweep_csv(result):
+    """A tidy table: one row per check per grid point, the grid's parameters first."""
+    names = list(result.meta["grid"])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=names + list(CSV_FIELDS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in result.checks:
+        w.writerow({**r["point"], **r, "params": json.dumps(r["params"], ensure_ascii=False)})
+    return buf.getvalue()
 
 
 def write_atomic(path, text):

@@ -23,6 +23,7 @@ from .verdict import judge, z_threshold
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
 DEFAULT_ALPHA = 0.001
+P_MEANING = "keep probability (PyTorch nn.Dropout takes 1 − p)"
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ def check_samples(samples):
     if not (math.isfinite(x) and x.is_integer() and x >= MIN_SAMPLES):
         raise ParameterError(f"samples={samples}: must be a whole number ≥ {MIN_SAMPLES} (e.g. 1e6)")
     return int(x)
+
+
+def check_alpha(alpha):
+    """Validate a family-wise error level in (0, 1)."""
+    try:
+        x = float(alpha)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (0.0 < x < 1.0):
+        raise ParameterError(f"alpha={alpha}: must be a number in (0, 1)")
+    return x
 
 
 def check_seed(seed):
@@ -131,19 +143,45 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     -------
     Result
     """
-    p = check_p(p)
-    seed = check_seed(seed)
+    p, seed, alpha = check_p(p), check_seed(seed), check_alpha(alpha)
     samples = None if samples is None else check_samples(samples)
-    if not (0.0 < float(alpha) < 1.0):
-        raise ParameterError(f"alpha={alpha}: must be in (0, 1)")
     chosen = select(experiments)
     values = resolve(chosen, settings)
     threads = set_threads(threads)
     start = time.perf_counter()
+    measured = measure(p, chosen, values, seed, samples, progress)
+    rows, zstar, tested = judge_all(measured, alpha)
+    meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,
+            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": zstar,
+            "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
+            "versions": versions()}
+    return Result(meta, rows)
+
+
+def measure(p, chosen, values, seed, samples, progress=None):
+    """Run each experiment of ``chosen`` with its parameters ``values`` at keep probability p.
+
+    Returns a list of ``(experiment, samples, Check)``, not yet judged.
+    """
     measured = []
     for exp, q in zip(chosen, values):
         ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **q})
         measured += [(exp, ctx.samples, c) for c in exp.run(p, q, ctx)]
+    return measured
+
+
+def judge_all(measured, alpha):
+    """Judge measured checks at the Bonferroni threshold over all of them.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per check (the JSON contract).
+    zstar : float
+        The z threshold used.
+    tested : int
+        How many checks are z-tests (the Bonferroni family).
+    """
     tested = sum(c.kind not in ("enumeration", "measurement") for _, _, c in measured)
     zstar = z_threshold(alpha, tested)
     rows = []
@@ -154,10 +192,8 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
             "kind": c.kind, "params": c.params, "formula": c.formula,
             "closed_form": _number(c.closed_form), "estimate": _number(c.estimate), "mcse": _number(c.mcse),
             "z": _number(j.z), "rel_error": _number(j.rel_error), "tolerance": c.tolerance,
-            "resolution": _number(j.resolution), "verdict": j.verdict, "samples": n,
+            "resolution": _number(j.resolution),
+            "resolution_rel": _number(j.resolution / abs(c.closed_form)) if c.closed_form else None,
+            "verdict": j.verdict, "samples": n,
         })
-    meta = {"p": p, "p_meaning": "keep probability (PyTorch nn.Dropout takes 1 − p)", "seed": seed,
-            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": zstar,
-            "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
-            "versions": versions()}
-    return Result(meta, rows)
+    return rows, zstar, tested

@@ -102,7 +102,8 @@ def run(p, q, ctx):
             Check(f"var ({dist})", "exact", cf.inverted_variance(c, v, p), var.value, var.mcse, params,
                   formula="Var(h') = σ²/p + ((1−p)/p) μ²"),
             Check(f"var-as-written ({dist})", "erratum", cf.inverted_variance_as_written(c, v, p),
-                  var.value, var.mcse, params, formula="document: Var(h') = E(h²)/p − μ_h"),
+                  var.value, var.mcse, params, formula="document: Var(h') = E(h²)/p − μ_h",
+                  truth=cf.inverted_variance(c, v, p)),
             Check(f"mask-var ({dist})", "exact", cf.inverted_mask_variance(c, v, p), mask.value, mask.mcse,
                   params, formula="E[(h'−h)²] = E[h²](1−p)/p"),
         ]

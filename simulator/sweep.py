@@ -1,0 +1,128 @@
+"""Parameter grids: one experiment over the Cartesian product of parameter values.
+
+Each grid point is an ordinary :func:`~simulator.simulate.simulate` call, so its
+random streams derive from the seed and the point itself: adding points never
+changes the rows of the others. Its verdicts use the Bonferroni threshold over
+that point's own checks, for the same reason. Finished points can be kept in a
+checkpoint file (JSON lines) and a rerun of the same sweep resumes from it.
+"""
+import itertools
+import json
+import os
+
+import numpy as np
+
+from .errors import ParameterError
+from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, Result, check_alpha, check_p, check_samples, check_seed,
+                       resolve, select, simulate, versions)
+
+
+def parse_range(spec):
+    """Values of a grid SPEC: a list ``16,64,256`` or a range ``start:stop:count`` (both ends included)."""
+    text = str(spec).strip()
+    if ":" in text:
+        parts = text.split(":")
+        try:
+            start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+        except (ValueError, IndexError):
+            count = 0
+        if len(parts) != 3 or count < 1 or not (np.isfinite(start) and np.isfinite(stop)):
+            raise ParameterError(f"grid spec {spec!r}: a range is START:STOP:COUNT with COUNT ≥ 1, e.g. 0.1:1.0:10")
+        return [f"{x:.12g}" for x in np.linspace(start, stop, count)]
+    values = [v.strip() for v in text.split(",")]
+    if not text or any(not v for v in values):
+        raise ParameterError(f"grid spec {spec!r}: a list is comma-separated values, e.g. 16,64,256")
+    return values
+
+
+def parse_grid(items):
+    """``NAME=SPEC`` texts (or a dict name → SPEC or list) into an ordered dict name → list of texts."""
+    pairs = items.items() if isinstance(items, dict) else [i.partition("=")[::2] for i in items]
+    grid = {}
+    for name, spec in pairs:
+        name = name.strip()
+        if not name or spec in ("", None):
+            raise ParameterError(f"--grid {name}={spec}: expected NAME=SPEC, e.g. p=0.1:1.0:10 or d=16,64,256")
+        if name in grid:
+            raise ParameterError(f"--grid {name}: given twice")
+        grid[name] = parse_range(spec) if isinstance(spec, str) else [str(v) for v in spec]
+    return grid
+
+
+def points(grid):
+    """The Cartesian product of a grid, as a list of dicts in the order given."""
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _checkpoint_key(**what):
+    return json.dumps(what, sort_keys=True)
+
+
+def load_checkpoint(path):
+    """Finished points of an earlier run: key → rows. A torn last line (interrupted write) is ignored."""
+    done = {}
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                    done[entry["key"]] = entry["rows"]
+                except (ValueError, KeyError):
+                    continue
+    return done
+
+
+def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, threads=None,
+          alpha=DEFAULT_ALPHA, progress=None, checkpoint=None):
+    """Run ``experiment`` at every point of ``grid``.
+
+    Parameters
+    ----------
+    experiment : str
+    grid : dict or list of str
+        Name → SPEC (``"16,64,256"``, ``"0.1:1.0:10"``) or list of values; or ``NAME=SPEC`` texts.
+        ``p`` may be a grid name (default 0.5 otherwise, or ``settings["p"]``).
+    seed, samples, threads, alpha, progress
+        As for :func:`simulator.simulate`.
+    settings : dict, optional
+        Fixed parameters for every point.
+    checkpoint : str, optional
+        A JSON-lines file of finished points; points found there are not run again.
+
+    Returns
+    -------
+    Result
+        ``checks`` holds one row per check per point, each with its ``point``.
+    """
+    seed, alpha = check_seed(seed), check_alpha(alpha)
+    samples = None if samples is None else check_samples(samples)
+    grid = parse_grid(grid)
+    settings = dict(settings or {})
+    base_p = settings.pop("p", "0.5")
+    (exp,) = select([experiment])
+    todo = points(grid)
+    for point in todo:  # validate every point before any work
+        check_p(point.get("p", base_p))
+        resolve([exp], {**settings, **{k: v for k, v in point.items() if k != "p"}})
+    done = load_checkpoint(checkpoint)
+    rows = []
+    for i, point in enumerate(todo):
+        key = _checkpoint_key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha,
+                              settings={k: str(v) for k, v in settings.items()}, p=base_p, point=point)
+        if key not in done:
+            r = simulate(p=point.get("p", base_p), experiments=[exp.name], samples=samples, seed=seed,
+                         threads=threads, settings={**settings, **{k: v for k, v in point.items() if k != "p"}},
+                         alpha=alpha, progress=progress)
+            done[key] = json.loads(json.dumps([{**row, "point": point} for row in r.checks]))
+            if checkpoint:
+                with open(checkpoint, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"key": key, "rows": done[key]}) + "\n")
+        rows += done[key]
+        if progress is not None:
+            progress("sweep points", i + 1, len(todo))
+    # No timings or thread count here: the output depends on the seed and the grid only.
+    meta = {"experiment": exp.name, "grid": grid, "settings": {k: str(v) for k, v in settings.items()},
+            "p": None if "p" in grid else float(base_p), "seed": seed, "samples": samples, "alpha": alpha,
+            "versions": versions()}
+    return Result(meta, rows)

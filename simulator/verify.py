@@ -1,0 +1,139 @@
+"""A verdict on every claim of the document: all checks over a grid of p and settings.
+
+Every check of every experiment runs at each p of :data:`P_GRID` and at each
+setting of the experiment's ``verify_points``; the family-wise error level
+``alpha`` is controlled over all z-tests together (Bonferroni). The run passes
+when every check reaches the verdict its kind expects: erratum checks refuted,
+the others confirmed (measurements only reported).
+"""
+import time
+from dataclasses import dataclass
+
+from .engine import MIN_SAMPLES, set_threads
+from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed,
+                       judge_all, measure, select, versions)
+from .verdict import acceptable
+
+P_GRID = (0.1, 0.3, 0.5, 0.8, 1.0)
+QUICK_DIVISOR = 20
+
+# What the document says, claim by claim (THEORY.md gives the precise statements).
+DOCUMENT = {
+    "C1": "the expected dropout gradient is the weight-scaled network's gradient plus w_i p_i(1−p_i) I_i²: "
+          "dropout acts as a regularizer",
+    "C2": "inverted dropout keeps the mean and changes the variance, Var(h') = E(h²)/p − μ_h",
+    "C3": "the variance change shifts the results after a ReLU",
+    "C4": "BatchNorm normalizes each mini-batch with its mean and (biased) variance",
+    "C5": "Dropout before BN gives a different variance on the validation set",
+    "C6": "regression, judged by its loss, suffers from dropout; classification barely does",
+}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Result of :func:`verify`: ``meta``, ``checks`` (the JSON contract) and one summary per claim."""
+
+    meta: dict
+    checks: list
+    claims: list
+
+    @property
+    def failed(self):
+        """Checks whose verdict is not the one their kind expects."""
+        return [r for r in self.checks if r["verdict"] not in acceptable(r["kind"])]
+
+    @property
+    def ok(self):
+        return not self.failed
+
+
+def _claim_summary(claim, rows, zstar):
+    """One claim's verdict and evidence, in words."""
+    failed = [r for r in rows if r["verdict"] not in acceptable(r["kind"])]
+    tested = [r for r in rows if r["kind"] in ("exact", "inequality") and r["z"] is not None]
+    errata = [r for r in rows if r["kind"] == "erratum"]
+    approx = [r for r in rows if r["kind"] == "approximation"]
+    measured = [r for r in rows if r["kind"] == "measurement"]
+    enums = [r for r in rows if r["kind"] == "enumeration"]
+    ps = sorted({r["params"].get("p") for r in rows if r["params"].get("p") is not None})
+    if failed:
+        verdict = "REFUTED"
+    elif approx:
+        worst = max((r["rel_error"] or 0.0) for r in approx)
+        verdict = f"holds approximately (largest relative error {worst:.2%}, within the stated tolerances)"
+    elif tested or enums:
+        verdict = "confirmed"
+    else:
+        verdict = "measured"
+    if errata and not failed:
+        verdict += "; the document's formula as written is REFUTED (erratum)"
+    evidence = [f"{len(rows)} checks at p ∈ {{{', '.join(f'{p:g}' for p in ps)}}}"]
+    if tested:
+        evidence.append(f"largest |z| of exact checks {max(abs(r['z']) for r in tested):.2f} (z* = {zstar:.2f})")
+    if enums:
+        evidence.append(f"{len(enums)} exact enumerations, largest relative error "
+                        f"{max(r['rel_error'] or 0.0 for r in enums):.1e}")
+    if errata:
+        refuted = [abs(r["z"]) for r in errata if r["verdict"] == "refuted" and r["z"] is not None]
+        if refuted:
+            evidence.append(f"erratum refuted {len(refuted)} of {len(errata)} times, "
+                            f"by at least {min(refuted):.0f} MCSE")
+        unresolved = [r for r in errata if r["verdict"] == "inconclusive"]
+        if unresolved:
+            evidence.append(f"INCONCLUSIVE {len(unresolved)} times (formula as written within the resolution "
+                            f"of the truth, e.g. p={unresolved[0]['params'].get('p')}: more samples needed)")
+    if measured:
+        evidence.append(f"{len(measured)} quantities measured without a claim (see the table)")
+    if failed:
+        evidence.append("failed: " + ", ".join(f"{r['experiment']}/{r['check']} at p={r['params'].get('p')}"
+                                               for r in failed[:8]) + (" …" if len(failed) > 8 else ""))
+    return {"claim": claim, "document": DOCUMENT.get(claim, ""), "verdict": verdict,
+            "evidence": "; ".join(evidence), "ok": not failed}
+
+
+def plan(experiments=None, quick=False, samples=None):
+    """The grid: a list of ``(experiment, values, p, samples)`` to run."""
+    chosen = select(experiments)
+    runs = []
+    for exp in chosen:
+        n = samples or (max(MIN_SAMPLES, exp.samples // QUICK_DIVISOR) if quick else exp.samples)
+        for point in exp.verify_points:
+            values = exp.resolve(point)
+            runs += [(exp, values, p, n) for p in P_GRID]
+    return runs
+
+
+def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEFAULT_ALPHA, experiments=None,
+           progress=None):
+    """Run every check over the grid and judge each claim of the document.
+
+    Parameters
+    ----------
+    quick : bool
+        Use 1/20 of each experiment's default samples (seconds instead of a minute).
+    samples : int or str, optional
+        Samples per stream for every experiment (overrides ``quick``).
+    seed, threads, alpha, progress
+        As for :func:`simulator.simulate`.
+    experiments : list of str, optional
+        Restrict to these experiments.
+
+    Returns
+    -------
+    Verification
+    """
+    seed, alpha = check_seed(seed), check_alpha(alpha)
+    samples = None if samples is None else check_samples(samples)
+    runs = plan(experiments, quick, samples)
+    threads = set_threads(threads)
+    start = time.perf_counter()
+    measured = []
+    for exp, values, p, n in runs:
+        measured += measure(p, [exp], [values], seed, n, progress)
+    rows, zstar, tested = judge_all(measured, alpha)
+    claims = [_claim_summary(c, [r for r in rows if r["claim"] == c], zstar)
+              for c in dict.fromkeys(r["claim"] for r in rows)]
+    meta = {"p_grid": list(P_GRID), "p_meaning": P_MEANING, "seed": seed, "samples": samples, "quick": quick,
+            "threads": threads, "alpha": alpha, "z_threshold": zstar, "checks_tested": tested,
+            "elapsed_s": round(time.perf_counter() - start, 3), "versions": versions()}
+    return Verification(meta, rows, claims)

@@ -1,0 +1,127 @@
+"""verify, sweep and report, through the library and through the command line."""
+import json
+import os
+import re
+
+import pytest
+
+import cli
+from simulator import closed_forms as cf
+from simulator.sweep import parse_range, sweep
+from simulator.verify import verify
+
+
+def run_cli(capsys, *args):
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_verify_quick_passes_and_names_every_claim(capsys):
+    code, out, err = run_cli(capsys, "verify", "--quick", "--experiment", "dropout-gradient",
+                             "--experiment", "inverted-dropout", "--no-progress")
+    assert code == 0, err
+    assert "C1  the document says" in out and "C2  the document says" in out
+    assert "REFUTED (erratum)" in out
+
+
+def test_verify_fails_on_an_injected_wrong_formula(monkeypatch, capsys):
+    # The document's variance formula put in place of the corrected one: verify must refuse it.
+    monkeypatch.setattr(cf, "inverted_variance", cf.inverted_variance_as_written)
+    code, out, err = run_cli(capsys, "verify", "--quick", "--experiment", "inverted-dropout", "--no-progress")
+    assert code == 1
+    assert "verify FAILED" in err and "var (normal)" in err
+
+
+def test_verify_json_contract():
+    v = verify(quick=True, experiments=["inverted-dropout"])
+    assert v.ok and v.meta["z_threshold"] > 3
+    assert {c["claim"] for c in v.claims} == {"C2"}
+    assert all("resolution_rel" in r for r in v.checks)
+
+
+def test_erratum_underpowered_is_inconclusive_not_confirmed():
+    # At p = 0.1 the two formulas differ by 2 in a variance of 46: 1000 samples cannot tell them apart.
+    v = verify(samples=1000, experiments=["inverted-dropout"])
+    verdicts = {r["verdict"] for r in v.checks if r["kind"] == "erratum" and r["params"]["p"] == 0.1}
+    assert verdicts <= {"inconclusive", "refuted"} and "confirmed" not in verdicts
+
+
+@pytest.mark.parametrize("spec,want", [("16,64,256", ["16", "64", "256"]), ("0.1:1.0:10", None),
+                                       ("1:1:1", ["1"])])
+def test_parse_range(spec, want):
+    got = parse_range(spec)
+    if want is None:
+        assert len(got) == 10 and got[0] == "0.1" and got[-1] == "1" and got[2] == "0.3"
+    else:
+        assert got == want
+
+
+def test_sweep_rows_do_not_change_when_points_are_added():
+    small = sweep("inverted-dropout", {"p": "0.3,0.9"}, samples=5000, settings={"dist": "normal"})
+    large = sweep("inverted-dropout", {"p": "0.1,0.3,0.5,0.9", "c": "2"}, samples=5000,
+                  settings={"dist": "normal"})
+    key = lambda r: (r["params"]["p"], r["check"])  # noqa: E731
+    big = {key(r): r for r in large.checks}
+    for r in small.checks:
+        other = big[key(r)]
+        assert (r["estimate"], r["mcse"], r["verdict"]) == (other["estimate"], other["mcse"], other["verdict"])
+
+
+def test_sweep_cli_csv_and_resume_is_byte_identical(capsys, tmp_path):
+    out = tmp_path / "s.csv"
+    args = ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0.2,0.6", "--grid", "v=1,2",
+            "--set", "dist=uniform", "--samples", "4000", "--no-progress", "--out", str(out))
+    assert run_cli(capsys, *args)[0] == 0
+    first = out.read_bytes()
+    assert first.decode().splitlines()[0].startswith("p,v,experiment,check")
+    # Simulate an interruption after two points: keep a partial checkpoint, rerun, compare.
+    out.unlink()
+    from simulator.sweep import sweep as run_sweep
+    run_sweep("inverted-dropout", {"p": "0.2", "v": "1,2"}, samples=4000, settings={"dist": "uniform"},
+              checkpoint=str(out) + ".partial")
+    with open(str(out) + ".partial", "a") as f:
+        f.write('{"key": "torn')  # a line cut short by the interruption
+    assert run_cli(capsys, *args)[0] == 0
+    assert out.read_bytes() == first
+    assert not os.path.exists(str(out) + ".partial")
+
+
+@pytest.mark.parametrize("args", [
+    ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0.1:1"),
+    ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0.1,,0.2"),
+    ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0,0.5"),
+    ("sweep", "--experiment", "inverted-dropout", "--grid", "q=1,2"),
+    ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0.5", "--out", "x.txt"),
+    ("sweep", "--experiment", "nope", "--grid", "p=0.5"),
+    ("verify", "--alpha", "2"), ("verify", "--samples", "0"),
+    ("report", "--out", "/proc/no/such"),
+])
+def test_bad_usage_exits_2(capsys, args):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_report_writes_every_file_and_links_only_existing_ones(capsys, tmp_path):
+    target = tmp_path / "rep"
+    code, out, err = run_cli(capsys, "report", "--quick", "--samples", "2000", "--out", str(target),
+                             "--no-progress")
+    assert code == 0, err
+    names = set(os.listdir(target))
+    assert {"index.html", "results.json", "manifest.json"} <= names
+    page = (target / "index.html").read_text()
+    for ref in re.findall(r"(?:src|href)='([^']+)'", page):
+        assert ref in names, ref
+    pngs = [n for n in names if n.endswith(".png")]
+    assert pngs and all((target / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in pngs)
+    assert all((target / n).stat().st_size > 5000 for n in pngs)
+    assert all(n[:-4] + ".svg" in names for n in pngs)
+    manifest = json.loads((target / "manifest.json").read_text())
+    for k in ("command", "seed", "samples", "versions", "platform", "threads", "git_commit", "timings"):
+        assert k in manifest
+    assert "Erratum" in page
+    assert not any(n.startswith("rep.") for n in os.listdir(tmp_path))  # no temporary or checkpoint left
