@@ -6,6 +6,7 @@ Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-wr
 import os
 import sys
 import tempfile
+import time
 
 import click
 
@@ -51,21 +52,34 @@ def check_out_dir(out):
 
 
 class Progress:
-    """Progress on stderr, only on a terminal."""
+    """Progress on stderr, with the time left once a stream runs long; by default only on a terminal."""
 
-    def __init__(self, enabled=True):
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, enabled=None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.shown = False
+        self.label, self.start = None, 0.0
 
     def __call__(self, label, done, total):
-        if self.enabled:
-            sys.stderr.write(f"\r{label}: {100 * done / total:5.1f}%   ")
-            sys.stderr.flush()
-            self.shown = True
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if label != self.label:
+            self.label, self.start = label, now
+        text = f"{label}: {100 * done / total:5.1f}%"
+        if done and now - self.start > 2:
+            text += f"  (~{(now - self.start) * (total - done) / done:.0f} s left)"
+        sys.stderr.write("\r" + text.ljust(72))
+        sys.stderr.flush()
+        self.shown = True
 
     def close(self):
         if self.shown:
-            sys.stderr.write("\r" + " " * 60 + "\r")
+            sys.stderr.write("\r" + " " * 72 + "\r")
+            sys.stderr.flush()
+
+
+PROGRESS = click.option("--progress/--no-progress", default=None,
+                        help="Progress on stderr [default: only on a terminal].")
 
 
 def emit(text, out):
@@ -95,11 +109,11 @@ def cli():
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Experiment parameter (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True)
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
-@click.option("--no-progress", is_flag=True, help="No progress on stderr.")
-def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, no_progress):
+@PROGRESS
+def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, progress):
     """Run every experiment (or those named) at keep probability p; print a table of checks."""
     check_out(out)
-    progress = Progress(not no_progress)
+    progress = Progress(progress)
     try:
         result = simulate(p=p, experiments=list(experiments), samples=samples, seed=seed, threads=threads,
                           settings=parse_settings(sets), progress=progress)
@@ -120,15 +134,15 @@ def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, no_prog
               help="Family-wise error level over all z-tests (Bonferroni).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
-@click.option("--no-progress", is_flag=True, help="No progress on stderr.")
-def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, no_progress):
+@PROGRESS
+def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, progress):
     f"""A verdict on every claim of the document over p in {{{', '.join(map(str, P_GRID))}}}.
 
     Exit status 0 when every check comes out as its kind expects (errata refuted, the rest
     confirmed), 1 otherwise, 2 for bad usage.
     """
     check_out(out)
-    progress = Progress(not no_progress)
+    progress = Progress(progress)
     try:
         v = verify(quick=quick, samples=samples, seed=seed, threads=threads, alpha=alpha,
                    experiments=list(experiments), progress=progress)
@@ -152,13 +166,13 @@ def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, no_p
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Fixed parameter (p included).")
 @click.option("--out", default=None, metavar="FILE.csv|FILE.json",
               help="Write here (checkpointed: rerunning an interrupted sweep resumes) [default: CSV on stdout].")
-@click.option("--no-progress", is_flag=True)
-def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, no_progress):
+@PROGRESS
+def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, progress):
     """One experiment over a parameter grid: a tidy table, one row per check per point."""
     if out is not None and not out.endswith((".csv", ".json")):
         raise ParameterError(f"--out {out}: must end in .csv or .json")
     check_out(out)
-    progress = Progress(not no_progress)
+    progress = Progress(progress)
     checkpoint = out + ".partial" if out else None
     try:
         result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
@@ -178,13 +192,13 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, no_progress):
 @click.option("--samples", default=None, metavar="N", help="Samples per stream everywhere.")
 @click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
 @click.option("--threads", type=int, default=None)
-@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
-def report_cmd(out, quick, samples, seed, threads, no_progress):
+@PROGRESS
+def report_cmd(out, quick, samples, seed, threads, progress):
     """Figures and a page showing each claim, its verdict and why (index.html, PNG/SVG, JSON)."""
     from simulator.report import report  # imports matplotlib/seaborn: only for this command
 
     check_out_dir(out)
-    progress = Progress(not no_progress)
+    progress = Progress(progress)
     try:
         index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
                        command=["cli.py"] + sys.argv[1:])

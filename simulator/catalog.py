@@ -11,7 +11,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 
-from .errors import ParameterError
+from .errors import ParameterError, shown
 from .rng import stream_key
 
 
@@ -74,7 +74,7 @@ class Param:
         return text + (" or none" if self.none else "")
 
     def _fail(self, value):
-        raise ParameterError(f"{self.name}={value}: must be {self.allowed()}")
+        raise ParameterError(f"{self.name}={shown(value)}: must be {self.allowed()}")
 
     def _scalar(self, value, cast):
         try:
@@ -104,7 +104,7 @@ class Param:
         items = [str(i).strip() for i in items]
         for i in items:
             if i not in self.choices:
-                raise ParameterError(f"{self.name}={i}: must be {self.allowed()}{suggest(i, self.choices)}")
+                raise ParameterError(f"{self.name}={shown(i)}: must be {self.allowed()}{suggest(i, self.choices)}")
         return tuple(items) if self.type == "choices" else items[0]
 
     def show(self, value):
@@ -145,7 +145,7 @@ class Experiment:
         for q in self.params:
             if q.name == name:
                 return q
-        raise ParameterError(f"unknown parameter {name!r} for experiment {self.name}"
+        raise ParameterError(f"unknown parameter {shown(name)} for experiment {self.name}"
                              f"{suggest(name, [q.name for q in self.params])}; "
                              f"valid: {', '.join(q.name for q in self.params)}")
 
@@ -179,7 +179,11 @@ class Context:
         """A progress callback for ``engine.run`` labelled with this stream."""
         if self.progress is None:
             return None
-        return lambda done: self.progress(f"{self.experiment} {stream}", done, self.samples)
+        label = f"{self.experiment} {stream}"
+
+        def report(done, compiling=False):
+            self.progress("compiling kernels (first run only)" if compiling else label, done, self.samples)
+        return report
 
     def where(self, **extra):
         point = {**self.point, **extra}

@@ -86,8 +86,13 @@ def inverted_mean(c, v, p):
 
 
 def inverted_variance(c, v, p):
-    """``Var(h') = (1/p) E[h²] − μ_h² = σ_h²/p + ((1 − p)/p) μ_h²`` (corrected; exact)."""
-    return (v + c * c) / p - c * c
+    """``Var(h') = (1/p) E[h²] − μ_h² = σ_h²/p + ((1 − p)/p) μ_h²`` (corrected; exact).
+
+    Notes
+    -----
+    Evaluated in the second form, which has no cancellation when |μ_h| ≫ σ_h.
+    """
+    return v / p + (1 - p) / p * c * c
 
 
 def inverted_variance_as_written(c, v, p):
@@ -199,8 +204,13 @@ def eval_output_limits(v, eps, gamma=1.0, beta=0.0):
 # --- C5: dropout before BN, the variance shift (Li et al., CVPR 2019) ----------
 
 def multiplicative_train_variance(c, v, s2):
-    """``Var_train = (1 + s²)(c² + v) − c²`` for ``X = x (1 + r)``, r of mean 0 and variance s² (exact)."""
-    return (1 + s2) * (c * c + v) - c * c
+    """``Var_train = (1 + s²)(c² + v) − c² = v + s² (c² + v)`` for ``X = x (1 + r)``, r of mean 0, variance s².
+
+    Notes
+    -----
+    Exact; evaluated in the second form, which has no cancellation when |c| ≫ √v.
+    """
+    return v + s2 * (c * c + v)
 
 
 def noise_variance(noise, p, beta=0.1):
@@ -217,8 +227,13 @@ def noise_variance(noise, p, beta=0.1):
 
 
 def dropout_train_variance(c, v, p):
-    """``Var_train(X) = (1/p)(c² + v) − c²`` for ``X = a x / p`` (Li et al. 2019; exact)."""
-    return (c * c + v) / p - c * c
+    """``Var_train(X) = (1/p)(c² + v) − c² = v/p + ((1 − p)/p) c²`` for ``X = a x / p`` (Li et al. 2019; exact).
+
+    Notes
+    -----
+    Evaluated in the second form, which has no cancellation when |c| ≫ √v.
+    """
+    return v / p + (1 - p) / p * c * c
 
 
 def variance_shift(c, v, p):

@@ -14,6 +14,7 @@ progress; KeyboardInterrupt is honoured between chunks. The result depends on
 the seed and the sample count only: not on threads, chunking or timing.
 """
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -62,6 +63,16 @@ def set_threads(threads):
     return threads
 
 
+def needs_compiling(kernel):
+    """True when ``kernel`` is compiled neither in this process nor in Numba's on-disk cache."""
+    if kernel.signatures:
+        return False
+    try:
+        return not os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:  # a Numba without this cache layout: say nothing
+        return False
+
+
 def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
     """Run ``kernel`` over all blocks of ``samples`` and return the merged :class:`Sample`.
 
@@ -82,9 +93,12 @@ def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
     where : str
         Names the experiment and parameters in error messages.
     progress : callable or None
-        Called as ``progress(samples_done)`` after each chunk.
+        Called as ``progress(samples_done)`` after each chunk, and as
+        ``progress(0, compiling=True)`` before a kernel is compiled.
     """
     plan = Plan.of(samples)
+    if progress is not None and needs_compiling(kernel):
+        progress(0, compiling=True)
     per_batch = plan.nblocks // NBATCH
     batches = np.zeros((NBATCH, nvars, MOM_WIDTH))
     maxima = np.full(nmax, -np.inf)

@@ -7,3 +7,9 @@ class ParameterError(ValueError):
 
 class SimulationError(RuntimeError):
     """A simulation produced a non-finite value; the message names where."""
+
+
+def shown(value):
+    """``value`` as text for a one-line message: quoted when it is not printable as it is."""
+    text = str(value)
+    return text if text.isprintable() and text.strip() == text and text else repr(text)

@@ -17,7 +17,7 @@ import scipy
 from . import __version__
 from .catalog import Context, suggest
 from .engine import MIN_SAMPLES, set_threads
-from .errors import ParameterError
+from .errors import ParameterError, shown
 from .experiments import CATALOG
 from .verdict import judge, z_threshold
 
@@ -44,7 +44,7 @@ def check_p(p):
     except (TypeError, ValueError):
         x = math.nan
     if not (0.0 < x <= 1.0):
-        raise ParameterError(f"p={p}: the keep probability must be a number in (0, 1]")
+        raise ParameterError(f"p={shown(p)}: the keep probability must be a number in (0, 1]")
     return x
 
 
@@ -55,7 +55,7 @@ def check_samples(samples):
     except ValueError:
         x = math.nan
     if not (math.isfinite(x) and x.is_integer() and x >= MIN_SAMPLES):
-        raise ParameterError(f"samples={samples}: must be a whole number ≥ {MIN_SAMPLES} (e.g. 1e6)")
+        raise ParameterError(f"samples={shown(samples)}: must be a whole number ≥ {MIN_SAMPLES} (e.g. 1e6)")
     return int(x)
 
 
@@ -66,7 +66,7 @@ def check_alpha(alpha):
     except (TypeError, ValueError):
         x = math.nan
     if not (0.0 < x < 1.0):
-        raise ParameterError(f"alpha={alpha}: must be a number in (0, 1)")
+        raise ParameterError(f"alpha={shown(alpha)}: must be a number in (0, 1)")
     return x
 
 
@@ -77,7 +77,7 @@ def check_seed(seed):
     except ValueError:
         x = -1
     if x < 0:
-        raise ParameterError(f"seed={seed}: must be a non-negative integer")
+        raise ParameterError(f"seed={shown(seed)}: must be a non-negative integer")
     return x
 
 
@@ -88,7 +88,7 @@ def select(experiments=None):
     chosen = []
     for name in experiments:
         if name not in CATALOG:
-            raise ParameterError(f"unknown experiment {name!r}{suggest(name, CATALOG)}; "
+            raise ParameterError(f"unknown experiment {shown(name)}{suggest(name, CATALOG)}; "
                                  f"valid: {', '.join(CATALOG)}")
         if CATALOG[name] not in chosen:
             chosen.append(CATALOG[name])
@@ -101,7 +101,7 @@ def resolve(chosen, settings=None):
     known = {q.name for e in chosen for q in e.params}
     for name in settings:
         if name not in known:
-            raise ParameterError(f"unknown parameter {name!r}{suggest(name, known)}; "
+            raise ParameterError(f"unknown parameter {shown(name)}{suggest(name, known)}; "
                                  f"valid: {', '.join(sorted(known))}")
     return [e.resolve({k: v for k, v in settings.items() if k in {q.name for q in e.params}}) for e in chosen]
 

@@ -11,8 +11,12 @@ Notes
 Monte Carlo standard errors (N samples, sample central moments m2, m4):
 
 - mean: ``s / sqrt(N)``;
-- unbiased variance ``s²``: ``sqrt((m4 - m2²) / N) = σ² sqrt((κ - 1) / N)``, the
-  kurtosis-aware form (Bernoulli-masked and ReLU outputs are heavy-tailed);
+- unbiased variance ``s²``: ``s² sqrt((κ − 1)/N + 2/(N (N − 1)))`` with the
+  plug-in kurtosis ``κ = m4/m2²``: the exact variance of s² for i.i.d. samples,
+  ``σ⁴ ((κ − 1)/N + 2/(N (N − 1)))``, written so that no term cancels. The first
+  term is the kurtosis-aware form (Bernoulli-masked and ReLU outputs are
+  heavy-tailed); the second matters only when κ ≈ 1, e.g. a Bernoulli(½) mask
+  on an input whose mean dwarfs its spread, where the first vanishes;
 - any smooth function of the moments (ratios, differences of variances):
   batch means, the standard deviation of the function over the ``B`` batches
   of consecutive blocks divided by ``sqrt(B)``.
@@ -143,11 +147,13 @@ class Sample:
         return Estimate(m[k, 1], float(np.sqrt(var_of(m, k) / m[k, 0])))
 
     def var(self, k):
-        """Unbiased variance of variable ``k``, kurtosis-aware MCSE ``sqrt((m4 − m2²)/N)``."""
+        """Unbiased variance of variable ``k``, MCSE ``s² sqrt((κ − 1)/N + 2/(N (N − 1)))`` (module Notes)."""
         m = self.total
-        n = m[k, 0]
-        m2, m4 = m[k, 2] / n, m[k, 4] / n
-        return Estimate(var_of(m, k), float(np.sqrt(max(m4 - m2 * m2, 0.0) / n)))
+        n, s2 = m[k, 0], var_of(m, k)
+        if m[k, 2] == 0.0:
+            return Estimate(s2, 0.0)
+        excess = max(m[k, 4] * n / (m[k, 2] * m[k, 2]) - 1.0, 0.0)
+        return Estimate(s2, float(s2 * np.sqrt(excess / n + 2.0 / (n * (n - 1.0)))))
 
     def derived(self, f):
         """``f(moments)`` on the total, MCSE by batch means over the batches."""

@@ -1,0 +1,121 @@
+"""Bad input, faults, extreme settings, and the verifier's calibration and power."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import ParameterError, SimulationError, simulate
+from simulator import closed_forms as cf
+from simulator.calibration import calibrate
+from simulator.experiments import CATALOG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PARAMS = [q for e in CATALOG.values() for q in e.params]
+
+
+@settings(max_examples=300, deadline=None)
+@given(q=st.sampled_from(PARAMS), text=st.one_of(
+    st.text(max_size=12), st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(-10 ** 30, 10 ** 30).map(str)))
+def test_parameter_parser_accepts_or_says_why(q, text):
+    """Any string: either a valid typed value, or a ParameterError naming the parameter. Nothing else."""
+    try:
+        value = q.parse(text)
+    except ParameterError as e:
+        assert str(e).startswith(q.name) and "\n" not in str(e)
+        return
+    if value is None:
+        return
+    for x in value if isinstance(value, tuple) else (value,):
+        if isinstance(x, float):
+            assert np.isfinite(x)
+            assert q.low is None or x >= q.low
+            assert q.high is None or x <= q.high
+
+
+@settings(max_examples=100, deadline=None)
+@given(p=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)))
+def test_p_is_validated(p):
+    try:
+        simulate(p=p, experiments=["inverted-dropout"], samples=1000, settings={"dist": "normal"})
+    except ParameterError as e:
+        assert "p=" in str(e)
+    else:
+        assert 0 < float(p) <= 1
+
+
+def test_overflow_is_an_error_naming_the_experiment():
+    with pytest.raises(SimulationError, match=r"inverted-dropout .*c=1e\+200"):
+        simulate(p=0.5, experiments=["inverted-dropout"], samples=1000, settings={"dist": "normal", "c": 1e200})
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "cli.py", "simulate", "--experiment", "inverted-dropout", "--samples",
+                             "1e11", "--format", "json", "--out", str(out), "--progress"], cwd=ROOT,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    seen = ""
+    while "inverted-dropout" not in seen:  # wait for the first progress report: the kernel is running
+        ch = proc.stderr.read(1)
+        assert ch, f"process ended early: {seen}"
+        seen += ch
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("c", [1e4, -3e5])
+def test_large_mean_relative_to_spread(c):
+    # Cancellation in variances: shifted sums and the cancellation-free closed form keep z honest.
+    r = simulate(p=0.5, experiments=["inverted-dropout"], samples=200_000, seed=3,
+                 settings={"dist": "normal,uniform", "c": c, "v": 1.0})
+    assert all(x["verdict"] == ("refuted" if x["kind"] == "erratum" else "confirmed") for x in r.checks)
+
+
+def test_p_small_heavy_tails_keep_z_honest():
+    r = simulate(p=0.01, experiments=["inverted-dropout", "dropout-gradient"], samples=400_000, seed=4)
+    assert all(x["verdict"] in ("confirmed", "refuted", "inconclusive") for x in r.checks)
+    assert all(x["verdict"] == "confirmed" for x in r.checks if x["kind"] != "erratum")
+
+
+def test_calibration_z_scores_are_standard_normal():
+    """Reduced calibration: 200 seeds; z of exact checks ~ N(0, 1), false refutations near nominal."""
+    result = {}
+    result.update(calibrate(["inverted-dropout"], seeds=200, samples=4000, p=0.3, settings={"dist": "normal"}))
+    result.update(calibrate(["dropout-gradient"], seeds=200, samples=4000, p=0.5, settings={"n": 2}))
+    pooled = np.concatenate([v["z"] for v in result.values()])
+    for name, v in result.items():
+        assert 0.8 <= v["var"] <= 1.25, (name, v["var"])
+        assert v["ks_pvalue"] > 1e-3, (name, v["ks_pvalue"])
+    rate = np.mean(np.abs(pooled) > 2.576)
+    # Nominal 1%; the bound allows binomial noise over the pooled (correlated) z-scores.
+    assert rate <= 0.01 + 4 * np.sqrt(0.01 * 0.99 / 200), rate
+
+
+MUTATIONS = [
+    # (name, closed form to replace, wrong formula, experiment, settings, checks that must be refuted)
+    ("document's variance erratum", "inverted_variance", cf.inverted_variance_as_written,
+     "inverted-dropout", {"dist": "normal"}, "var ("),
+    ("keep and drop probability swapped", "inverted_variance", lambda c, v, p, f=cf.inverted_variance: f(c, v, 1 - p),
+     "inverted-dropout", {"dist": "normal"}, "var ("),
+    ("1/p scaling missing", "inverted_mean", lambda c, v, p: p * c, "inverted-dropout", {"dist": "normal"}, "mean ("),
+    ("regularizer with p² instead of p(1−p)", "dropout_gradient",
+     lambda w, m, M, p, t: cf.ensemble_gradient(w, m, M, p, t) + w * p * p * np.diag(M),
+     "dropout-gradient", {}, "grad["),
+]
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[m[0] for m in MUTATIONS])
+def test_mutations_are_refuted_at_default_samples(monkeypatch, mutation):
+    name, target, wrong, experiment, extra, prefix = mutation
+    monkeypatch.setattr(cf, target, wrong)
+    r = simulate(p=0.3, experiments=[experiment], settings=extra)
+    hit = [x for x in r.checks if x["check"].startswith(prefix) and x["kind"] == "exact"]
+    assert hit and any(x["verdict"] == "refuted" for x in hit), name
