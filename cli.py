@@ -166,8 +166,11 @@ def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, prog
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Fixed parameter (p included).")
 @click.option("--out", default=None, metavar="FILE.csv|FILE.json",
               help="Write here (checkpointed: rerunning an interrupted sweep resumes) [default: CSV on stdout].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run grid points on a local Dask cluster of N workers (extra 'distributed').")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Run grid points on this Dask cluster.")
 @PROGRESS
-def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, progress):
+def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, scheduler, progress):
     """One experiment over a parameter grid: a tidy table, one row per check per point."""
     if out is not None and not out.endswith((".csv", ".json")):
         raise ParameterError(f"--out {out}: must end in .csv or .json")
@@ -176,7 +179,8 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, progress):
     checkpoint = out + ".partial" if out else None
     try:
         result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
-                       threads=threads, progress=progress, checkpoint=checkpoint)
+                       threads=threads, progress=progress, checkpoint=checkpoint, workers=workers,
+                       scheduler=scheduler)
     finally:
         progress.close()
     emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)

@@ -73,8 +73,22 @@ def load_checkpoint(path):
     return done
 
 
+def run_point(experiment, point, base_p, settings, samples, seed, alpha, threads=None, progress=None):
+    """The rows of one grid point (JSON-normalized, so that they look the same from a checkpoint)."""
+    r = simulate(p=point.get("p", base_p), experiments=[experiment], samples=samples, seed=seed, threads=threads,
+                 settings={**settings, **{k: v for k, v in point.items() if k != "p"}}, alpha=alpha,
+                 progress=progress)
+    return json.loads(json.dumps([{**row, "point": point} for row in r.checks]))
+
+
+def in_process(tasks, threads, progress):
+    """Run ``tasks`` (index → arguments of :func:`run_point`) here, one after the other."""
+    for i, args in tasks.items():
+        yield i, run_point(*args, threads=threads, progress=progress)
+
+
 def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, threads=None,
-          alpha=DEFAULT_ALPHA, progress=None, checkpoint=None):
+          alpha=DEFAULT_ALPHA, progress=None, checkpoint=None, workers=None, scheduler=None):
     """Run ``experiment`` at every point of ``grid``.
 
     Parameters
@@ -89,11 +103,17 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
         Fixed parameters for every point.
     checkpoint : str, optional
         A JSON-lines file of finished points; points found there are not run again.
+    workers : int, optional
+        Run the points on a local Dask cluster of this many worker processes.
+    scheduler : str, optional
+        Run the points on the Dask cluster at this address (``tcp://host:8786``).
+        Without ``workers`` or ``scheduler`` the points run in this process.
 
     Returns
     -------
     Result
-        ``checks`` holds one row per check per point, each with its ``point``.
+        ``checks`` holds one row per check per point, each with its ``point``, in grid order:
+        the same bytes wherever and in whatever order the points ran.
     """
     seed, alpha = check_seed(seed), check_alpha(alpha)
     samples = None if samples is None else check_samples(samples)
@@ -106,22 +126,27 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
         check_p(point.get("p", base_p))
         resolve([exp], {**settings, **{k: v for k, v in point.items() if k != "p"}})
     done = load_checkpoint(checkpoint)
-    rows = []
-    for i, point in enumerate(todo):
-        key = _checkpoint_key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha,
-                              settings={k: str(v) for k, v in settings.items()}, p=base_p, point=point)
-        if key not in done:
-            r = simulate(p=point.get("p", base_p), experiments=[exp.name], samples=samples, seed=seed,
-                         threads=threads, settings={**settings, **{k: v for k, v in point.items() if k != "p"}},
-                         alpha=alpha, progress=progress)
-            done[key] = json.loads(json.dumps([{**row, "point": point} for row in r.checks]))
-            if checkpoint:
-                with open(checkpoint, "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"key": key, "rows": done[key]}) + "\n")
-        rows += done[key]
+    keys = [_checkpoint_key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha,
+                            settings={k: str(v) for k, v in settings.items()}, p=base_p, point=point)
+            for point in todo]
+    tasks = {i: (exp.name, point, base_p, settings, samples, seed, alpha)
+             for i, (point, key) in enumerate(zip(todo, keys)) if key not in done}
+    if workers or scheduler:
+        from .cluster import on_cluster  # needs the optional extra "distributed"
+        finished = on_cluster(tasks, workers, scheduler, threads)
+    else:
+        finished = in_process(tasks, threads, progress)
+    count = len(todo) - len(tasks)
+    for i, rows in finished:
+        done[keys[i]] = rows
+        if checkpoint:
+            with open(checkpoint, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"key": keys[i], "rows": rows}) + "\n")
+        count += 1
         if progress is not None:
-            progress("sweep points", i + 1, len(todo))
-    # No timings or thread count here: the output depends on the seed and the grid only.
+            progress("sweep points", count, len(todo))
+    rows = [row for key in keys for row in done[key]]
+    # No timings, threads or workers here: the output depends on the seed and the grid only.
     meta = {"experiment": exp.name, "grid": grid, "settings": {k: str(v) for k, v in settings.items()},
             "p": None if "p" in grid else float(base_p), "seed": seed, "samples": samples, "alpha": alpha,
             "versions": versions()}

@@ -1,0 +1,59 @@
+"""Grid points on a Dask cluster (the optional extra ``distributed``).
+
+Each grid point is one task, :func:`simulator.sweep.run_point`; its random
+streams derive from the seed and the point, so where and in which order it runs
+changes nothing in the output. Dask retries the tasks of a worker that is lost.
+"""
+import logging
+import os
+import re
+
+from .errors import ParameterError
+
+_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://[^\s:/]+(:\d+)?/?$")
+
+
+def _client(workers, scheduler):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ParameterError("--workers/--scheduler need Dask: pip install '.[distributed]'") from None
+    if scheduler:
+        if not _ADDRESS.match(scheduler):
+            raise ParameterError(f"--scheduler {scheduler}: expected an address like tcp://host:8786")
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError) as e:
+            raise ParameterError(f"--scheduler {scheduler}: cannot connect ({type(e).__name__})") from None
+    if int(workers) < 1:
+        raise ParameterError(f"--workers {workers}: must be at least 1")
+    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def worker_threads(workers, threads):
+    """Numba threads per worker: as asked, else the cores of this machine shared among local workers."""
+    if threads:
+        return threads
+    if workers:
+        return max(1, (os.cpu_count() or 1) // int(workers))
+    return None  # a remote worker uses its own NUMBA_NUM_THREADS
+
+
+def on_cluster(tasks, workers=None, scheduler=None, threads=None):
+    """Run ``tasks`` (index → arguments of ``run_point``) on Dask; yield ``(index, rows)`` as they finish."""
+    from distributed import as_completed
+
+    from .sweep import run_point
+
+    client, cluster = _client(workers, scheduler)
+    try:
+        per_worker = worker_threads(workers, threads)
+        futures = {client.submit(run_point, *args, threads=per_worker, pure=False): i for i, args in tasks.items()}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

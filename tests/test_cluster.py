@@ -1,0 +1,53 @@
+"""Grid points on Dask: identical output wherever the points run, even when a worker dies."""
+import os
+import signal
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from simulator.output import sweep_csv  # noqa: E402
+from simulator.sweep import sweep  # noqa: E402
+from tests.test_commands import run_cli  # noqa: E402
+
+GRID = {"p": "0.2,0.4,0.6,0.8", "v": "1,3"}
+SETTINGS = {"dist": "normal"}
+
+
+@pytest.fixture(scope="module")
+def in_process():
+    return sweep_csv(sweep("inverted-dropout", GRID, samples=200_000, settings=SETTINGS))
+
+
+def test_local_cluster_is_byte_identical(in_process):
+    on_two = sweep_csv(sweep("inverted-dropout", GRID, samples=200_000, settings=SETTINGS, workers=2))
+    assert on_two == in_process
+
+
+def test_a_killed_worker_changes_nothing(in_process):
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(label, done, total):
+            if not killed and done >= 1:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        result = sweep("inverted-dropout", GRID, samples=200_000, settings=SETTINGS,
+                       scheduler=cluster.scheduler_address, progress=kill_one)
+        assert killed
+        assert sweep_csv(result) == in_process
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:1", "not-an-address"])
+def test_bad_scheduler_is_a_clear_error(capsys, address):
+    code, out, err = run_cli(capsys, "sweep", "--experiment", "inverted-dropout", "--grid", "p=0.5",
+                             "--scheduler", address)
+    assert code == 2 and err.startswith("error: --scheduler") and err.count("\n") == 1
