@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .figures import FIGURES  # noqa: E402
-from .output import to_json  # noqa: E402
+from .output import _g, to_json  # noqa: E402
 from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
 from .sweep import sweep  # noqa: E402
 from .verify import verify  # noqa: E402
@@ -58,7 +58,8 @@ def draw(figure, rows, stem):
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(stem + ".png", dpi=110)
-    fig.savefig(stem + ".svg")
+    with matplotlib.rc_context({"svg.hashsalt": "dropout-bn"}):  # with no date: same data, same bytes
+        fig.savefig(stem + ".svg", metadata={"Date": None})
     plt.close(fig)
 
 
@@ -108,8 +109,8 @@ def _page(verification, figures_done, meta):
     for r in verification.checks:
         z = "—" if r["z"] is None else f"{r['z']:+.2f}"
         parts.append(f"<tr><td>{esc(r['experiment'])}</td><td>{esc(r['check'])}</td>"
-                     f"<td>{r['params'].get('p', '')}</td><td>{r['kind']}</td><td>{r['closed_form']:.6g}</td>"
-                     f"<td>{r['estimate']:.6g} ± {r['mcse']:.2g}</td><td>{z}</td><td>{r['verdict']}</td></tr>")
+                     f"<td>{r['params'].get('p', '')}</td><td>{r['kind']}</td><td>{_g(r['closed_form'])}</td>"
+                     f"<td>{_g(r['estimate'])} ± {_g(r['mcse'], 2)}</td><td>{z}</td><td>{r['verdict']}</td></tr>")
     parts.append("</table><p>Data: <a href='results.json'>results.json</a>, "
                  "<a href='manifest.json'>manifest.json</a>.</p></body></html>")
     return "\n".join(parts)
@@ -147,7 +148,8 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     os.makedirs(tmp)
     timings = {}
     start = time.perf_counter()
-    verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress)
+    verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
+                          checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     timings["verify_s"] = round(time.perf_counter() - start, 3)
     figures_done, figure_rows = {}, {}
     for f in FIGURES:
@@ -164,6 +166,8 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
                 "platform": platform.platform(), "git_commit": _git_commit(), "timings": timings}
     with open(os.path.join(tmp, "results.json"), "w", encoding="utf-8") as fh:
         data = json.loads(to_json(verification))
+        # Only what the seed determines: timings and threads live in the manifest.
+        data["meta"] = {k: v for k, v in data["meta"].items() if k not in ("elapsed_s", "threads")}
         data["figures"] = figure_rows
         json.dump(data, fh, indent=1, ensure_ascii=False)
     with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as fh:

@@ -7,11 +7,10 @@ that point's own checks, for the same reason. Finished points can be kept in a
 checkpoint file (JSON lines) and a rerun of the same sweep resumes from it.
 """
 import itertools
-import json
-import os
 
 import numpy as np
 
+from .checkpoint import Checkpoint, key
 from .errors import ParameterError
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, Result, check_alpha, check_p, check_samples, check_seed,
                        resolve, select, simulate, versions)
@@ -55,30 +54,12 @@ def points(grid):
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 
 
-def _checkpoint_key(**what):
-    return json.dumps(what, sort_keys=True)
-
-
-def load_checkpoint(path):
-    """Finished points of an earlier run: key → rows. A torn last line (interrupted write) is ignored."""
-    done = {}
-    if path and os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                    done[entry["key"]] = entry["rows"]
-                except (ValueError, KeyError):
-                    continue
-    return done
-
-
 def run_point(experiment, point, base_p, settings, samples, seed, alpha, threads=None, progress=None):
     """The rows of one grid point (JSON-normalized, so that they look the same from a checkpoint)."""
     r = simulate(p=point.get("p", base_p), experiments=[experiment], samples=samples, seed=seed, threads=threads,
                  settings={**settings, **{k: v for k, v in point.items() if k != "p"}}, alpha=alpha,
                  progress=progress)
-    return json.loads(json.dumps([{**row, "point": point} for row in r.checks]))
+    return [{**row, "point": point} for row in r.checks]
 
 
 def in_process(tasks, threads, progress):
@@ -101,8 +82,8 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
         As for :func:`simulator.simulate`.
     settings : dict, optional
         Fixed parameters for every point.
-    checkpoint : str, optional
-        A JSON-lines file of finished points; points found there are not run again.
+    checkpoint : str or Checkpoint, optional
+        Finished points (a JSON-lines file); points found there are not run again.
     workers : int, optional
         Run the points on a local Dask cluster of this many worker processes.
     scheduler : str, optional
@@ -125,10 +106,9 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
     for point in todo:  # validate every point before any work
         check_p(point.get("p", base_p))
         resolve([exp], {**settings, **{k: v for k, v in point.items() if k != "p"}})
-    done = load_checkpoint(checkpoint)
-    keys = [_checkpoint_key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha,
-                            settings={k: str(v) for k, v in settings.items()}, p=base_p, point=point)
-            for point in todo]
+    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+    keys = [key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha, settings=settings, p=base_p,
+                point=point) for point in todo]
     tasks = {i: (exp.name, point, base_p, settings, samples, seed, alpha)
              for i, (point, key) in enumerate(zip(todo, keys)) if key not in done}
     if workers or scheduler:
@@ -138,10 +118,7 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
         finished = in_process(tasks, threads, progress)
     count = len(todo) - len(tasks)
     for i, rows in finished:
-        done[keys[i]] = rows
-        if checkpoint:
-            with open(checkpoint, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": keys[i], "rows": rows}) + "\n")
+        done.save(keys[i], rows)
         count += 1
         if progress is not None:
             progress("sweep points", count, len(todo))

@@ -7,12 +7,13 @@ when every check reaches the verdict its kind expects: erratum checks refuted,
 the others confirmed (measurements only reported).
 """
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from .checkpoint import Checkpoint, key
 from .engine import MIN_SAMPLES, set_threads
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed,
                        judge_all, measure, select, versions)
-from .verdict import acceptable
+from .verdict import Check, acceptable
 
 P_GRID = (0.1, 0.3, 0.5, 0.8, 1.0)
 QUICK_DIVISOR = 20
@@ -104,7 +105,7 @@ def plan(experiments=None, quick=False, samples=None):
 
 
 def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEFAULT_ALPHA, experiments=None,
-           progress=None):
+           progress=None, checkpoint=None):
     """Run every check over the grid and judge each claim of the document.
 
     Parameters
@@ -117,6 +118,8 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
         As for :func:`simulator.simulate`.
     experiments : list of str, optional
         Restrict to these experiments.
+    checkpoint : str or Checkpoint, optional
+        Finished runs of the grid (a JSON-lines file); a rerun resumes from them.
 
     Returns
     -------
@@ -127,9 +130,13 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     runs = plan(experiments, quick, samples)
     threads = set_threads(threads)
     start = time.perf_counter()
+    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     measured = []
     for exp, values, p, n in runs:
-        measured += measure(p, [exp], [values], seed, n, progress)
+        k = key(stage="verify", experiment=exp.name, values=values, p=p, samples=n, seed=seed)
+        if k not in done:
+            done.save(k, [asdict(c) for _, _, c in measure(p, [exp], [values], seed, n, progress)])
+        measured += [(exp, n, Check(**c)) for c in done[k]]
     rows, zstar, tested = judge_all(measured, alpha)
     claims = [_claim_summary(c, [r for r in rows if r["claim"] == c], zstar)
               for c in dict.fromkeys(r["claim"] for r in rows)]

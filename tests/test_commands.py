@@ -106,11 +106,21 @@ def test_bad_usage_exits_2(capsys, args):
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
 
 
-def test_report_writes_every_file_and_links_only_existing_ones(capsys, tmp_path):
-    target = tmp_path / "rep"
-    code, out, err = run_cli(capsys, "report", "--quick", "--samples", "2000", "--out", str(target),
-                             "--no-progress")
-    assert code == 0, err
+REPORT_ARGS = ("report", "--quick", "--samples", "2000", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory):
+    target = tmp_path_factory.mktemp("report") / "rep"
+    try:
+        cli.main([*REPORT_ARGS, "--out", str(target)])
+    except SystemExit as e:
+        assert e.code == 0
+    return target
+
+
+def test_report_writes_every_file_and_links_only_existing_ones(report_dir):
+    target = report_dir
     names = set(os.listdir(target))
     assert {"index.html", "results.json", "manifest.json"} <= names
     page = (target / "index.html").read_text()
@@ -124,4 +134,23 @@ def test_report_writes_every_file_and_links_only_existing_ones(capsys, tmp_path)
     for k in ("command", "seed", "samples", "versions", "platform", "threads", "git_commit", "timings"):
         assert k in manifest
     assert "Erratum" in page
-    assert not any(n.startswith("rep.") for n in os.listdir(tmp_path))  # no temporary or checkpoint left
+    assert sorted(os.listdir(target.parent)) == ["rep"]  # no temporary or checkpoint left
+
+
+def test_report_resumes_byte_identical(report_dir, tmp_path):
+    # An interrupted report leaves its checkpoints: here, half of the verify grid and one figure.
+    target = tmp_path / "rep"
+    checkpoints = str(target) + ".checkpoint"
+    os.makedirs(checkpoints)
+    verify(quick=True, samples=2000, experiments=["inverted-dropout"],
+           checkpoint=os.path.join(checkpoints, "verify.jsonl"))
+    from simulator.figures import FIGURES
+    f = FIGURES[0]
+    sweep(f.experiment, f.grid, samples=2000, settings=f.settings, checkpoint=os.path.join(checkpoints, f.name + ".jsonl"))
+    try:
+        cli.main([*REPORT_ARGS, "--out", str(target)])
+    except SystemExit as e:
+        assert e.code == 0
+    for name in os.listdir(report_dir):
+        if name != "manifest.json":  # the manifest records timings
+            assert (target / name).read_bytes() == (report_dir / name).read_bytes(), name
