@@ -13,6 +13,9 @@ def _g(x, digits=6):
 def verdict_text(row):
     """The verdict, marked when it is not what the project expects of that kind."""
     v = row["verdict"]
+    if row["kind"] == "approximation" and row["rel_error"] is not None:
+        mark = "" if v == "confirmed" else " !"
+        return f"{v}{mark} (rel. error {row['rel_error']:.2%}, tolerance {row['tolerance']:.2%})"
     if row["kind"] == "erratum":
         return {"refuted": "refuted (erratum)", "inconclusive": "inconclusive (erratum: need more samples)"}.get(
             v, f"{v} (erratum NOT refuted)")

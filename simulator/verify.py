@@ -60,8 +60,9 @@ def _claim_summary(claim, rows, zstar):
     if failed:
         verdict = "REFUTED"
     elif approx:
-        worst = max((r["rel_error"] or 0.0) for r in approx)
-        verdict = f"holds approximately (largest relative error {worst:.2%}, within the stated tolerances)"
+        used = max(((r["rel_error"] or 0.0) / r["tolerance"] for r in approx if r["tolerance"]), default=0.0)
+        verdict = (f"holds approximately (every error within its stated tolerance; the largest is {used:.0%} "
+                   "of its tolerance)")
     elif tested or enums:
         verdict = "confirmed"
     else:
