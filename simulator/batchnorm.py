@@ -56,3 +56,70 @@ def _bn_eval(x, running_mean, running_var, eps, out):
         inv = 1.0 / np.sqrt(running_var[k] + eps)
         for i in range(m):
             out[i, k] = (x[i, k] - running_mean[k]) * inv
+
+
+def running_weights(momentum, steps):
+    """Weights of the initial value and of each batch statistic in a running statistic.
+
+    Parameters
+    ----------
+    momentum : float or None
+        PyTorch momentum; None is the cumulative average.
+    steps : int
+        Number of updates.
+
+    Returns
+    -------
+    a0 : float
+        Weight of the initial value (running_mean 0, running_var 1).
+    a : ndarray of shape (steps,)
+        Weight of the statistic of batch k (k = 1..steps) after the last update.
+
+    Notes
+    -----
+    Unrolling ``running ← (1 − f_k) running + f_k stat_k`` gives
+    ``a0 = Π_k (1 − f_k)`` and ``a_k = f_k Π_{j>k} (1 − f_j)`` with ``f_k = momentum``,
+    or ``f_k = 1/k`` for the cumulative average (then ``a0 = 0`` and ``a_k = 1/steps``).
+    """
+    k = np.arange(1, steps + 1, dtype=float)
+    f = 1.0 / k if momentum is None else np.full(steps, float(momentum))
+    # Product over j > k of (1 − f_j), computed from the end.
+    later = np.append(np.cumprod((1.0 - f)[::-1])[::-1][1:], 1.0)
+    return float(np.prod(1.0 - f)), f * later
+
+
+def eval_variance_deviation(var_eval, var_train, var_rm, bias_rm, var_rv, mean_rv, eps):
+    """Leading-order relative deviation of the eval-mode BN output variance from its limit.
+
+    Parameters
+    ----------
+    var_eval : float
+        Variance of the data BN sees in eval mode.
+    var_train : float
+        Variance of the data BN was trained on (what running_var estimates).
+    var_rm, bias_rm : float
+        Variance of running_mean and its bias ``E[running_mean] − E[eval data]``.
+    var_rv, mean_rv : float
+        Variance and mean of running_var.
+    eps : float
+
+    Returns
+    -------
+    float
+        ``E[y²] / limit − 1`` to second order in the running statistics' noise, with
+        ``limit = var_eval / (var_train + eps)`` (γ = 1).
+
+    Notes
+    -----
+    For eval data independent of the training run,
+    ``E[y²] = E[(var_eval + (E x − running_mean)²) / (running_var + ε)]``; expanding
+    ``1/(R + δ)`` to second order in δ = running_var − R and neglecting the
+    correlation of running_mean with running_var gives
+    ``E[y²] ≈ (var_eval + var_rm + bias_rm²) (1 + var_rv/(R + ε)²) / (R + ε)``.
+    Finite momentum keeps var_rm and var_rv of order momentum/(2 − momentum)
+    divided by the batch size: the eval variance reaches its limit only in the
+    limit of many steps, small momentum or large batches.
+    """
+    r = mean_rv + eps
+    approx = (var_eval + var_rm + bias_rm ** 2) * (1.0 + var_rv / r ** 2) / r
+    return approx / (var_eval / (var_train + eps)) - 1.0

@@ -48,7 +48,7 @@ def table(result):
     """A readable, fixed-width table grouped by experiment and p."""
     lines = [header(result.meta)]
     head = ("check", "kind", "closed form", "estimate ± MCSE", "z", "resolution", "verdict")
-    width = (30, 13, 14, 28, 9, 11, 0)
+    width = (30, 14, 14, 28, 9, 11, 0)
     current = None
     for r in result.checks:
         group = (r["experiment"], r["params"].get("p"))
