@@ -14,6 +14,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 
 import matplotlib
@@ -34,28 +35,33 @@ DEFAULT_OUT = os.path.join("reports", "latest")
 def draw(figure, rows, stem):
     """Draw ``figure`` from its sweep ``rows`` to ``stem``.png and ``stem``.svg."""
     sns.set_theme(style="whitegrid", context="notebook", palette="colorblind")
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(10, 4.6))
     kept = [r for r in rows if figure.keep(r)]
     colors = dict(zip(dict.fromkeys(figure.series(r) for r in kept), sns.color_palette("colorblind")))
-    drawn = set()  # series compared with one estimate (e.g. an erratum) share their points
+    by_series = {label: sorted(((figure.x(r), r) for r in kept if figure.series(r) == label), key=lambda t: t[0])
+                 for label in colors}
+    lines = {label: tuple((x, r["closed_form"]) for x, r in pts) for label, pts in by_series.items()}
+    one_line = len(set(lines.values())) == 1 and len(lines) > 1  # e.g. a common reference "ratio 1"
+    drawn_lines, drawn_points = set(), set()  # a series repeating another's line or points is drawn once
     for label, color in colors.items():
-        pts = sorted(((figure.x(r), r) for r in kept if figure.series(r) == label), key=lambda t: t[0])
+        pts = by_series[label]
         xs = [x for x, _ in pts]
-        ax.plot(xs, [r["closed_form"] for _, r in pts], "-", color=color, lw=1.6, label=f"{label} (closed form)")
-        new = [(x, r) for x, r in pts if (x, r["estimate"]) not in drawn]
-        drawn.update((x, r["estimate"]) for x, r in new)
-        if new:
-            ax.errorbar([x for x, _ in new], [r["estimate"] for _, r in new],
-                        yerr=[2 * (r["mcse"] or 0.0) for _, r in new], fmt="o", ms=4, color=color, capsize=3,
-                        label="Monte Carlo ±2 MCSE" if len(new) < len(pts) or len(colors) == 1
-                        else f"{label} (Monte Carlo ±2 MCSE)")
+        if lines[label] not in drawn_lines:
+            ax.plot(xs, [r["closed_form"] for _, r in pts], "-", color="0.3" if one_line else color, lw=1.6,
+                    label=figure.line if one_line else f"{label} ({figure.line})")
+            drawn_lines.add(lines[label])
+        dots = {(x, r["estimate"]) for x, r in pts}
+        if not dots <= drawn_points:
+            ax.errorbar(xs, [r["estimate"] for _, r in pts], yerr=[2 * (r["mcse"] or 0.0) for _, r in pts],
+                        fmt="o", ms=4, color=color, capsize=3, label=f"{label} (Monte Carlo ±2 MCSE)")
+            drawn_points |= dots
     if figure.logx:
         ax.set_xscale("log", base=2)
     if figure.logy:
         ax.set_yscale("log")
-    ax.set(title=figure.title, xlabel=figure.xlabel, ylabel=figure.ylabel)
+    ax.set(title="\n".join(textwrap.wrap(figure.title, 95)), xlabel=figure.xlabel, ylabel=figure.ylabel)
     ax.title.set_fontsize(10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(stem + ".png", dpi=110)
     with matplotlib.rc_context({"svg.hashsalt": "dropout-bn"}):  # with no date: same data, same bytes
