@@ -1,7 +1,8 @@
 """Streaming statistics: per-block moments, Chan/Pébay merging, estimates with MCSE.
 
 A kernel accumulates, per block and per variable, shifted power sums (shift =
-the block's first value of that variable), turns them into central moments
+the block's first value of that variable; :func:`_push` one value at a time, or
+:func:`_accumulate_lanes` 64 samples at a time for kernels that work on groups), turns them into central moments
 ``(n, mean, M2, M3, M4)`` and hands them over; blocks are merged in index order
 with the pairwise formulas of Chan et al. (1979) and Pébay (2008). Everything is
 float64.
@@ -61,6 +62,48 @@ def _finish(acc, out):
         out[k, 2] = max(s2 - n * d * d, 0.0)
         out[k, 3] = s3 - 3.0 * d * s2 + 2.0 * n * d ** 3
         out[k, 4] = max(s4 - 4.0 * d * s3 + 6.0 * d * d * s2 - 3.0 * n * d ** 4, 0.0)
+
+
+# Samples are simulated in groups of LANES: one 64-bit mask word per input holds the
+# gates of a whole group, and every per-sample quantity is a vector over the group.
+LANES = 64
+# Each variable keeps HALF partial power sums (lane l and lane l + HALF go to slot l):
+# the loops then vectorize, and the summation order stays fixed.
+HALF = LANES // 2
+
+
+@njit(cache=True)
+def _accumulate_lanes(V, shift, S):
+    """Add the LANES values of each variable (rows of V, shape (K, LANES)) to the partial sums.
+
+    ``S[k, q, l]`` (shape (4, K, HALF)) holds the sums of ``y**(k+1)``, ``y = x − shift[q]``,
+    over lanes l and l + HALF of every group so far.
+    """
+    for q in range(V.shape[0]):
+        sh = shift[q]
+        for l in range(HALF):
+            a = V[q, l] - sh
+            b = V[q, l + HALF] - sh
+            a2 = a * a
+            b2 = b * b
+            S[0, q, l] = (S[0, q, l] + a) + b
+            S[1, q, l] = (S[1, q, l] + a2) + b2
+            S[2, q, l] = (S[2, q, l] + a2 * a) + b2 * b
+            S[3, q, l] = (S[3, q, l] + a2 * a2) + b2 * b2
+
+
+@njit(cache=True)
+def _finish_lanes(S, shift, count, out):
+    """Central moments of a block from its partial sums (:func:`_finish` layout)."""
+    K = shift.size
+    acc = np.zeros((K, ACC_WIDTH))
+    for q in range(K):
+        acc[q, 0] = count
+        acc[q, 1] = shift[q]
+        for k in range(4):
+            for l in range(HALF):
+                acc[q, 2 + k] += S[k, q, l]
+    _finish(acc, out)
 
 
 @njit(cache=True)

@@ -11,7 +11,7 @@ from simulator.experiments import dropout_gradient as dg
 from simulator.experiments import inverted_dropout as inv
 from simulator.rng import keep_threshold, stream_key
 from tests.conftest import assert_matches
-from tests.reference import central_moments, gradient_values_fixed, inverted_dropout_numpy
+from tests.reference import central_moments, gradient_values_lanes, inverted_dropout_numpy
 
 
 def test_gradient_kernel_matches_reference_on_the_same_stream():
@@ -21,7 +21,7 @@ def test_gradient_kernel_matches_reference_on_the_same_stream():
     key = stream_key(1, "test")
     thr = np.array([keep_threshold(x) for x in p], dtype=np.uint64)
     got = run(dg._gradient_blocks, (w, I, thr, p, t, False, 0.0, 1.0), 2 * n + 2, samples, key)
-    ref = central_moments(gradient_values_fixed(key, Plan.of(samples), w, I, p, t))
+    ref = central_moments(gradient_values_lanes(key, Plan.of(samples), w, I, p, t))
     np.testing.assert_allclose(got.total, ref, rtol=1e-9, atol=1e-9)
 
 

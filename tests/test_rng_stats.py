@@ -93,3 +93,133 @@ def test_variance_mcse_is_kurtosis_aware(rng):
     spread = np.std([s.var(0).value for s in samples])
     typical = np.median([s.var(0).mcse for s in samples])
     assert 0.8 < typical / spread < 1.25
+
+
+# --- ziggurat normals and mask words (issue 6) --------------------------------------
+
+def _layers():
+    """x_i, f(x_i) of the ziggurat tables (x_0 = 0 on top, x_255 = r at the bottom)."""
+    x = R._ZIG_W * 2.0 ** 52
+    x[0] = 0.0  # w[0] is the base layer's pseudo-width; layer 1's top is x_0 = 0
+    return x, R._ZIG_F
+
+
+def test_ziggurat_layers_have_equal_area():
+    from math import erfc, exp, pi, sqrt
+    r = R._ZIG_R
+    v = r * exp(-r * r / 2) + sqrt(pi / 2) * erfc(r / sqrt(2))
+    x, f = _layers()
+    assert R._ZIG_W[0] * 2.0 ** 52 * f[255] == pytest.approx(v, rel=1e-13)  # base: rectangle + tail
+    areas = x[1:] * (f[:-1] - f[1:])  # layer i: width x_i, strip [f(x_i), f(x_{i-1})]
+    np.testing.assert_allclose(areas, v, rtol=1e-11)
+    np.testing.assert_allclose(f, np.exp(-x ** 2 / 2), rtol=1e-14)
+    # Inner rectangles: k_i = 2**52 x_{i-1}/x_i.
+    np.testing.assert_allclose(R._ZIG_K[2:] / 2.0 ** 52, x[1:-1] / x[2:], rtol=1e-15)
+    assert R._ZIG_K[1] == 0
+
+
+def test_ziggurat_matches_python_reference_draw_for_draw():
+    from tests.reference import zig_normal
+    key = R.stream_key(3, "zig")
+    s, g = R._block_state(key, 9), Xoshiro(key, 9)
+    ours = [R._normal(s) for _ in range(30_000)]
+    assert ours == [zig_normal(g) for _ in range(30_000)]
+    assert int(R._next(s)) == g.next()  # and both consumed the same draws
+
+
+def test_normal_forms_share_one_stream():
+    key = R.stream_key(3, "forms")
+    a, b, c = (R._block_state(key, 0) for _ in range(3))
+    single = [R._normal(a) for _ in range(10)]
+    pairs = [x for _ in range(5) for x in R._normal_pair(b)]
+    filled = np.empty(10)
+    R._fill_normal(c, filled, 2.0, 3.0)
+    assert single == pairs
+    np.testing.assert_array_equal(filled, 2.0 + 3.0 * np.array(single))
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+@pytest.fixture(scope="module")
+def normals():
+    x = np.empty(4_000_000)
+    R._fill_normal(R._block_state(R.stream_key(11, "normal-dist"), 0), x, 0.0, 1.0)
+    return x
+
+
+def test_normal_distribution_ks_and_moments(normals):
+    from scipy import stats
+    x = normals[:400_000]
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    n = normals.size
+    m = [np.mean(normals ** k) for k in (1, 2, 3, 4)]
+    for value, want, var in ((m[0], 0.0, 1.0), (m[1], 1.0, 2.0), (m[2], 0.0, 15.0), (m[3], 3.0, 96.0)):
+        assert abs(value - want) < 5 * np.sqrt(var / n)
+
+
+@pytest.mark.parametrize("t", [1.0, 2.0, 3.0, 3.6541528853610088, 4.0, 4.5])
+def test_normal_tails(normals, t):
+    from scipy import stats
+    q = 2 * stats.norm.sf(t)
+    k = np.count_nonzero(np.abs(normals) > t)
+    assert abs(k - q * normals.size) < 5 * np.sqrt(q * (1 - q) * normals.size)
+
+
+def test_normal_beyond_the_base_layer_is_the_normal_tail(normals):
+    # Draws beyond r come from Marsaglia's tail method: their law must be N(0,1) conditioned on |x| > r.
+    from scipy import stats
+    r = R._ZIG_R
+    tail = np.abs(normals[np.abs(normals) > r])
+    assert stats.kstest(tail, lambda y: 1 - stats.norm.sf(y) / stats.norm.sf(r)).pvalue > 1e-3
+    assert (np.sign(normals[np.abs(normals) > r]) > 0).mean() == pytest.approx(0.5, abs=5 * 0.5 / np.sqrt(tail.size))
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.8, 0.75, 1.0, 1e-6, 0.999])
+def test_mask_word_matches_python_reference(p):
+    from tests.reference import mask_word
+    key = R.stream_key(4, "mask")
+    s, g = R._block_state(key, 2), Xoshiro(key, 2)
+    t = R.keep_threshold(p)
+    assert [int(R._mask_word(s, t)) for _ in range(40)] == [mask_word(g, t) for _ in range(40)]
+    assert int(R._next(s)) == g.next()
+
+
+def _draws_taken(s, step):
+    """Raw draws that ``step(s)`` consumes (found by replaying the stream)."""
+    before = s.copy()
+    step(s)
+    probe = before.copy()
+    for k in range(64):
+        if np.array_equal(probe, s):
+            return k
+        R._next(probe)
+    raise AssertionError("more than 63 draws")
+
+
+@pytest.mark.parametrize("p,most", [(0.5, 1), (0.75, 2), (0.625, 3), (1.0, 0)])
+def test_mask_word_draws_at_most_m_words_for_dyadic_p(p, most):
+    s = R._block_state(R.stream_key(4, "dyadic"), 0)
+    t = R.keep_threshold(p)
+    taken = [_draws_taken(s, lambda st: R._mask_word(st, t)) for _ in range(200)]
+    assert max(taken) == most
+
+
+def test_mask_word_draws_about_eight_words_for_other_p():
+    # Each word decides half of the undecided lanes: E[draws] ≈ log2(64) + 1.3 for a non-dyadic p.
+    s = R._block_state(R.stream_key(4, "other"), 0)
+    t = R.keep_threshold(0.8)
+    taken = [_draws_taken(s, lambda st: R._mask_word(st, t)) for _ in range(2000)]
+    assert 6.5 < np.mean(taken) < 9.5
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_mask_word_keep_rate_and_lane_independence(p):
+    s = R._block_state(R.stream_key(0, "mask-rate"), 0)
+    words = np.array([R._mask_word(s, R.keep_threshold(p)) for _ in range(20_000)], dtype=np.uint64)
+    bits = ((words[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)).astype(float)
+    n = bits.size
+    assert abs(bits.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)
+    # Every lane keeps at rate p, and neighbouring lanes are uncorrelated.
+    lane = bits.mean(axis=0)
+    assert np.all(np.abs(lane - p) < 5 * np.sqrt(p * (1 - p) / len(words)))
+    corr = np.corrcoef(bits[:, :-1].ravel(), bits[:, 1:].ravel())[0, 1]
+    assert abs(corr) < 5 / np.sqrt(bits[:, 1:].size)

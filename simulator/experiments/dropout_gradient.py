@@ -5,6 +5,12 @@ Samples gates (and inputs, with ``inputs=random``) and averages the gradient
 ``∂E_D/∂w_i = −(t − O) δ_i I_i`` and the loss ``E_D = ½ (t − O)²``, for plain
 and for inverted dropout (``O = Σ δ_i w_i I_i / p_i``). With a fixed input the
 expectation is a finite sum over the 2ⁿ masks, which is also computed exactly.
+
+The sampling kernel works on groups of 64 samples: one mask word per input
+(``rng._draw_mask``) gives the gates of the whole group, the outputs and the
+2n + 2 values are vectors over the group, and the shifted power sums go into 32
+partial sums per variable, so the loops vectorize without reordering any sum
+in a way that depends on threads or timing.
 """
 import numpy as np
 from numba import njit, prange
@@ -13,42 +19,83 @@ from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
-from ..rng import _block_state, _fill_normal, _keep, keep_threshold, stream_key
-from ..stats import ACC_WIDTH, _finish, _push
+from ..rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
+from ..stats import HALF, LANES, _accumulate_lanes, _finish_lanes
 from ..verdict import Check
 
 ENUM_MAX_N = 20
+@njit(cache=True)
+def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, out):
+    """Moments of one block of ``size`` samples; see :func:`_gradient_blocks`.
+
+    Per group of LANES samples the stream gives, in this order: the inputs of every
+    sample (``random_inputs``: n normals per sample), then one mask word per input i,
+    whose bit l is the gate δ_i of sample l. A block's first sample is the shift of
+    its power sums; lanes past the end of a short last group are set to the shift,
+    so they add exactly zero.
+    """
+    n = w.size
+    K = 2 * n + 2
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    x = np.empty((n, LANES))
+    for i in range(n):
+        x[i, :] = I[i]
+    g = np.empty((n, LANES))
+    o = np.empty(LANES)
+    oi = np.empty(LANES)
+    V = np.empty((K, LANES))
+    S = np.zeros((4, K, HALF))
+    shift = np.zeros(K)
+    wp = w / p
+    ip = 1.0 / p
+    done = 0
+    while done < size:
+        lanes = min(LANES, size - done)
+        if random_inputs:
+            for l in range(lanes):
+                for i in range(n):
+                    z, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+                    x[i, l] = c + sd * z
+        o[:] = 0.0
+        oi[:] = 0.0
+        for i in range(n):
+            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, thresholds[i])
+            mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
+            wi, wpi = w[i], wp[i]
+            for l in range(LANES):
+                gl = float((mask >> l) & 1) * x[i, l]  # δ_i I_i without a branch
+                g[i, l] = gl
+                o[l] += wi * gl
+                oi[l] += wpi * gl
+        for i in range(n):
+            ipi = ip[i]
+            for l in range(LANES):
+                V[i, l] = -(t - o[l]) * g[i, l]
+                V[n + 1 + i, l] = -(t - oi[l]) * (g[i, l] * ipi)
+        for l in range(LANES):
+            V[n, l] = 0.5 * (t - o[l]) ** 2
+            V[2 * n + 1, l] = 0.5 * (t - oi[l]) ** 2
+        if done == 0:
+            shift[:] = V[:, 0]
+        for l in range(lanes, LANES):
+            V[:, l] = shift
+        _accumulate_lanes(V, shift, S)
+        done += lanes
+    _finish_lanes(S, shift, size, out)
 
 
 @njit(cache=True, parallel=True)
 def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
                      out, maxima):
-    """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block."""
-    n = w.size
+    """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block.
+
+    Plain dropout: ``O = Σ δ_i w_i I_i``, ``grad_i = −(t − O) δ_i I_i``, ``loss = ½ (t − O)²``;
+    inverted: ``O' = Σ δ_i w_i I_i / p_i``, ``inv_grad_i = −(t − O') δ_i I_i / p_i``.
+    """
     for j in prange(count):
         b = first + j
-        s = _block_state(key, b)
-        acc = np.zeros((2 * n + 2, ACC_WIDTH))
-        x = I.copy()
-        gate = np.empty(n)
-        for _ in range(base + (1 if b < rem else 0)):
-            if random_inputs:
-                _fill_normal(s, x, c, sd)
-            o = 0.0
-            oi = 0.0
-            for i in range(n):
-                g = _keep(s, thresholds[i])
-                gate[i] = g
-                o += g * w[i] * x[i]
-                oi += g * w[i] * x[i] / p[i]
-            r = t - o
-            ri = t - oi
-            for i in range(n):
-                _push(acc, i, -r * gate[i] * x[i])
-                _push(acc, n + 1 + i, -ri * gate[i] * x[i] / p[i])
-            _push(acc, n, 0.5 * r * r)
-            _push(acc, 2 * n + 1, 0.5 * ri * ri)
-        _finish(acc, out[j])
+        _gradient_block(_block_state(key, b), base + (1 if b < rem else 0), w, I, thresholds, p, t,
+                        random_inputs, c, sd, out[j])
 
 
 @njit(cache=True)

@@ -14,7 +14,7 @@ from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
-from ..rng import _block_state, _keep, _normal_pair, _uniform, keep_threshold
+from ..rng import _block_state, _keep, _normal, _uniform, keep_threshold
 from ..stats import ACC_WIDTH, _finish, _push
 from ..verdict import Check
 
@@ -25,10 +25,10 @@ DISTS = ("normal", "uniform", "relu-normal")
 def _draw(s, dist, a, b):
     """One input: normal N(a, b²), uniform on [a − b, a + b], or max(0, N(a, b²))."""
     if dist == 0:
-        return a + b * _normal_pair(s)[0]
+        return a + b * _normal(s)
     if dist == 1:
         return a + b * (2.0 * _uniform(s) - 1.0)
-    return max(0.0, a + b * _normal_pair(s)[0])
+    return max(0.0, a + b * _normal(s))
 
 
 @njit(cache=True, parallel=True)
