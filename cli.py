@@ -3,6 +3,7 @@
 p is the KEEP probability everywhere (PyTorch's nn.Dropout(p) takes the drop probability).
 Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-written.
 """
+import json
 import os
 import sys
 import tempfile
@@ -209,6 +210,37 @@ def report_cmd(out, quick, samples, seed, threads, progress):
     finally:
         progress.close()
     click.echo(f"report written: {index}")
+
+
+@cli.command("bench")
+@click.option("--samples", default="2e7", show_default=True, metavar="N", help="Engine samples per workload.")
+@click.option("--threads", type=int, default=None, help="Engine threads [default: all cores].")
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1F", "W2", "W3"]),
+              help="Only these workloads (repeatable) [default: all].")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Keep the fastest of this many runs of each side.")
+@click.option("--scaling", is_flag=True, help="Also measure W1 on 1 and 2 threads (speed-up, bit-identity).")
+@click.option("--memory", is_flag=True, help="Also measure peak memory of W1 at 1e6 and 1e9 samples (~30 s).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
+@PROGRESS
+def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, progress):
+    """Speed of the engine against a single-threaded numpy reference, on the same workloads."""
+    from simulator import bench
+    from simulator.simulate import check_samples
+
+    check_out(out)
+    progress = Progress(progress)
+    try:
+        result = bench.run_bench(samples=check_samples(samples), threads=threads,
+                                 workloads=workloads or bench.WORKLOADS, progress=progress, repeats=repeats)
+        if scaling:
+            result["scaling"] = bench.thread_scaling("W1", repeats=repeats)
+        if memory:
+            result["memory"] = bench.memory_growth("W1", threads=threads)
+    finally:
+        progress.close()
+    emit(json.dumps(result, indent=2) + "\n" if fmt == "json" else bench.format_table(result), out)
 
 
 @cli.command("list")

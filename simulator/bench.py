@@ -48,6 +48,8 @@ from .rng import _block_state, _draw, _draw_mask, _draw_normal, keep_threshold, 
 from .stats import MOM_WIDTH, Sample, _merge
 
 WORKLOADS = ("W1", "W1F", "W2", "W3")
+# Issue 6's targets: engine samples/s over the numpy reference's, same run, 2 cores.
+TARGETS = {"W1": 10.0, "W1F": 10.0, "W2": 7.0, "W3": 5.0}
 DEFAULT_SAMPLES = 20_000_000
 REFERENCE_DIVISOR = 8  # the numpy reference runs samples / 8: same statistics, ~10x slower
 SEED = 6
@@ -596,18 +598,30 @@ def format_table(result):
     m = result["machine"]
     lines = [f"raw generator: {m['raw_draws_per_s_per_core']:.3g} xoshiro256** draws/s per core "
              f"(the ceiling); engine threads: {m['threads']}, numpy reference: 1 thread",
-             f"{'workload':<8} {'engine/s':>10} {'numpy/s':>10} {'ratio':>7} {'masks/s':>10} "
+             f"{'workload':<8} {'engine/s':>10} {'numpy/s':>10} {'ratio':>7} {'target':>7} {'masks/s':>10} "
              f"{'raw frac':>8} {'eng MB':>7} {'np MB':>7} {'max|z|':>7}  agree"]
     for w in result["workloads"]:
         e, r = w["engine"], w["reference"]
+        target = TARGETS[w["name"]]
+        met = f"{'≥' if w['ratio'] >= target else '<'}{target:g}x"
         lines.append(f"{w['name']:<8} {e['samples_per_s']:>10.3g} {r['samples_per_s']:>10.3g} {w['ratio']:>6.1f}x "
-                     f"{e['mask_elements_per_s']:>10.3g} {w['raw_fraction']:>8.2f} {e['peak_mb']:>7.1f} "
+                     f"{met:>7} {e['mask_elements_per_s']:>10.3g} {w['raw_fraction']:>8.2f} {e['peak_mb']:>7.1f} "
                      f"{r['peak_mb']:>7.1f} {w['max_abs_z']:>7.2f}  {'yes' if w['agree'] else 'NO'}")
     lines.append("")
     for w in result["workloads"]:
         lines.append(f"{w['name']}: {w['title']}; engine {w['engine']['samples']:,} samples in "
                      f"{w['engine']['seconds']:.3g} s, numpy {w['reference']['samples']:,} in "
                      f"{w['reference']['seconds']:.3g} s")
+    if "scaling" in result:
+        sc = result["scaling"]
+        lines.append("thread scaling (W1): " + ", ".join(f"{t} thread(s) {r:.3g}/s" for t, r in sc["rates"].items())
+                     + f"; speed-up {max(sc['speedup'].values()):.2f}x (target ≥ 1.8x); "
+                     + ("bit-identical" if sc["identical"] else "NOT bit-identical") + " across thread counts")
+    if "memory" in result:
+        mem = result["memory"]
+        lines.append("peak memory growth (W1): " + ", ".join(f"{r['samples']:.0e} samples {r['peak_mb']:.1f} MB "
+                                                            f"({r['seconds']:.1f} s)" for r in mem)
+                     + f"; difference {abs(mem[-1]['peak_mb'] - mem[0]['peak_mb']):.1f} MB (target < 10 MB)")
     return "\n".join(lines) + "\n"
 
 

@@ -64,3 +64,18 @@ def test_bad_input_one_line_exit_2(run, args):
 def test_list(run):
     code, out, _ = run("list")
     assert code == 0 and "dropout-gradient" in out and "p_units" in out
+
+
+def test_bench_cli_json(run):
+    code, out, err = run("bench", "--samples", "1e4", "--workload", "W1F", "--format", "json")
+    assert code == 0, err
+    import json
+    data = json.loads(out)
+    (w,) = data["workloads"]
+    assert w["name"] == "W1F" and w["agree"] and w["ratio"] > 0
+    assert {"samples_per_s", "mask_elements_per_s", "peak_mb", "threads"} <= set(w["engine"])
+
+
+def test_bench_bad_samples(run):
+    code, out, err = run("bench", "--samples", "0")
+    assert code == 2 and err.startswith("error: samples=")
