@@ -4,7 +4,8 @@ An :class:`Experiment` declares its parameters (name, type, default, valid
 range), its checks (name, kind, what is compared), the claim in words, its
 source and a ``run`` function. ``verify_points`` lists the parameter settings
 (beyond the defaults and the grid of p) that ``verify`` needs to cover the claim;
-``validate(values)`` checks combinations of parameters. ``run(p, params, ctx)`` returns a list of
+``validate(values)`` checks combinations of parameters. ``headline`` names the
+measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` returns a list of
 :class:`~simulator.verdict.Check`; judging them is done elsewhere.
 """
 import difflib
@@ -140,6 +141,7 @@ class Experiment:
     notes: str = ""
     validate: object = None
     verify_points: tuple = ({},)
+    headline: tuple = ()
 
     def param(self, name):
         for q in self.params:

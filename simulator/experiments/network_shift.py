@@ -289,4 +289,5 @@ EXPERIMENT = Experiment(
     validate=_validate,
     verify_points=({}, {"d": 1, "depth": 2}, {"c": 0.5, "rho": 0.3, "momentum": None, "depth": 3},
                    {"m": 128, "steps": 100, "depth": 4}),
+    headline=("L1 ratio/none (before-bn)", "L8 ratio/none (before-bn)", "L8 ratio/none (uout)"),
 )

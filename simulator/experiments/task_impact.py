@@ -493,4 +493,6 @@ EXPERIMENT = Experiment(
           "Ridge identity: fixed X (rows × cols) ~ N(0.5, 1), y = X a + noise, w ~ N(0, 1), from the seed.",
     validate=_validate,
     verify_points=({}, {"depth": 1}, {"depth": 8}, {"classes": 2, "rows": 12, "cols": 6}),
+    headline=("MSE/none (before-bn)", "accuracy/none (before-bn)", "MSE/none (after-bn)",
+              "accuracy/none (after-bn)", "MSE/none (uout)", "accuracy/none (uout)"),
 )
