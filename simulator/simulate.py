@@ -20,6 +20,7 @@ from .engine import MIN_SAMPLES, set_threads
 from .errors import ParameterError, shown
 from .experiments import CATALOG
 from .verdict import judge, z_threshold
+from .warmup import warm_up
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
 DEFAULT_ALPHA = 0.001
@@ -149,6 +150,7 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     values = resolve(chosen, settings)
     threads = set_threads(threads)
     start = time.perf_counter()
+    warm_up(chosen, progress)
     measured = measure(p, chosen, values, seed, samples, progress)
     rows, zstar, tested = judge_all(measured, alpha)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,

@@ -15,6 +15,7 @@ from .experiments import CATALOG
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed,
                        judge_all, measure, select, versions)
 from .verdict import Check, acceptable
+from .warmup import warm_up
 
 P_GRID = (0.1, 0.3, 0.5, 0.8, 1.0)
 HEADLINE_P = 0.5  # the keep probability at which a claim's headline measurements are quoted
@@ -150,6 +151,7 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     runs = plan(experiments, quick, samples)
     threads = set_threads(threads)
     start = time.perf_counter()
+    warm_up([exp for exp, _, _, _ in runs], progress)
     done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     measured = []
     for exp, values, p, n in runs:

@@ -138,3 +138,11 @@ def test_context_key_depends_on_point():
     a = Context("e", 1, 1000, point={"p": 0.5}).key("s")
     b = Context("e", 1, 1000, point={"p": 0.6}).key("s")
     assert not np.array_equal(a, b)
+
+
+def test_no_warm_up_once_every_kernel_is_compiled():
+    # The first-run warm-up must not start processes on every run.
+    from simulator.experiments import CATALOG
+    from simulator.warmup import cold
+    simulate(p=0.5, samples=1000)
+    assert [e.name for e in CATALOG.values() if cold(e)] == []
