@@ -21,21 +21,30 @@ def momentum_code(momentum):
 
 @njit(cache=True)
 def _bn_train(x, eps, out, mean, var):
-    """Normalize the batch ``x`` (shape (m, d)) into ``out``; batch mean and biased variance into ``mean``, ``var``."""
+    """Normalize the batch ``x`` (shape (m, d)) into ``out``; batch mean and biased variance into ``mean``, ``var``.
+
+    Row by row (the loops over units are contiguous and vectorize); each unit's sums
+    still run over i = 0..m−1 in order, so the results do not depend on the layout.
+    """
     m, d = x.shape
+    inv = np.empty(d)
     for k in range(d):
-        mu = 0.0
-        for i in range(m):
-            mu += x[i, k]
-        mu /= m
-        ss = 0.0
-        for i in range(m):
-            ss += (x[i, k] - mu) ** 2
-        mean[k] = mu
-        var[k] = ss / m
-        inv = 1.0 / np.sqrt(ss / m + eps)
-        for i in range(m):
-            out[i, k] = (x[i, k] - mu) * inv
+        mean[k] = 0.0
+        var[k] = 0.0
+    for i in range(m):
+        for k in range(d):
+            mean[k] += x[i, k]
+    for k in range(d):
+        mean[k] /= m
+    for i in range(m):
+        for k in range(d):
+            var[k] += (x[i, k] - mean[k]) ** 2
+    for k in range(d):
+        var[k] /= m
+        inv[k] = 1.0 / np.sqrt(var[k] + eps)
+    for i in range(m):
+        for k in range(d):
+            out[i, k] = (x[i, k] - mean[k]) * inv[k]
 
 
 @njit(cache=True)
@@ -52,10 +61,12 @@ def _update_running(running_mean, running_var, mean, var, m, momentum, step):
 def _bn_eval(x, running_mean, running_var, eps, out):
     """Normalize ``x`` (shape (m, d)) with the running statistics into ``out``."""
     m, d = x.shape
+    inv = np.empty(d)
     for k in range(d):
-        inv = 1.0 / np.sqrt(running_var[k] + eps)
-        for i in range(m):
-            out[i, k] = (x[i, k] - running_mean[k]) * inv
+        inv[k] = 1.0 / np.sqrt(running_var[k] + eps)
+    for i in range(m):
+        for k in range(d):
+            out[i, k] = (x[i, k] - running_mean[k]) * inv[k]
 
 
 def running_weights(momentum, steps):

@@ -220,9 +220,9 @@ def specs(samples=DEFAULT_SAMPLES):
         "W1": Spec("W1", f"dropout-gradient, random inputs (n={W1_N}, p={W1_P:g})", samples, W1_N,
                    W1_N * per_normal + w1_masks),
         "W1F": Spec("W1F", f"dropout-gradient, fixed input (n={W1_N}, p={W1_P:g})", samples, W1_N, w1_masks),
-        # variance_shift draws d normals per sample and one raw draw per gate (rng._keep).
+        # variance_shift draws d normals per sample and one mask word per input per 64 samples.
         "W2": Spec("W2", f"variance-shift weighted sum (d={W2_D}, p={W2_P:g})", samples, W2_D,
-                   W2_D * per_normal + W2_D),
+                   W2_D * per_normal + W2_D / 64 * draws_per_mask_word(W2_P)),
         # network draws d normals per input row and one raw draw per gate of each layer's input in training.
         "W3": Spec("W3", f"network-shift (d={W3_D}, depth {W3_DEPTH}, batches of {W3_M}, dropout before BN, "
                    f"{W3_RUNS} runs of {W3_STEPS} batches + {eval_rows} eval rows)", rows,

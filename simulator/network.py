@@ -29,8 +29,8 @@ whether or not the unit is zero: a gate ``rng._keep`` or a uniform ``rng._unifor
 import numpy as np
 from numba import njit
 
-from .batchnorm import _bn_eval, _bn_train, _update_running
-from .rng import _fill_normal, _keep, _normal_pair, _uniform, stream_key
+from .batchnorm import _bn_train, _update_running
+from .rng import _draw, _draw_uniform, _fill_normal, _normal_pair, stream_key
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
 PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")
@@ -78,31 +78,116 @@ def _draw_inputs(s, x, c, a, b):
 
 @njit(cache=True)
 def _apply_noise(s, h, kind, threshold, inv_p, beta):
-    """In place: inverted dropout ``h δ / p`` (kind 1) or Uout ``h + h r``, ``r ~ U(−β, β)`` (kind 2)."""
+    """In place: inverted dropout ``h δ / p`` (kind 1) or Uout ``h + h r``, ``r ~ U(−β, β)`` (kind 2).
+
+    One raw draw per entry, row-major, as ``rng._keep`` / ``rng._uniform`` make
+    them; the generator state stays in local variables (registers) meanwhile.
+    """
     r, d = h.shape
+    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(r):
         for j in range(d):
             if kind == _DROPOUT:
-                h[i, j] = h[i, j] * _keep(s, threshold) * inv_p
+                u, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+                keep = 1.0 if (u >> np.uint64(11)) < threshold else 0.0
+                h[i, j] = h[i, j] * keep * inv_p
             else:
-                h[i, j] = h[i, j] + h[i, j] * (beta * (2.0 * _uniform(s) - 1.0))
+                u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+                h[i, j] = h[i, j] + h[i, j] * (beta * (2.0 * u - 1.0))
+    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+
+
+DENSE = 0.4  # fraction of nonzero inputs from which _linear multiplies the zeros too (it is faster)
 
 
 @njit(cache=True)
 def _linear(h, W, z):
-    """``z = h W`` for rows of h, as axpy over the inputs (vectorizes without reordering any sum)."""
+    """``z = h W`` for rows of h: every ``z[i, k] = Σ_j h[i, j] W[j, k]`` added in the order j = 0, 1, ..
+
+    Whichever loop runs, each sum sees the same terms in the same order, up to
+    terms ``0 · W`` = ±0, which do not change a sum that starts at +0.0: the
+    result does not depend on the path. Mostly-zero h (ReLU zeros and dropped
+    units) skips its zeros row by row (:func:`_sparse_row`); denser h goes four
+    rows at a time through every input (:func:`_dense_rows`).
+    """
     r, d_in = h.shape
-    d_out = W.shape[1]
+    nonzero = 0
     for i in range(r):
-        zi = z[i]
-        for k in range(d_out):
-            zi[k] = 0.0
         for j in range(d_in):
-            a = h[i, j]
-            if a != 0.0:  # ReLU zeros and dropped units: most of the inputs
-                wj = W[j]
-                for k in range(d_out):
-                    zi[k] += a * wj[k]
+            nonzero += 1 if h[i, j] != 0.0 else 0
+    first = 0
+    if nonzero >= DENSE * r * d_in:
+        first = r - r % 4
+        for i in range(0, first, 4):
+            _dense_rows(h, W, z, i)
+    if first < r:
+        idx = np.empty(d_in, dtype=np.int64)
+        for i in range(first, r):
+            _sparse_row(h, W, z, i, idx)
+
+
+@njit(cache=True)
+def _dense_rows(h, W, z, i):
+    """Rows i..i+3 of ``z = h W``, four inputs per pass: each loaded row of W serves four rows of z."""
+    d_in, d_out = W.shape
+    z0, z1, z2, z3 = z[i], z[i + 1], z[i + 2], z[i + 3]
+    for k in range(d_out):
+        z0[k] = 0.0
+        z1[k] = 0.0
+        z2[k] = 0.0
+        z3[k] = 0.0
+    top = d_in - d_in % 4
+    for j in range(0, top, 4):
+        w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
+        a0, a1, a2, a3 = h[i, j], h[i, j + 1], h[i, j + 2], h[i, j + 3]
+        b0, b1, b2, b3 = h[i + 1, j], h[i + 1, j + 1], h[i + 1, j + 2], h[i + 1, j + 3]
+        c0, c1, c2, c3 = h[i + 2, j], h[i + 2, j + 1], h[i + 2, j + 2], h[i + 2, j + 3]
+        e0, e1, e2, e3 = h[i + 3, j], h[i + 3, j + 1], h[i + 3, j + 2], h[i + 3, j + 3]
+        for k in range(d_out):
+            x0, x1, x2, x3 = w0[k], w1[k], w2[k], w3[k]
+            z0[k] = (((z0[k] + a0 * x0) + a1 * x1) + a2 * x2) + a3 * x3
+            z1[k] = (((z1[k] + b0 * x0) + b1 * x1) + b2 * x2) + b3 * x3
+            z2[k] = (((z2[k] + c0 * x0) + c1 * x1) + c2 * x2) + c3 * x3
+            z3[k] = (((z3[k] + e0 * x0) + e1 * x1) + e2 * x2) + e3 * x3
+    for j in range(top, d_in):
+        wj = W[j]
+        a0, b0, c0, e0 = h[i, j], h[i + 1, j], h[i + 2, j], h[i + 3, j]
+        for k in range(d_out):
+            z0[k] += a0 * wj[k]
+            z1[k] += b0 * wj[k]
+            z2[k] += c0 * wj[k]
+            z3[k] += e0 * wj[k]
+
+
+@njit(cache=True)
+def _sparse_row(h, W, z, i, idx):
+    """Row i of ``z = h W`` over the nonzero inputs only, four per pass through ``z[i]``.
+
+    The indices are compacted into ``idx`` without branches (a branch on random
+    zeros is mispredicted half the time).
+    """
+    d_in, d_out = W.shape
+    n = 0
+    for j in range(d_in):
+        idx[n] = j
+        n += 1 if h[i, j] != 0.0 else 0
+    zi = z[i]
+    for k in range(d_out):
+        zi[k] = 0.0
+    t = 0
+    while t + 4 <= n:
+        j0, j1, j2, j3 = idx[t], idx[t + 1], idx[t + 2], idx[t + 3]
+        a0, a1, a2, a3 = h[i, j0], h[i, j1], h[i, j2], h[i, j3]
+        w0, w1, w2, w3 = W[j0], W[j1], W[j2], W[j3]
+        for k in range(d_out):
+            zi[k] = (((zi[k] + a0 * w0[k]) + a1 * w1[k]) + a2 * w2[k]) + a3 * w3[k]
+        t += 4
+    for t in range(t, n):
+        j = idx[t]
+        a = h[i, j]
+        wj = W[j]
+        for k in range(d_out):
+            zi[k] += a * wj[k]
 
 
 @njit(cache=True)
@@ -147,13 +232,7 @@ def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step
         _linear(h, W[layer], z)
         _bn_train(z, eps, y, bmean, bvar)
         _update_running(rm[layer], rv[layer], bmean, bvar, m, momentum, step)
-        total = 0.0
-        for i in range(m):
-            for k in range(y.shape[1]):
-                val = y[i, k] if y[i, k] > 0.0 else 0.0
-                h[i, k] = val
-                total += val
-        relu_sum[layer] += total
+        relu_sum[layer] += _relu(y, h)
     if code == AFTER:
         _apply_noise(s_mask, h, _DROPOUT, threshold, inv_p, beta)
 
@@ -201,21 +280,53 @@ def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
     relu_sum : ndarray of shape (depth,)
         Σ of every post-ReLU value of each layer is added here.
     """
-    r = x.shape[0]
+    r, d = x.shape
     h[:, :] = x
+    inv = np.empty(d)
+    s1, s2 = np.empty(d), np.empty(d)
+    part = np.empty(d)
     for layer in range(W.shape[0]):
         _linear(h, W[layer], z)
+        # One pass over z does the statistics, BN (as _bn_eval) and the ReLU; the
+        # sums go on from zstats in the same order (copied to contiguous arrays).
         mu = rm[layer]
+        for k in range(d):
+            inv[k] = 1.0 / np.sqrt(rv[layer, k] + eps)
+            s1[k] = zstats[layer, k, 0]
+            s2[k] = zstats[layer, k, 1]
+            part[k] = 0.0
         for i in range(r):
-            for k in range(z.shape[1]):
+            for k in range(d):
                 e = z[i, k] - mu[k]
-                zstats[layer, k, 0] += e
-                zstats[layer, k, 1] += e * e
-        _bn_eval(z, rm[layer], rv[layer], eps, y)
-        total = 0.0
-        for i in range(r):
-            for k in range(y.shape[1]):
-                val = y[i, k] if y[i, k] > 0.0 else 0.0
+                s1[k] += e
+                s2[k] += e * e
+                val = e * inv[k]
+                val = val if val > 0.0 else 0.0
                 h[i, k] = val
-                total += val
+                part[k] += val
+        total = 0.0
+        for k in range(d):
+            zstats[layer, k, 0] = s1[k]
+            zstats[layer, k, 1] = s2[k]
+            total += part[k]
         relu_sum[layer] += total
+
+
+@njit(cache=True)
+def _relu(y, h):
+    """``h = max(y, 0)``; returns Σ h, summed per unit over the rows, then over the units.
+
+    (Per-unit partial sums vectorize; one running sum over all entries would be a
+    chain of dependent additions. The order is fixed: no thread count changes it.)
+    """
+    r, d = y.shape
+    part = np.zeros(d)
+    for i in range(r):
+        for k in range(d):
+            val = y[i, k] if y[i, k] > 0.0 else 0.0
+            h[i, k] = val
+            part[k] += val
+    total = 0.0
+    for k in range(d):
+        total += part[k]
+    return total

@@ -24,8 +24,10 @@ from ..catalog import CheckSpec, Experiment, Param
 from ..engine import MIN_SAMPLES
 from ..engine import run as run_engine
 from ..errors import ParameterError, SimulationError
-from ..rng import _block_state, _fill_normal, _keep, _uniform, keep_threshold, stream_key
-from ..stats import ACC_WIDTH, Estimate, _finish, _push, mean_of, var_of
+from ..rng import (_block_state, _draw_mask, _draw_normal, _draw_uniform, _fill_normal, _keep, _uniform,
+                   keep_threshold, stream_key)
+from ..stats import (ACC_WIDTH, HALF, LANES, Estimate, _accumulate_lanes, _finish, _finish_lanes, _push, mean_of,
+                     var_of)
 from ..verdict import Check
 
 NOISES = ("bernoulli", "uout", "gaussian")
@@ -77,29 +79,89 @@ def _buffer_size(noise, d, sr):
     return d + (1 if sr > 0.0 else 0) + (d if noise == 2 else 0)
 
 
+@njit(cache=True)
+def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out):
+    """Moments of one block of ``size`` samples; see :func:`_shift_blocks`.
+
+    Samples go in groups of LANES (as in ``dropout_gradient``). Per group the stream
+    gives, lane by lane, the sample's d input normals, its common factor (ρ > 0),
+    then its d noise draws (Gaussian normals or Uout uniforms); for Bernoulli noise
+    then one mask word per input i, whose bit l is the gate of sample l
+    (``rng._draw_mask``: 64 gates for a few raw draws instead of one each).
+    Both sums add their d terms in the order i = 0..d−1, and a gate is ``1/p`` or
+    0: at p = 1 the noisy sum is the clean one bit for bit.
+    """
+    d = w.size
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    z = np.zeros((d, LANES))  # input normals of every lane
+    common = np.zeros(LANES)  # √ρ g₀ of every lane
+    f = np.ones((d, LANES))  # noise factor of every lane (Uout, Gaussian)
+    V = np.empty((5, LANES))
+    S = np.zeros((4, 5, HALF))
+    shift = np.zeros(5)
+    ip = 1.0 / p
+    done = 0
+    while done < size:
+        lanes = min(LANES, size - done)
+        for l in range(lanes):
+            for i in range(d):
+                z[i, l], s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+            if sr > 0.0:
+                g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+                common[l] = sr * g
+            if noise == 1:
+                for i in range(d):
+                    u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+                    f[i, l] = 1.0 + spread * (2.0 * u - 1.0)
+            elif noise == 2:
+                for i in range(d):
+                    g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+                    f[i, l] = 1.0 + spread * g
+        V[0, :] = 0.0
+        V[1, :] = 0.0
+        for i in range(d):
+            wi = w[i]
+            if noise == 0:
+                word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+                mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
+                for l in range(LANES):
+                    # With ρ = 0 (common 0, sq 1) this is c + sv z, bit for bit.
+                    wx = wi * (c + sv * z[i, l]) if sr == 0.0 else wi * (c + sv * (common[l] + sq * z[i, l]))
+                    # A gate is 1/p or 0; at p = 1, wx * 1.0 == wx: both sums are bitwise equal.
+                    V[0, l] += wx * (float((mask >> l) & 1) * ip)
+                    V[1, l] += wx
+            else:
+                for l in range(LANES):
+                    wx = wi * (c + sv * (common[l] + sq * z[i, l]))
+                    V[0, l] += wx * f[i, l]
+                    V[1, l] += wx
+        for l in range(LANES):
+            a = (V[1, l] - mu) ** 2
+            b = (V[0, l] - mu) ** 2
+            V[2, l] = a
+            V[3, l] = b
+            V[4, l] = a - b
+        if done == 0:
+            shift[:] = V[:, 0]
+        for l in range(lanes, LANES):
+            V[:, l] = shift  # lanes past the end add exactly zero
+        _accumulate_lanes(V, shift, S)
+        done += lanes
+    _finish_lanes(S, shift, size, out)
+
+
 @njit(cache=True, parallel=True)
 def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
     """Moments of [X_train, X_test, A, B, A − B] per block, paired on the same inputs.
 
     ``A = (X_test − mu)²`` and ``B = (X_train − mu)²`` with ``mu = E[X]`` give the
-    delta-method error of Var_test/Var_train (see :func:`shift_estimate`).
+    delta-method error of Var_test/Var_train (see :func:`shift_estimate`). Noise
+    codes 0–2 (Bernoulli, Uout, Gaussian); see :func:`_shift_block` for the draws.
     """
-    d = w.size
     for j in prange(count):
         b = first + j
-        s = _block_state(key, b)
-        acc = np.zeros((5, ACC_WIDTH))
-        z = np.empty(_buffer_size(noise, d, sr))
-        for _ in range(base + (1 if b < rem else 0)):
-            noisy, clean = _draw_sum(s, noise, threshold, p, spread, c, sv, sr, sq, w, z)
-            a = (clean - mu) ** 2
-            bb = (noisy - mu) ** 2
-            _push(acc, 0, noisy)
-            _push(acc, 1, clean)
-            _push(acc, 2, a)
-            _push(acc, 3, bb)
-            _push(acc, 4, a - bb)
-        _finish(acc, out[j])
+        _shift_block(_block_state(key, b), base + (1 if b < rem else 0), noise, threshold, p, spread, c, sv, sr,
+                     sq, w, mu, out[j])
 
 
 def shift_estimate(sample):
