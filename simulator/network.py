@@ -29,7 +29,8 @@ whether or not the unit is zero: a gate ``rng._keep`` or a uniform ``rng._unifor
 import numpy as np
 from numba import njit
 
-from .batchnorm import _bn_train, _update_running
+from .batchnorm import EPS, MOMENTUM, _bn_train, _update_running
+from .catalog import Param
 from .rng import _draw, _draw_uniform, _fill_normal, _normal_pair, stream_key
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
@@ -330,3 +331,23 @@ def _relu(y, h):
     for k in range(d):
         total += part[k]
     return total
+
+
+def chain_params(depth):
+    """The parameters of the chain, shared by the experiments that run one; ``depth`` is the default depth."""
+    return (
+        Param("d", "int", 16, "width of every block (and of the input)", low=1, high=4096),
+        Param("depth", "int", depth, "number of Linear → BN → ReLU blocks", low=1, high=64),
+        Param("m", "int", 32, "batch size (training)", low=2, high=65536),
+        Param("steps", "int", 60, "training batches (running statistics, and the head fit in task-impact)",
+              low=1, high=10_000_000),
+        Param("placement", "choices", PLACEMENTS,
+              "where the noise goes (the noise-free network is always run too)", choices=PLACEMENTS),
+        Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
+        Param("momentum", "float", MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
+              high=1.0, low_open=True, none=True),
+        Param("eps", "float", EPS, "BN eps", low=0.0, low_open=True),
+        Param("c", "float", 0.0, "mean of the inputs"),
+        Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
+        Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
+    )

@@ -1,13 +1,11 @@
 import json
 
 import pytest
-from click.testing import CliRunner
 
 import cli
 
 
 def invoke(*args):
-    runner = CliRunner()
     try:
         cli.main(list(args))
         code = 0

@@ -19,7 +19,7 @@ from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
 from ..rng import _block_state, _fill_normal
-from ..stats import ACC_WIDTH, _finish, _push, mean_of, var_of
+from ..stats import ACC_WIDTH, _finish, _push, mean_of
 from ..verdict import Check
 
 EVAL_BATCH = 64

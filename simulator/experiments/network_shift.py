@@ -21,8 +21,8 @@ from numba import njit, prange
 
 from .. import closed_forms as cf
 from .. import network as net
-from ..batchnorm import EPS, MOMENTUM, momentum_code
-from ..catalog import CheckSpec, Experiment, Param
+from ..batchnorm import momentum_code
+from ..catalog import CheckSpec, Experiment
 from ..engine import run as run_engine
 from ..errors import ParameterError
 from ..rng import _block_state, keep_threshold
@@ -244,20 +244,7 @@ EXPERIMENT = Experiment(
           "Dropout after the last BN, re-estimated BN statistics and Uout noise remove or shrink it.",
     source="document's conclusion; Li et al., CVPR 2019",
     params=(
-        Param("d", "int", 16, "width of every block", low=1, high=4096),
-        Param("depth", "int", 8, "number of Linear → BN → ReLU blocks", low=1, high=64),
-        Param("m", "int", 32, "batch size (training)", low=2, high=65536),
-        Param("steps", "int", 60, "training batches that accumulate the running statistics", low=1,
-              high=10_000_000),
-        Param("placement", "choices", net.PLACEMENTS,
-              "where the noise goes (the noise-free network is always run too)", choices=net.PLACEMENTS),
-        Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
-        Param("momentum", "float", MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
-              high=1.0, low_open=True, none=True),
-        Param("eps", "float", EPS, "BN eps", low=0.0, low_open=True),
-        Param("c", "float", 0.0, "mean of the inputs"),
-        Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
-        Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
+        *net.chain_params(depth=8),
     ),
     checks=(
         CheckSpec("L1 real var", "exact", "first BN input: eval variance vs v‖w‖² (+ρ term), mean over units"),

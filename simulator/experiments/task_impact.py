@@ -29,7 +29,7 @@ from numba import njit, prange
 
 from .. import closed_forms as cf
 from .. import network as net
-from ..batchnorm import EPS, MOMENTUM, momentum_code
+from ..batchnorm import momentum_code
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
@@ -446,20 +446,7 @@ EXPERIMENT = Experiment(
           "least squares adds ((1−p)/p) wᵀ diag(XᵀX) w, a ridge-like penalty.",
     source="document's conclusion; Wager et al. 2013; Srivastava et al. 2014 §9.1",
     params=(
-        Param("d", "int", 16, "width of every block (and of the input)", low=1, high=4096),
-        Param("depth", "int", 4, "number of Linear → BN → ReLU blocks", low=1, high=64),
-        Param("m", "int", 32, "batch size (training)", low=2, high=65536),
-        Param("steps", "int", 60, "training batches (running statistics and head fit)", low=1,
-              high=10_000_000),
-        Param("placement", "choices", net.PLACEMENTS,
-              "where the noise goes (the noise-free network is always run too)", choices=net.PLACEMENTS),
-        Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
-        Param("momentum", "float", MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
-              high=1.0, low_open=True, none=True),
-        Param("eps", "float", EPS, "BN eps", low=0.0, low_open=True),
-        Param("c", "float", 0.0, "mean of the inputs"),
-        Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
-        Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
+        *net.chain_params(depth=4),
         Param("task", "choice", "both", "which task's results to report", choices=TASKS),
         Param("classes", "int", 4, "teacher outputs: regression targets and classes", low=2, high=1024),
         Param("rows", "int", 8, "rows of the fixed design X of the ridge identity", low=1, high=256),
