@@ -17,8 +17,10 @@ inequality
     the estimate is a difference that the claim says is ``≥ 0``: refuted when
     ``z < −z*``.
 approximation
-    a closed form that is only approximate: confirmed when the relative error
-    is not significantly larger than the stated tolerance.
+    a closed form that is only approximate, with a stated relative tolerance:
+    ``z = (|estimate − closed form| − tolerance·|closed form|) / MCSE``, the
+    excess over the tolerance in MCSE (negative: within it); refuted when
+    ``z > z*``.
 measurement
     a quantity reported with its MCSE and no claim attached: verdict ``measured``.
 
@@ -110,7 +112,8 @@ def judge(c, zstar):
         excess = abs(diff) - allowed
         if noiseless:
             return Judged(None, allowed, rel, "refuted" if excess > ENUM_RTOL * size else "confirmed")
-        return Judged(diff / c.mcse, allowed + res, rel, "refuted" if excess / c.mcse > zstar else "confirmed")
+        zex = excess / c.mcse
+        return Judged(zex, allowed + res, rel, "refuted" if zex > zstar else "confirmed")
     if c.kind == "enumeration" or noiseless:
         # No Monte Carlo noise left: compare as exact arithmetic.
         agree = abs(diff) <= ENUM_RTOL * size
