@@ -109,6 +109,11 @@ MUTATIONS = [
     ("regularizer with p² instead of p(1−p)", "dropout_gradient",
      lambda w, m, M, p, t: cf.ensemble_gradient(w, m, M, p, t) + w * p * p * np.diag(M),
      "dropout-gradient", {}, "grad["),
+    ("biased instead of unbiased running variance", "running_var_expectation",
+     lambda v, momentum, steps, f=cf.running_var_expectation: f((8 - 1) / 8 * v, momentum, steps),
+     "batchnorm", {"m": 8}, "running-var"),
+    ("Var_train without its c² term", "multiplicative_train_variance", lambda c, v, s2: (1 + s2) * v,
+     "variance-shift", {"noise": "bernoulli"}, "var-train ("),
 ]
 
 
