@@ -28,6 +28,7 @@ BLOCK_MAX = 16384
 NBATCH = 64
 MIN_SAMPLES = 1000
 _CHUNK_SECONDS = 0.25
+_CHUNK_MAX = 512  # blocks per kernel call: bounds the memory of per-block results
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,6 @@ def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
         first += count
         if progress is not None:
             progress(min(first * plan.base + min(first, plan.rem), samples))
-        if took < _CHUNK_SECONDS / 2:
+        if took < _CHUNK_SECONDS / 2 and chunk < _CHUNK_MAX:
             chunk *= 2
     return Sample(merge_all(batches), batches, maxima)

@@ -27,7 +27,7 @@ sign (1 bit) and a 52-bit abscissa; 98.8% of draws are accepted at once; the
 rest go through the exact wedge test or, for the base layer, Marsaglia's tail
 method (1964). The tables are computed at import from ``r`` and ``v``.
 """
-import zlib
+import hashlib
 
 import numpy as np
 from numba import njit
@@ -57,7 +57,8 @@ def stream_key(seed, *names):
     -------
     ndarray of shape (2,), dtype uint64
     """
-    spawn = tuple(zlib.crc32(str(name).encode()) for name in names)
+    # 128 bits of a hash per name: distinct names (e.g. grid points) do not share a stream.
+    spawn = tuple(int.from_bytes(hashlib.sha256(str(name).encode()).digest()[:16], "little") for name in names)
     return np.random.SeedSequence(int(seed), spawn_key=spawn).generate_state(2, np.uint64)
 
 

@@ -24,6 +24,7 @@ from .warmup import warm_up
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
 DEFAULT_ALPHA = 0.001
+MAX_SAMPLES = 10 ** 15  # about a year of the fastest kernel; keeps block arithmetic in int64
 P_MEANING = "keep probability (PyTorch nn.Dropout takes 1 − p)"
 
 
@@ -55,8 +56,9 @@ def check_samples(samples):
         x = float(str(samples).strip().replace("_", ""))
     except ValueError:
         x = math.nan
-    if not (math.isfinite(x) and x.is_integer() and x >= MIN_SAMPLES):
-        raise ParameterError(f"samples={shown(samples)}: must be a whole number ≥ {MIN_SAMPLES} (e.g. 1e6)")
+    if not (math.isfinite(x) and x.is_integer() and MIN_SAMPLES <= x <= MAX_SAMPLES):
+        raise ParameterError(f"samples={shown(samples)}: must be a whole number from {MIN_SAMPLES} to "
+                             f"{MAX_SAMPLES:.0e} (e.g. 1e6)")
     return int(x)
 
 

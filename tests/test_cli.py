@@ -52,6 +52,8 @@ def test_csv(run):
     ("simulate", "--set", "novalue"), ("simulate", "--set", "dist=cauchy"), ("simulate", "--seed", "-1"),
     ("simulate", "--threads", "0"), ("simulate", "--format", "xml"), ("simulate", "--out", "/nonexistent/x.json"),
     ("simulate", "--set", "p_units=0.5,0.5"), ("simulate", "--set", "p_units=0,1,1,1"), ("bogus",),
+    ("simulate", "--samples", "1e30"), ("simulate", "--out", "/tmp"),
+    ("simulate", "--experiment", "inverted-dropout", "--set", "c=1e200"),
 ])
 def test_bad_input_one_line_exit_2(run, args):
     code, out, err = run(*args)

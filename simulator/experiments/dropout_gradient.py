@@ -24,6 +24,8 @@ from ..stats import HALF, LANES, _accumulate_lanes, _finish_lanes
 from ..verdict import Check
 
 ENUM_MAX_N = 20
+
+
 @njit(cache=True)
 def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, out):
     """Moments of one block of ``size`` samples; see :func:`_gradient_blocks`.

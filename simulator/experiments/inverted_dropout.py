@@ -63,11 +63,11 @@ def relu_normal_parameters(c, v):
 
     def excess(a):
         g2 = (a * a + 1) * norm.cdf(a) + a * norm.pdf(a)
-        return np.log(g2 / g1(a) ** 2 - 1) - np.log(v / c ** 2)
+        return np.log(g2 / g1(a) ** 2 - 1) - np.log(v / c / c)
 
     lo, hi = -25.0, 1e4
     if not excess(lo) > 0 > excess(hi):
-        raise ParameterError(f"dist=relu-normal cannot have v/c² = {v / c ** 2:g}")
+        raise ParameterError(f"dist=relu-normal cannot have v/c² = {v / c / c:g}")
     a = brentq(excess, lo, hi, xtol=1e-14)
     s = c / g1(a)
     return a * s, s

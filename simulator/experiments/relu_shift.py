@@ -220,8 +220,15 @@ def gauss_error_bound(m2, m4, p):
 
 
 def gauss_check(name, form, est, mcse, bound, params, text):
-    """An approximation :class:`Check` of a shift against its Gaussian value ``form`` within ``bound``."""
+    """An approximation :class:`Check` of a shift against its Gaussian value ``form`` within ``bound``.
+
+    Where the bound is as large as the shift itself (small width or p near 0 or 1) the
+    approximation claims nothing that could fail: the row is then a measurement.
+    """
     tol = bound / form if form > 0 else 0.0
+    if tol >= 1.0:
+        return Check(name, "measurement", float(form), float(est), float(mcse), params,
+                     formula=f"{text}; error bound {tol:.3g} × the shift: no claim, measured")
     return Check(name, "approximation", float(form), float(est), float(mcse), params, tolerance=float(tol),
                  formula=f"{text}; tolerance {tol:.3g} = 0.1 ε s / shift")
 
