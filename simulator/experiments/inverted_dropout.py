@@ -57,17 +57,20 @@ def relu_normal_parameters(c, v):
     """
     if c <= 0 or v <= 0:
         raise ParameterError(f"dist=relu-normal needs c > 0 and v > 0 (got c={c:g}, v={v:g})")
+    ratio = v / c / c
+    if not 0 < ratio < float("inf"):
+        raise ParameterError(f"dist=relu-normal cannot have v/c² = {ratio:g}")
 
     def g1(a):
         return a * norm.cdf(a) + norm.pdf(a)
 
     def excess(a):
         g2 = (a * a + 1) * norm.cdf(a) + a * norm.pdf(a)
-        return np.log(g2 / g1(a) ** 2 - 1) - np.log(v / c / c)
+        return np.log(g2 / g1(a) ** 2 - 1) - np.log(ratio)
 
     lo, hi = -25.0, 1e4
     if not excess(lo) > 0 > excess(hi):
-        raise ParameterError(f"dist=relu-normal cannot have v/c² = {v / c / c:g}")
+        raise ParameterError(f"dist=relu-normal cannot have v/c² = {ratio:g}")
     a = brentq(excess, lo, hi, xtol=1e-14)
     s = c / g1(a)
     return a * s, s
