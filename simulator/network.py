@@ -263,7 +263,7 @@ def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, 
     rm[:, :] = 0.0
     rv[:, :] = 1.0
     s_in[:] = s_in0
-    _train_chain(s_in, s_mask, W, NONE, np.uint64(0), 1.0, 0.0, c, a, b, eps, momentum, steps, 0,
+    _train_chain(s_in, s_mask, W, np.int64(NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, momentum, steps, 0,
                  rm, rv, x, h, z, y, bmean, bvar, scratch)
 
 

@@ -32,6 +32,8 @@ def _compile(name):
 def warm_up(chosen, progress=None):
     """Compile the cold experiments among ``chosen`` in parallel processes (at their defaults)."""
     todo = [e for e in {e.name: e for e in chosen}.values() if cold(e)]
+    # Longest compilations first (source size as their measure), so that none starts last on its own.
+    todo.sort(key=lambda e: os.path.getsize(sys.modules[e.run.__module__].__file__), reverse=True)
     workers = min(len(todo), os.cpu_count() or 1)
     if workers < 2:
         return

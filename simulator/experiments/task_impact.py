@@ -80,7 +80,7 @@ def _teacher_stats(s, W, A, c, a, b, eps, batches, m):
     bmean, bvar = np.empty(d), np.empty(d)
     rm, rv = np.zeros((depth, d)), np.ones((depth, d))
     scratch = np.zeros(depth)
-    net._train_chain(s, s, W, net.NONE, np.uint64(0), 1.0, 0.0, c, a, b, eps, -1.0, batches, 0,
+    net._train_chain(s, s, W, np.int64(net.NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, -1.0, batches, 0,
                      rm, rv, x, h, z, y, bmean, bvar, scratch)
     zstats = np.zeros((depth, d, 2))
     s1, s2 = np.zeros(C), np.zeros(C)
