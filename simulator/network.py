@@ -29,9 +29,11 @@ whether or not the unit is zero: a gate ``rng._keep`` or a uniform ``rng._unifor
 import numpy as np
 from numba import njit
 
-from .batchnorm import EPS, MOMENTUM, _bn_train, _update_running
+from typing import NamedTuple
+
+from .batchnorm import EPS, MOMENTUM, _bn_train, _update_running, momentum_code
 from .catalog import Param
-from .rng import _draw, _draw_uniform, _fill_normal, _normal_pair, stream_key
+from .rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
 PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")
@@ -351,3 +353,27 @@ def chain_params(depth):
         Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
         Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
     )
+
+
+class Chain(NamedTuple):
+    """A chain ready to run: weights, placement codes (0 = no noise first), input scales, kernel arguments."""
+
+    W: np.ndarray
+    codes: np.ndarray
+    a: float
+    b: float
+    args: tuple
+
+
+def chain(seed, p, q):
+    """The :class:`Chain` of parameters ``q`` (see :func:`chain_params`) at keep probability p.
+
+    ``args`` are the kernel's leading arguments: ``(W, codes, threshold, 1/p, beta, c, a, b, m, steps,
+    eps, momentum code)``.
+    """
+    W = he_weights(seed, q["d"], q["depth"])
+    codes = np.array([NONE] + [CODES[x] for x in q["placement"]], dtype=np.int64)
+    a, b = input_scales(q["v"], q["rho"])
+    args = (W, codes, keep_threshold(p), 1.0 / p, float(q["beta"]), float(q["c"]), a, b, int(q["m"]),
+            int(q["steps"]), float(q["eps"]), momentum_code(q["momentum"]))
+    return Chain(W, codes, a, b, args)

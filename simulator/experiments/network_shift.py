@@ -21,11 +21,10 @@ from numba import njit, prange
 
 from .. import closed_forms as cf
 from .. import network as net
-from ..batchnorm import momentum_code
 from ..catalog import CheckSpec, Experiment
 from ..engine import run as run_engine
 from ..errors import ParameterError
-from ..rng import _block_state, keep_threshold
+from ..rng import _block_state
 from ..stats import ACC_WIDTH, _finish, _push, mean_of
 from ..verdict import Check
 
@@ -183,14 +182,10 @@ def _relu_shift(i, depth, layer):
 
 
 def run(p, q, ctx):
-    d, depth, m, steps = q["d"], q["depth"], q["m"], q["steps"]
-    c, v, rho, beta, eps, momentum = q["c"], q["v"], q["rho"], q["beta"], q["eps"], q["momentum"]
+    depth, steps = q["depth"], q["steps"]
+    c, v, rho, beta, momentum = q["c"], q["v"], q["rho"], q["beta"], q["momentum"]
     placements = q["placement"]
-    W = net.he_weights(ctx.seed, d, depth)
-    codes = np.array([net.NONE] + [net.CODES[x] for x in placements], dtype=np.int64)
-    a, b = net.input_scales(v, rho)
-    args = (W, codes, keep_threshold(p), 1.0 / p, float(beta), float(c), a, b, int(m), int(steps), float(eps),
-            momentum_code(momentum))
+    W, codes, _, _, args = net.chain(ctx.seed, p, q)
     sample = run_engine(_shift_blocks, args, len(codes) * depth * NQ, ctx.samples, ctx.key("chain"),
                         where=ctx.where(), progress=ctx.bar("chain"))
     params = {"p": p, **q, "placement": list(placements), "init": "He normal N(0, 2/d), seed-fixed",

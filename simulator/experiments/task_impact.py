@@ -29,7 +29,6 @@ from numba import njit, prange
 
 from .. import closed_forms as cf
 from .. import network as net
-from ..batchnorm import momentum_code
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
@@ -416,14 +415,9 @@ def _ridge_checks(sample, X, y, w, p, params):
 
 
 def run(p, q, ctx):
-    d, depth, m, steps = q["d"], q["depth"], q["m"], q["steps"]
-    c, v, rho, beta, eps, momentum = q["c"], q["v"], q["rho"], q["beta"], q["eps"], q["momentum"]
     placements = q["placement"]
-    W = net.he_weights(ctx.seed, d, depth)
-    codes = np.array([net.NONE] + [net.CODES[x] for x in placements], dtype=np.int64)
-    a, b = net.input_scales(v, rho)
-    args = (W, codes, keep_threshold(p), 1.0 / p, float(beta), float(c), a, b, int(m), int(steps), float(eps),
-            momentum_code(momentum), *teacher(ctx.seed, W, q["classes"], c, a, b, eps))
+    W, codes, a, b, args = net.chain(ctx.seed, p, q)
+    args = (*args, *teacher(ctx.seed, W, q["classes"], q["c"], a, b, q["eps"]))
     sample = run_engine(_task_blocks, args, len(codes) * NQ, ctx.samples, ctx.key("chain"),
                         where=ctx.where(), progress=ctx.bar("chain"))
     params = {"p": p, **q, "placement": list(placements), "training_runs": sample.n,
