@@ -24,6 +24,7 @@ from .warmup import warm_up
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
 DEFAULT_ALPHA = 0.001
+MIN_P = 1e-9
 MAX_SAMPLES = 10 ** 15  # about a year of the fastest kernel; keeps block arithmetic in int64
 P_MEANING = "keep probability (PyTorch nn.Dropout takes 1 − p)"
 
@@ -47,6 +48,9 @@ def check_p(p):
         x = math.nan
     if not (0.0 < x <= 1.0):
         raise ParameterError(f"p={shown(p)}: the keep probability must be a number in (0, 1]")
+    if x < MIN_P:
+        raise ParameterError(f"p={shown(p)}: below {MIN_P:g} no unit is ever kept in a feasible number of "
+                             "samples (gates resolve 2**-53); use p in [1e-9, 1]")
     return x
 
 
