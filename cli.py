@@ -76,6 +76,12 @@ class Progress:
         sys.stderr.flush()
         self.shown = True
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         if self.shown:
             sys.stderr.write("\r" + " " * 72 + "\r")
@@ -117,12 +123,9 @@ def cli():
 def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, progress):
     """Run every experiment (or those named) at keep probability p; print a table of checks."""
     check_out(out)
-    progress = Progress(progress)
-    try:
+    with Progress(progress) as progress:
         result = simulate(p=p, experiments=list(experiments), samples=samples, seed=seed, threads=threads,
                           settings=parse_settings(sets), progress=progress)
-    finally:
-        progress.close()
     emit(FORMATS[fmt](result), out)
     if out:
         click.echo(summary(result), err=True)
@@ -146,12 +149,9 @@ def verify_cmd(quick, samples, experiments, seed, threads, alpha, fmt, out, prog
     confirmed), 1 otherwise, 2 for bad usage.
     """
     check_out(out)
-    progress = Progress(progress)
-    try:
+    with Progress(progress) as progress:
         v = verify(quick=quick, samples=samples, seed=seed, threads=threads, alpha=alpha,
                    experiments=list(experiments), progress=progress)
-    finally:
-        progress.close()
     text = to_json(v) if fmt == "json" else claims_text(v) + "\n" + FORMATS["table"](v)
     emit(text, out)
     if not v.ok:
@@ -179,14 +179,11 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
     if out is not None and not out.endswith((".csv", ".json")):
         raise ParameterError(f"--out {out}: must end in .csv or .json")
     check_out(out)
-    progress = Progress(progress)
     checkpoint = Checkpoint(out + ".partial" if out else None)
-    try:
+    with Progress(progress) as progress:
         result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
                        threads=threads, progress=progress, checkpoint=checkpoint, workers=workers,
                        scheduler=scheduler)
-    finally:
-        progress.close()
     emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)
     checkpoint.remove()
     if out:
@@ -205,12 +202,9 @@ def report_cmd(out, quick, samples, seed, threads, progress):
     from simulator.report import report  # imports matplotlib/seaborn: only for this command
 
     check_out_dir(out)
-    progress = Progress(progress)
-    try:
+    with Progress(progress) as progress:
         index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
                        command=["cli.py"] + sys.argv[1:])
-    finally:
-        progress.close()
     click.echo(f"report written: {index}")
 
 
@@ -232,16 +226,13 @@ def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, p
     from simulator.simulate import check_samples
 
     check_out(out)
-    progress = Progress(progress)
-    try:
+    with Progress(progress) as progress:
         result = bench.run_bench(samples=check_samples(samples), threads=threads,
                                  workloads=workloads or bench.WORKLOADS, progress=progress, repeats=repeats)
         if scaling:
             result["scaling"] = bench.thread_scaling("W1", repeats=repeats)
         if memory:
             result["memory"] = bench.memory_growth("W1", threads=threads)
-    finally:
-        progress.close()
     emit(json.dumps(result, indent=2) + "\n" if fmt == "json" else bench.format_table(result), out)
 
 
