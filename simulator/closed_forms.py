@@ -56,7 +56,7 @@ def dropout_loss(w, m, M, p, t):
 
     Notes
     -----
-    THEORY.md C1 companion: the penalty is this ½Σ term; the document's
+    docs/theory.md, C1 (companion): the penalty is this ½Σ term; the document's
     "regularizer" ``w_i p_i(1−p_i) I_i²`` is its gradient. Exact.
     """
     return ensemble_loss(w, m, M, p, t) + 0.5 * np.sum(w * w * np.diag(M) * p * (1 - p))
@@ -68,7 +68,7 @@ def inverted_dropout_gradient(w, m, M, p, t):
     Notes
     -----
     ``E[∂E_D/∂w_i] = ∂E/∂w_i|no dropout + w_i I_i² (1 − p_i)/p_i`` with
-    ``∂E/∂w_i|no dropout = −t I_i + Σ_j w_j I_i I_j`` (THEORY.md C1). Exact.
+    ``∂E/∂w_i|no dropout = −t I_i + Σ_j w_j I_i I_j`` (docs/theory.md, C1). Exact.
     """
     return -t * m + M @ w + w * np.diag(M) * (1 - p) / p
 
@@ -145,7 +145,7 @@ def dropout_sum_moments(w, x, p):
     Notes
     -----
     ``μ = Σ w_i x_i`` (unchanged by inverted dropout) and
-    ``s² = ((1 − p)/p) Σ w_i² x_i²`` (THEORY.md C3). Exact; only the Gaussian
+    ``s² = ((1 − p)/p) Σ w_i² x_i²`` (docs/theory.md, C3). Exact; only the Gaussian
     shape of z is an approximation.
     """
     w, x = np.asarray(w, dtype=float), np.asarray(x, dtype=float)
@@ -249,7 +249,7 @@ def weighted_sum_variances(c, v, s2, rho, w):
     d inputs of mean c, variance v, pairwise correlation ρ; independent noise of
     variance s² (s² = (1 − p)/p for dropout). With ``d cos²θ = (Σ w)²/‖w‖²``:
     ``Var_train = ((1 + s²)(c² + v) − c²) ‖w‖² + ρ v ‖w‖² (d cos²θ − 1)``,
-    ``Var_test = v ‖w‖² + ρ v ‖w‖² (d cos²θ − 1)`` (THEORY.md C5). Exact.
+    ``Var_test = v ‖w‖² + ρ v ‖w‖² (d cos²θ − 1)`` (docs/theory.md, C5). Exact.
     """
     w = np.asarray(w, dtype=float)
     nw2 = float(w @ w)

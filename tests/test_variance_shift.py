@@ -76,7 +76,7 @@ def test_enumeration_equals_closed_form(p, d, rho, cos2):
 
 
 def test_enumeration_with_fixed_inputs_gives_the_mask_variance():
-    # M = x xᵀ: the sum over masks is the mask-only variance ((1−p)/p) Σ w_i² x_i² (THEORY C3).
+    # M = x xᵀ: the sum over masks is the mask-only variance ((1−p)/p) Σ w_i² x_i² (docs/theory.md, C3).
     p, x = 0.3, np.array([0.5, -1.2, 2.0, 0.1])
     w = vs.weights(1, 4, 0.4)
     first, second = vs._enumerate_masks(w, p, x, np.outer(x, x))
@@ -119,7 +119,7 @@ def test_noise_variants_gaussian_keeps_uout_shrinks():
     assert cf.multiplicative_train_variance(c, v, s_gauss) == cf.multiplicative_train_variance(c, v, s_bern)
     uout = v / cf.multiplicative_train_variance(c, v, cf.noise_variance("uout", p, 0.1))
     assert uout > 0.99 > cf.variance_shift(c, v, p)
-    # THEORY: β = 0.1 at c = 0 gives Δ ≈ 0.9967.
+    # docs/theory.md, C5 (Uout): β = 0.1 at c = 0 gives Δ ≈ 0.9967.
     assert v / cf.multiplicative_train_variance(0.0, v, cf.noise_variance("uout", p, 0.1)) == pytest.approx(
         0.9967, abs=1e-4)
 

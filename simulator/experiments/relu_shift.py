@@ -48,7 +48,7 @@ def relu_gaussian_shift(mu, s):
 
     Notes
     -----
-    From ``E[ReLU(z)] = μ Φ(a) + s φ(a)``, ``a = μ/s`` (THEORY.md C3; Wang &
+    From ``E[ReLU(z)] = μ Φ(a) + s φ(a)``, ``a = μ/s`` (docs/theory.md, C3; Wang &
     Manning 2013), subtracting ``max(μ, 0)`` gives, for either sign of μ,
     ``s (φ(a) − |a| Φ(−|a|))``. Written this way the difference does not
     cancel catastrophically when ``|a|`` is large. Jitted so that kernels can
