@@ -147,6 +147,24 @@ def _validate(values):
         raise ParameterError(f"p_units has {len(values['p_units'])} values: need n={values['n']}")
 
 
+def _regularizer_checks(w, m, M, p, t, sample, params):
+    """The term the document calls the regularizer, by itself: ``E[∂E_D/∂w_i] − ∂E_N/∂w_i``.
+
+    ``∂E_N/∂w_i`` is a constant (given the inputs' moments), so the difference has the
+    MCSE of ``E[∂E_D/∂w_i]``; compared with ``w_i p_i(1−p_i) I_i²`` (``E[I_i²]`` for random
+    inputs). Relative to the largest gradient, so that p = 1 (both 0) compares exactly.
+    """
+    base = cf.ensemble_gradient(w, m, M, p, t)
+    term = w * p * (1 - p) * np.diag(M)
+    scale = float(np.max(np.abs(cf.dropout_gradient(w, m, M, p, t))))
+    checks = []
+    for i in range(w.size):
+        est = sample.mean(i)
+        checks.append(Check(f"reg[{i + 1}]", "exact", float(term[i]), est.value - float(base[i]), est.mcse,
+                            params, formula="E[∂E_D/∂w_i] − ∂E_N/∂w_i = w_i p_i(1−p_i) I_i²", scale=scale))
+    return checks
+
+
 def run(p, q, ctx):
     n, t, c, v = q["n"], q["t"], q["c"], q["v"]
     fixed = q["inputs"] == "fixed"
@@ -167,7 +185,7 @@ def run(p, q, ctx):
     ]
     exact = fixed and n <= ENUM_MAX_N
     enum = _enumerate_masks(w, I, pk, float(t)) if exact else None
-    checks = []
+    checks = _regularizer_checks(w, m, M, pk, t, sample, params)
     for name, values, formula, offset in forms:
         scale = float(np.max(np.abs(values)))
         for i, value in enumerate(values):
@@ -201,6 +219,8 @@ EXPERIMENT = Experiment(
     ),
     checks=(
         CheckSpec("grad[i]", "exact", "E[∂E_D/∂w_i] vs ∂E_N/∂w_i + w_i p_i(1−p_i) I_i²"),
+        CheckSpec("reg[i]", "exact", "the regularizer term alone: E[∂E_D/∂w_i] − ∂E_N/∂w_i vs "
+                  "w_i p_i(1−p_i) I_i²"),
         CheckSpec("loss", "exact", "E[E_D] vs E_N + ½Σ w_i² I_i² p_i(1−p_i)"),
         CheckSpec("inv-grad[i]", "exact", "inverted dropout: E[∂E_D/∂w_i] vs ∂E/∂w_i + w_i I_i²(1−p_i)/p_i"),
         CheckSpec("inv-loss", "exact", "inverted dropout: E[E_D] vs ½(t−w·I)² + ½Σ w_i² I_i²(1−p_i)/p_i"),
