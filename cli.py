@@ -236,6 +236,71 @@ def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, p
     emit(json.dumps(result, indent=2) + "\n" if fmt == "json" else bench.format_table(result), out)
 
 
+@cli.command("audit")
+@click.option("--model", "model", default=None, metavar="FILE.py:FACTORY",
+              help="A function in FILE.py returning a torch.nn.Module. The file is RUN as Python: it is your own "
+                   "code, audit only files you trust. Needs PyTorch: pip install '.[torch]'.")
+@click.option("--weights", default=None, metavar="FILE.pt",
+              help="State dict to load (torch.load(weights_only=True): no other objects are unpickled). Without "
+                   "it, BN statistics are first gathered in train mode over the data, as training would.")
+@click.option("--arch", default=None, metavar="SPEC",
+              help="Instead of --model, a layer spec run by the project's own layers (no PyTorch), e.g. "
+                   "linear:64,bn,relu,dropout:0.5,linear:64,bn,relu,linear:1. dropout:P takes the KEEP "
+                   "probability; uout:BETA is Li et al.'s uniform noise.")
+@click.option("--in", "n_in", type=int, default=None, metavar="N", help="Input features for --arch.")
+@click.option("--data", default=None, metavar="FILE",
+              help=".npy, .npz (first array, or FILE.npz:NAME) or numeric .csv; rows are samples.")
+@click.option("--input-shape", default=None, metavar="C,H,W",
+              help="Standard-normal inputs of this shape per sample, e.g. 3,32,32 (--model).")
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batches", type=int, default=50, show_default=True)
+@click.option("--mc", type=int, default=8, show_default=True, help="Dropout-on passes per batch (output effect).")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads (--model) [default: torch's].")
+@click.option("--fix", type=click.Choice(["recalibrate"]), default=None,
+              help="Re-estimate BN statistics with BN in train mode and dropout OFF (cumulative average), then "
+                   "measure again. torch.optim.swa_utils.update_bn keeps dropout ON and re-learns the shift.")
+@click.option("--save", default=None, metavar="OUT.pt", help="Write the fixed state dict here (atomically).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
+@click.option("--plot", default=None, metavar="FILE.png|FILE.svg", help="Ratio per BN layer: measured, predicted, "
+              "before and after the fix.")
+def audit_cmd(model, weights, arch, n_in, data, input_shape, batch, batches, mc, seed, threads, fix, save, fmt,
+              out, plot):
+    """Check your own network for the variance shift (dropout before BatchNorm) and fix it.
+
+    p is the KEEP probability (PyTorch's nn.Dropout(p) takes the DROP probability: keep = 1 - p).
+    """
+    from simulator.audit.data import parse_shape
+    from simulator.audit.report import FORMATS as AUDIT_FORMATS
+
+    if (model is None) == (arch is None):
+        raise ParameterError("give --model FILE.py:FACTORY or --arch SPEC (one of them)")
+    if plot is not None and not plot.lower().endswith((".png", ".svg")):
+        raise ParameterError(f"--plot {plot}: must end in .png or .svg")
+    for target in (out, save, plot):
+        check_out(target)
+    if model is not None:
+        from simulator.audit import audit_model
+
+        if n_in is not None:
+            raise ParameterError("--in goes with --arch; give --input-shape or --data with --model")
+        result = audit_model(model, data=data, input_shape=None if input_shape is None else parse_shape(input_shape),
+                             weights=weights, batch=batch, batches=batches, seed=seed, mc=mc, fix=fix, save=save,
+                             threads=threads)
+    else:
+        from simulator.audit import audit_arch
+
+        if weights is not None or input_shape is not None or save is not None:
+            raise ParameterError("--weights, --input-shape and --save go with --model; --arch takes --in and --data")
+        result = audit_arch(arch, n_in, data=data, batch=batch, batches=batches, seed=seed, mc=mc, fix=fix)
+    if plot is not None:
+        from simulator.audit.plot import plot_ratios
+
+        plot_ratios(result, plot)
+    emit(AUDIT_FORMATS[fmt](result), out)
+
+
 @cli.command("list")
 def list_cmd():
     """Every experiment with its claim, parameters (default, range) and checks."""

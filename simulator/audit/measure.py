@@ -1,0 +1,229 @@
+"""From per-batch sums at each BatchNorm to the audit's numbers: ratio, prediction, MCSE, verdict.
+
+Framework-free (numpy only): the PyTorch path (:mod:`.torch_model`) and the
+layer-spec path (:mod:`.arch`) both fill a :class:`LayerRecord` per BN layer and
+an :class:`OutputRecord`, batch by batch, and read the rows from here.
+
+Notes
+-----
+Per BN channel c (axis 1; statistics over all other axes):
+
+- measured ratio ``r_c = V_c / R_c``: V_c the variance of BN's input in eval
+  mode over the data, R_c its running_var (Li et al. 2019 plot
+  ``max(V/R, R/V)``, reported as its mean over channels);
+- predicted running variance for a dropout → (Linear | Conv | nothing) → BN
+  structure (THEORY C5): ``Var_train = V + T`` with
+  ``T = s² Σ_(mask groups) E[(contribution of the group)²]``, s² = (1 − p)/p
+  for inverted dropout of keep probability p, β²/3 for Uout. What running_var
+  holds is ``a0·1 + (1 − a0)·E[unbiased batch variance]``, and for a batch of
+  N samples of L positions (n = N L elements per channel)
+  ``E[unbiased batch variance] = n/(n − 1) · (Var_train − Var_train(sample mean)/N)``
+  (samples independent; positions within a sample need not be). For a Linear
+  (L = 1) this is Var_train exactly. a0 is the weight left on the initial
+  value 1 (``batchnorm.running_weights``); 0 for given weights.
+- MCSE by batch means over the data batches (delta method for ratios), plus the
+  noise of running_var itself when the audit gathered it:
+  ``Var(R) ≈ Σ_k a_k² Var(batch variance)``. Using the same data for gathering
+  and measuring correlates the two positively; ignoring that overstates the MCSE.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Z_STAR = 5.0
+TOLERANCE = 0.01  # smallest relative shift called a shift, whatever the MCSE
+
+REMEDY_DROPOUT = ("move the dropout after the last BN (just before the head), or re-estimate BN statistics "
+                  "with dropout off after training (--fix recalibrate), or use Uout (beta ~ 0.1)")
+REMEDY_OTHER = ("re-estimate BN statistics with dropout off (--fix recalibrate); look upstream for "
+                "functional dropout (F.dropout) or other code that behaves differently in train mode")
+
+
+@dataclass
+class LayerRecord:
+    """Everything measured at one BN layer; lists grow by one entry per data batch."""
+
+    name: str
+    kind: str
+    running_var: np.ndarray
+    ref: np.ndarray                      # shift for the sums (running_mean: close to the mean)
+    s1: list = field(default_factory=list)   # Σ (x − ref) per channel
+    s2: list = field(default_factory=list)   # Σ (x − ref)²
+    n: list = field(default_factory=list)    # elements per channel
+    m1: list = field(default_factory=list)   # Σ over samples of (sample mean − ref)
+    m2: list = field(default_factory=list)
+    N: list = field(default_factory=list)    # samples
+    t: list = field(default_factory=list)    # Σ over elements of the dropout noise variance (s² included)
+    tbar: list = field(default_factory=list)  # Σ over samples of the noise variance of the sample mean
+    upstream: list = field(default_factory=list)  # (name, kind, keep or None) of noise modules run before
+    structure: str = None                # e.g. "Dropout(keep 0.5) → Linear → BN"; None: no prediction
+    why_not: str = ""                    # why there is no prediction
+    train_var: np.ndarray = None         # (K, C) unbiased batch variances of the gathering pass
+    weights: np.ndarray = None           # a_k of each gathering batch in running_var
+    a0: float = 0.0
+    train_N: int = None                  # samples per training batch
+    train_L: int = 1                     # positions per sample
+
+    def add(self, x2d_per_sample):
+        """Add one batch: ``x`` of shape (N, C, L) in float64 (L = 1 for BatchNorm1d on (N, C))."""
+        x = x2d_per_sample - self.ref[None, :, None]
+        self.s1.append(x.sum(axis=(0, 2)))
+        self.s2.append((x * x).sum(axis=(0, 2)))
+        self.n.append(x.shape[0] * x.shape[2])
+        xm = x.mean(axis=2)
+        self.m1.append(xm.sum(axis=0))
+        self.m2.append((xm * xm).sum(axis=0))
+        self.N.append(x.shape[0])
+        if self.train_N is None:
+            self.train_N, self.train_L = x.shape[0], x.shape[2]
+
+
+def _pooled(s1, s2, n):
+    """Pooled mean shift d and per-batch variances about the pooled mean, shape (B, C)."""
+    n = np.asarray(n, float)[:, None]
+    d = s1.sum(0) / n.sum()
+    v = s2 / n - 2.0 * d * s1 / n + d * d
+    return d, v
+
+
+def _se(values):
+    """Batch-means standard error of the mean of ``values`` (first axis: batches)."""
+    values = np.asarray(values, float)
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
+    """The row of one BN layer.
+
+    Parameters
+    ----------
+    rec : LayerRecord
+    z_star : float
+        A shift counts when |ratio − 1| exceeds z* MCSE ...
+    tolerance : float
+        ... and ``tolerance`` (relative).
+
+    Returns
+    -------
+    dict
+        See the module Notes; ``ratio_*`` are Var_eval/running_var per channel.
+    """
+    s1, s2 = np.array(rec.s1), np.array(rec.s2)
+    B = len(s1)
+    _, v = _pooled(s1, s2, rec.n)                  # (B, C)
+    V = v.mean(0)
+    R = np.asarray(rec.running_var, float)
+    r = V / R
+    ratio_mean = float(r.mean())
+    u = (v / R).mean(1)
+    se_eval = _se(u)
+    se_train, ww = 0.0, None
+    if rec.train_var is not None and len(rec.train_var) > 1:
+        ww = np.asarray(rec.weights, float)
+        w = (V * rec.train_var / R ** 2).mean(1)
+        se_train = float(np.sqrt((ww ** 2).sum()) * np.std(w, ddof=1))
+    se = float(np.hypot(se_eval, se_train))
+    row = {
+        "layer": rec.name, "kind": rec.kind, "channels": int(R.size),
+        "ratio_median": float(np.median(r)), "ratio_min": float(r.min()), "ratio_max": float(r.max()),
+        "ratio_mean": ratio_mean, "ratio_mcse": se,
+        "li_ratio": float(np.maximum(r, 1.0 / r).mean()),
+        "dropout_upstream": ", ".join(f"{nm} ({kd}{'' if k is None else f', keep {k:g}'})"
+                                      for nm, kd, k in rec.upstream) or "none",
+        "structure": rec.structure or f"no prediction: {rec.why_not}",
+        "predicted_mean": None, "predicted_median": None, "predicted_mcse": None, "z": None,
+        "running_var_source": "gathered by the audit" if rec.train_var is not None else "as given",
+    }
+    if rec.structure is not None and rec.t:
+        n_el = np.asarray(rec.n, float)
+        t_b = np.array(rec.t) / n_el[:, None]                      # (B, C) noise variance per element
+        T = t_b.mean(0)
+        _, vm = _pooled(np.array(rec.m1), np.array(rec.m2), rec.N)
+        Vbar = vm.mean(0)
+        Tbar = np.array(rec.tbar).sum(0) / float(np.sum(rec.N))
+        Nt, nt = rec.train_N, rec.train_N * rec.train_L
+        kappa = nt / (nt - 1.0)
+        a1 = 1.0 - rec.a0
+        Rhat = rec.a0 + a1 * kappa * (V + T - (Vbar + Tbar) / Nt)
+        pred = V / Rhat
+        g = V * a1 * kappa / Rhat ** 2              # ∂(V/R̂)/∂T, and −∂/∂V through R̂
+        infl_pred = ((v - V) * (1.0 / Rhat - g) - (t_b - T) * g).mean(1)
+        infl_diff = ((v - V) / R).mean(1) - infl_pred
+        se_diff = float(np.hypot(_se(infl_diff), se_train))
+        row.update(predicted_mean=float(pred.mean()), predicted_median=float(np.median(pred)),
+                   predicted_mcse=_se(infl_pred),
+                   z=float((ratio_mean - pred.mean()) / se_diff) if se_diff > 0 else None)
+    shift = ratio_mean - 1.0
+    shifted = abs(shift) > max(z_star * se, tolerance)
+    drops = rec.upstream
+    if not shifted:
+        verdict, remedy = "no shift", ""
+    elif drops:
+        verdict = f"shift of {100 * shift:+.1f}%: dropout before BN ({drops[-1][0]})"
+        remedy = REMEDY_DROPOUT
+    else:
+        verdict = f"shift of {100 * shift:+.1f}%: no dropout module upstream"
+        remedy = REMEDY_OTHER
+    if shifted and rec.a0 > 0.01:
+        verdict += f" (running statistics not converged: weight {rec.a0:.2f} still on the initial value 1)"
+    row.update(shift=shift, verdict=verdict, remedy=remedy, batches=B)
+    return row
+
+
+@dataclass
+class OutputRecord:
+    """Eval-mode output against the Monte Carlo average of train-mode outputs, per data batch.
+
+    Train mode here means dropout on and every BN in eval mode (running statistics):
+    the noise a trained model adds, not the batch statistics.
+    """
+
+    ref: float = None
+    e1: list = field(default_factory=list)   # Σ (y_eval − ref)
+    e2: list = field(default_factory=list)
+    a1: list = field(default_factory=list)   # Σ (ȳ − ref), ȳ the MC average over S samples
+    a2: list = field(default_factory=list)
+    within: list = field(default_factory=list)  # Σ over elements of the unbiased mask variance / S
+    d1: list = field(default_factory=list)   # Σ (ȳ − y_eval)
+    d2: list = field(default_factory=list)
+    n: list = field(default_factory=list)
+    samples: int = 0
+
+    def add(self, y_eval, y_train):
+        """``y_eval`` of shape (N, D), ``y_train`` of shape (S, N, D), float64."""
+        if self.ref is None:
+            self.ref = float(y_eval.mean())
+        S = y_train.shape[0]
+        self.samples = S
+        ybar = y_train.mean(0)
+        e, a = y_eval - self.ref, ybar - self.ref
+        self.e1.append(e.sum()); self.e2.append((e * e).sum())
+        self.a1.append(a.sum()); self.a2.append((a * a).sum())
+        self.within.append((y_train.var(0, ddof=1).sum() / S) if S > 1 else 0.0)
+        d = ybar - y_eval
+        self.d1.append(d.sum()); self.d2.append((d * d).sum())
+        self.n.append(y_eval.size)
+
+
+def output_effect(rec):
+    """Mean and variance shift at the output, in the output's units, each with its MCSE.
+
+    Returns
+    -------
+    dict
+        ``mean_shift = E[ȳ − y_eval]``; ``var_shift = Var_x(E_mask y) − Var_x(y_eval)``
+        (the finite-S mask noise ``E[s²_mask]/S`` subtracted from ``Var(ȳ)``);
+        ``rms_diff = √E[(ȳ − y_eval)²]``; pooled over data and output units.
+    """
+    n = np.asarray(rec.n, float)
+    if len(n) == 0:
+        return None
+    md = np.asarray(rec.d1) / n
+    _, ve = _pooled(np.array(rec.e1)[:, None], np.array(rec.e2)[:, None], rec.n)
+    _, va = _pooled(np.array(rec.a1)[:, None], np.array(rec.a2)[:, None], rec.n)
+    vs = va[:, 0] - np.asarray(rec.within) / n - ve[:, 0]
+    var_eval = float(ve.mean())
+    return {"mean_shift": float(md.mean()), "mean_shift_mcse": _se(md),
+            "var_shift": float(vs.mean()), "var_shift_mcse": _se(vs),
+            "var_eval": var_eval, "rms_diff": float(np.sqrt(np.sum(rec.d2) / n.sum())),
+            "mc_samples": rec.samples, "batches": len(n)}
