@@ -258,3 +258,65 @@ def test_without_torch_says_how_to_install(run, model_file, monkeypatch):
 def test_parameter_error_from_library():
     with pytest.raises(ParameterError, match="--input-shape"):
         audit_model(mlp(), batches=3)
+
+
+# --- the layer-spec path (no PyTorch in the library code it runs) -------------------------------------------
+
+SPEC = "linear:32,bn,relu,dropout:0.5,linear:32,bn,relu,linear:1"
+
+
+def test_arch_agrees_with_torch_in_distribution():
+    from simulator.audit import arch_to_torch
+
+    a = audit_arch(SPEC, 12, batch=64, batches=60, seed=9)
+    t = audit_model(arch_to_torch(SPEC, 12, seed=9), input_shape=(12,), batch=64, batches=60, seed=9)
+    assert [r["layer"] for r in a.rows] == ["1:bn", "5:bn"] and [r["layer"] for r in t.rows] == ["1", "5"]
+    for x, y in zip(a.rows, t.rows):
+        se = np.hypot(x["ratio_mcse"], y["ratio_mcse"])
+        assert abs(x["ratio_mean"] - y["ratio_mean"]) < Z * se, (x, y)
+    assert_agrees(a.rows[1])
+    assert "dropout before BN" in a.rows[1]["verdict"] and a.rows[0]["verdict"] == "no shift"
+
+
+def test_arch_uout_and_fix():
+    r = audit_arch("linear:32,relu,uout:0.5,linear:32,bn", 8, batches=60, seed=10, fix="recalibrate")
+    before, after = r.stage("before")[0], r.stage("after")[0]
+    assert "uout(beta 0.5) → linear → bn" == before["structure"]
+    assert abs(before["z"]) < Z and before["ratio_mean"] < 1 - 5 * before["ratio_mcse"]
+    assert abs(after["ratio_mean"] - 1) < Z * after["ratio_mcse"] and after["verdict"] == "no shift"
+
+
+def test_arch_dropout_straight_into_bn_matches_single_unit_formula():
+    """dropout → bn: Δ = v / ((1/p)(c² + v) − c²) per unit (THEORY C5), here with measured c and v."""
+    r = audit_arch("linear:16,dropout:0.25,bn", 4, batches=60, seed=11)
+    assert_agrees(r.rows[0])
+
+
+def test_arch_no_bn_and_data(tmp_path):
+    x = np.random.default_rng(1).standard_normal((100, 3))
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",")
+    r = audit_arch("linear:4,relu,dropout:0.5,linear:1", data=str(tmp_path / "x.csv"), batch=10, batches=5)
+    assert r.rows == [] and "Nothing to shift" in r.notes[0]
+
+
+def test_layer_kernels_against_torch():
+    from simulator.nn.layers import _dropout, _linear_bias, _relu, _uout
+    from simulator.rng import _block_state, keep_threshold, stream_key
+
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((5, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)
+    out = np.empty((5, 3))
+    _linear_bias(x, W, b, out)
+    ref = F.linear(torch.from_numpy(x), torch.from_numpy(W), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    h = np.empty_like(x)
+    _relu(x, h)
+    np.testing.assert_array_equal(h, F.relu(torch.from_numpy(x)).numpy())
+    big = np.ones((400, 250))
+    s = _block_state(stream_key(0, "test-layers"), 0)
+    d = np.empty_like(big)
+    _dropout(s, big, keep_threshold(0.3), 1 / 0.3, d)
+    kept = (d != 0).mean()
+    assert set(np.unique(d)) <= {0.0, 1 / 0.3} and abs(kept - 0.3) < 5 * np.sqrt(0.3 * 0.7 / big.size)
+    _uout(s, big, 0.5, d)
+    assert abs(d.mean() - 1) < 5 * np.sqrt(0.25 / 3 / big.size) and abs(d.var() - 0.25 / 3) < 0.005
