@@ -301,6 +301,19 @@ def audit_cmd(model, weights, arch, n_in, data, input_shape, batch, batches, mc,
     emit(AUDIT_FORMATS[fmt](result), out)
 
 
+@cli.command("derive")
+@click.argument("chain", required=False)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "latex"]), default="table", show_default=True)
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
+def derive_cmd(chain, fmt, out):
+    """The document's derivations checked step by step with SymPy (all chains, or CHAIN)."""
+    from simulator import derive
+
+    check_out(out)
+    results = [derive.check_chain(chain)] if chain else derive.check_all()
+    emit(derive.format_results(results, fmt), out)
+
+
 @cli.command("list")
 def list_cmd():
     """Every experiment with its claim, parameters (default, range) and checks."""

@@ -9,5 +9,7 @@ formats the results for the command line.
 """
 from .chains import CHAINS
 from .checker import ChainResult, StepResult, check, check_all, check_chain, derivation_checks
+from .text import FORMATS, format_results
 
-__all__ = ["CHAINS", "ChainResult", "StepResult", "check", "check_all", "check_chain", "derivation_checks"]
+__all__ = ["CHAINS", "FORMATS", "ChainResult", "StepResult", "check", "check_all", "check_chain", "derivation_checks",
+           "format_results"]

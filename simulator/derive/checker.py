@@ -188,7 +188,7 @@ def _limited(fn, seconds):
 
 def plain(expr):
     """A sympy expression as one line of plain Unicode (``μ_h − μ_h²``)."""
-    text = sp.sstr(expr)
+    text = sp.sstr(expr, order="rev-grlex")  # low degree first: "μ_h − μ_h²"
     for k, sup in (("2", "²"), ("3", "³"), ("4", "⁴")):
         text = text.replace(f"**{k}", sup)
     return text.replace("**", "^").replace("*", "·").replace(" - ", " − ").replace("-", "−")
