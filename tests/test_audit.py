@@ -320,3 +320,13 @@ def test_layer_kernels_against_torch():
     assert set(np.unique(d)) <= {0.0, 1 / 0.3} and abs(kept - 0.3) < 5 * np.sqrt(0.3 * 0.7 / big.size)
     _uout(s, big, 0.5, d)
     assert abs(d.mean() - 1) < 5 * np.sqrt(0.25 / 3 / big.size) and abs(d.var() - 0.25 / 3) < 0.005
+
+
+def test_plot(run, model_file, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, out, err = run("audit", "--model", f"{model_file}:make", "--input-shape", "6", "--batches", "4",
+                         "--fix", "recalibrate", "--plot", str(tmp_path / "a.svg"), "--threads", "1")
+    assert code == 0, err
+    assert (tmp_path / "a.svg").read_text().lstrip().startswith("<?xml")
+    code, out, err = run("audit", "--arch", "linear:4,bn", "--in", "3", "--plot", str(tmp_path / "a.pdf"))
+    assert code == 2 and "must end in .png or .svg" in err
