@@ -22,3 +22,16 @@ def refuted():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def require_torch():
+    """``import torch``, skipping the test when it is missing, except in CI (CI="true"), where that fails.
+
+    PyTorch is the oracle of the layer tests and always installed in CI: an
+    oracle test that skips there is a test that does not exist.
+    """
+    import os
+    if os.environ.get("CI", "").lower() == "true":
+        import torch  # noqa: F401  (an ImportError fails the test)
+        return torch
+    return pytest.importorskip("torch")

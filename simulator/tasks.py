@@ -1,0 +1,148 @@
+"""The data sets of the trained-network experiments, all offline.
+
+A :class:`Task` is a design matrix and a target: a regression (MSE, one output)
+or a classification (cross-entropy, C logits). Four come with scikit-learn
+(``load_diabetes``, ``load_digits``, ``load_breast_cancer``, ``load_wine``,
+bundled in its wheel); ``teacher`` is synthetic. Each regression task has a
+classification *twin* with the same X and the same continuous target, labelled
+``1[y > median]``, the median taken over each run's training split (so a twin
+differs from its regression task only in the head and the loss, and the test
+rows never leak into the labels).
+
+Notes
+-----
+``teacher``: n = 600 rows, X ~ N(0, I_10) and a fixed random teacher network
+10 → Linear(32) → ReLU → Linear(1) with PyTorch's default ``nn.Linear`` init
+(weight and bias ~ U(−1/√fan_in, 1/√fan_in)); y = (t − mean t)/std t + N(0, 0.5²)
+with t the teacher's output, so the noise is 20% of y's variance. Everything is
+drawn from ``np.random.default_rng(stream_key(seed, "teacher-task", ...))``.
+"""
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ParameterError, shown
+from .rng import stream_key
+
+TASK_NAMES = ("diabetes", "diabetes-class", "teacher", "teacher-class", "digits", "breast-cancer", "wine")
+KINDS = ("regression", "classification")
+
+TEACHER_ROWS, TEACHER_INPUTS, TEACHER_HIDDEN, TEACHER_NOISE = 600, 10, 32, 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A data set ready to train on.
+
+    Attributes
+    ----------
+    name : str
+    kind : str
+        "regression" or "classification".
+    X : ndarray of shape (n, f), float64
+    y : ndarray of shape (n,), float64
+        The regression target; class labels 0..C−1 as floats; or, for a median
+        twin, the continuous target.
+    classes : int
+        1 for regression, C for classification.
+    median_label : bool
+        The labels are ``1[y > median of the run's training split]``, made per run.
+    twin : str or None
+        Name of the classification twin of a regression task.
+    description : str
+        One line: source, n × f, what the label is.
+    """
+
+    name: str
+    kind: str
+    X: np.ndarray
+    y: np.ndarray
+    classes: int
+    median_label: bool
+    twin: object
+    description: str
+
+
+@functools.lru_cache(maxsize=None)
+def _sklearn(name):
+    """``(X, y)`` of a scikit-learn bundled data set as float64 (read-only, cached)."""
+    import sklearn.datasets as datasets  # lazily: importing sklearn costs about a second
+    loader = {"diabetes": datasets.load_diabetes, "digits": datasets.load_digits,
+              "breast-cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}[name]
+    bunch = loader()
+    X = np.ascontiguousarray(bunch.data, dtype=np.float64)
+    y = np.ascontiguousarray(bunch.target, dtype=np.float64)
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+def _torch_linear_init(rng, fan_in, fan_out):
+    """``nn.Linear(fan_in, fan_out)`` default init: W (out, in) and b ~ U(−1/√fan_in, 1/√fan_in)."""
+    bound = 1.0 / np.sqrt(fan_in)
+    W = rng.uniform(-bound, bound, (fan_out, fan_in))
+    b = rng.uniform(-bound, bound, fan_out)
+    return W, b
+
+
+@functools.lru_cache(maxsize=16)
+def _teacher(seed):
+    """``(X, y)`` of the teacher task (see the module Notes)."""
+    rng = np.random.default_rng(stream_key(seed, "teacher-task", TEACHER_ROWS, TEACHER_INPUTS, TEACHER_HIDDEN))
+    X = rng.standard_normal((TEACHER_ROWS, TEACHER_INPUTS))
+    W1, b1 = _torch_linear_init(rng, TEACHER_INPUTS, TEACHER_HIDDEN)
+    W2, b2 = _torch_linear_init(rng, TEACHER_HIDDEN, 1)
+    t = (np.maximum(X @ W1.T + b1, 0.0) @ W2.T + b2)[:, 0]
+    y = (t - t.mean()) / t.std() + TEACHER_NOISE * rng.standard_normal(TEACHER_ROWS)
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+def load(name, seed=0):
+    """The :class:`Task` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`TASK_NAMES`.
+    seed : int
+        Seeds the synthetic ``teacher`` tasks; the scikit-learn data ignore it.
+
+    Returns
+    -------
+    Task
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name.
+    """
+    if name not in TASK_NAMES:
+        raise ParameterError(f"unknown task {shown(name)}; valid: {', '.join(TASK_NAMES)}")
+    if name in ("diabetes", "diabetes-class"):
+        X, y = _sklearn("diabetes")
+        n, f = X.shape
+        if name == "diabetes":
+            return Task(name, "regression", X, y, 1, False, "diabetes-class",
+                        f"scikit-learn load_diabetes, {n} × {f}: disease progression after one year")
+        return Task(name, "classification", X, y, 2, True, None,
+                    f"scikit-learn load_diabetes, {n} × {f}: progression above the training median")
+    if name in ("teacher", "teacher-class"):
+        X, y = _teacher(int(seed))
+        n, f = X.shape
+        if name == "teacher":
+            return Task(name, "regression", X, y, 1, False, "teacher-class",
+                        f"synthetic, {n} × {f}: a random ReLU teacher 10-32-1 plus N(0, 0.5²) noise")
+        return Task(name, "classification", X, y, 2, True, None,
+                    f"synthetic, {n} × {f}: teacher output above the training median")
+    X, y = _sklearn(name)
+    n, f = X.shape
+    classes = int(y.max()) + 1
+    what = {"digits": "the digit 0-9 of an 8 × 8 image",
+            "breast-cancer": "malignant (0) or benign (1)",
+            "wine": "one of three cultivars"}[name]
+    source = "load_" + name.replace("-", "_")
+    return Task(name, "classification", X, y, classes, False, None,
+                f"scikit-learn {source}, {n} × {f}: {what}")
