@@ -16,7 +16,8 @@ from ..nn.layers import _dropout, _linear_bias, _relu, _uout
 from ..rng import _block_state, keep_threshold, stream_key
 from ..simulate import DEFAULT_SEED, check_seed
 from .data import batches_of, load_data, normal_batches
-from .measure import TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect, summarize
+from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect,
+                      summarize)
 from .result import AuditResult
 
 WORDS = "linear:N, bn, relu, dropout:P (P = KEEP probability), uout:BETA"
@@ -274,6 +275,10 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
         for r in after:
             r["stage"] = "after"
         rows += after
+    if any(r["predicted_mean"] is not None for r in rows):
+        notes.append(PREDICTION_NOTE)
+    if fix is not None and len(rows) > 2:
+        notes.append(FIX_NOTE)
     if not has_bn:
         notes.insert(0, "Nothing to shift: the spec has no bn layer.")
     meta = {"model": f"--arch {spec}", "data": data if isinstance(data, str) else (
@@ -284,7 +289,7 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
 
 
 def arch_to_torch(spec, n_in, seed=DEFAULT_SEED):
-    """The same network as a ``torch.nn.Sequential`` with the same initial weights (dropout keep P → nn.Dropout(1 − P))."""
+    """The same network as a ``torch.nn.Sequential``, same initial weights (dropout keep P → nn.Dropout(1 − P))."""
     from .torch_model import _torch
 
     torch = _torch()

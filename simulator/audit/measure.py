@@ -35,6 +35,12 @@ TOLERANCE = 0.01  # smallest relative shift called a shift, whatever the MCSE
 
 REMEDY_DROPOUT = ("move the dropout after the last BN (just before the head), or re-estimate BN statistics "
                   "with dropout off after training (--fix recalibrate), or use Uout (beta ~ 0.1)")
+PREDICTION_NOTE = ("The closed form uses the eval-mode moments of the dropped activations: exact when nothing "
+                   "upstream of the dropout acts differently in train mode; below another shifted or unconverged "
+                   "BN the shifts compound and it is approximate. nn.Dropout is taken as independent gates per "
+                   "element; Dropout1d/2d/3d as one gate per sample and channel (exact same-channel term).")
+FIX_NOTE = ("After the fix a BN fed by another BN can keep a residual of order 1/batch: while recalibrating, the "
+            "upstream BN normalizes with batch statistics; a larger --batch shrinks it.")
 REMEDY_OTHER = ("re-estimate BN statistics with dropout off (--fix recalibrate); look upstream for "
                 "functional dropout (F.dropout) or other code that behaves differently in train mode")
 

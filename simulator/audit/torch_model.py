@@ -28,7 +28,8 @@ from ..nn.batchnorm import running_weights
 from ..rng import stream_key
 from ..simulate import DEFAULT_SEED, check_seed
 from .data import batches_of, load_data, normal_batches
-from .measure import TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect, summarize
+from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect,
+                      summarize)
 from .result import AuditResult
 
 INSTALL = "PyTorch is not installed: pip install '.[torch]' (or audit a layer spec with --arch, no PyTorch needed)"
@@ -514,7 +515,9 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
         raise ParameterError(f"--mc {mc}: need at least 2 dropout-on passes")
     label = model if isinstance(model, str) else type(model).__name__
     if isinstance(model, str):
-        model = load_factory(model)
+        with torch.random.fork_rng(devices=[]):  # the factory's random init then depends on the seed alone
+            torch.manual_seed(int(stream_key(seed, "audit-init")[0]) % (1 << 63))
+            model = load_factory(model)
     if weights is not None:
         load_weights(model, weights)
     xs = _as_batches(torch, model, data, input_shape, int(batch), int(batches), seed)
@@ -552,10 +555,14 @@ def _audit(torch, model, label, xs, weights, batch, seed, mc, fix, save, data, i
             for r in after:
                 r["stage"] = "after"
             rows += after
-            # (the output effect is not re-reported: after the fix, eval vs dropout-on compares with a network the fix does not aim at)
+            # the output effect is not re-reported: eval vs dropout-on is not what the fix aims at
             if save is not None:
                 save_state(model, save)
                 notes.append(f"Recalibrated state dict written to {save}.")
+    if any(r["predicted_mean"] is not None for r in rows):
+        notes.append(PREDICTION_NOTE)
+    if fix is not None and len(rows) > 2:
+        notes.append(FIX_NOTE)
     if not _bns(model):
         notes.insert(0, "Nothing to shift: the model has no BatchNorm layer with running statistics.")
     meta = {"model": label, "data": data if isinstance(data, str) else ("array" if data is not None else
