@@ -142,7 +142,7 @@ def test_functional_dropout_measured_not_predicted():
     assert "no dropout module upstream" in row["verdict"] and "F.dropout" in row["remedy"]
 
 
-def test_no_bn_nothing_to_shift(run):
+def test_no_bn_nothing_to_shift():
     model = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1))
     r = audit_model(model, input_shape=(5,), batches=4, seed=7)
     assert r.rows == [] and "Nothing to shift" in r.notes[0]

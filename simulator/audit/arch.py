@@ -16,8 +16,8 @@ from ..nn.layers import _dropout, _linear_bias, _relu, _uout
 from ..rng import _block_state, keep_threshold, stream_key
 from ..simulate import DEFAULT_SEED, check_seed
 from .data import batches_of, load_data, normal_batches
-from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect,
-                      summarize)
+from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, mark_after,
+                      output_effect, summarize)
 from .result import AuditResult
 
 WORDS = "linear:N, bn, relu, dropout:P (P = KEEP probability), uout:BETA"
@@ -272,8 +272,7 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
         info = _gather(net, xs, None, True, False)
         after, _ = _measure(net, xs, stream_key(seed, "audit-arch-noise", "after"), info, int(mc), z_star,
                             tolerance, noise=False)
-        for r in after:
-            r["stage"] = "after"
+        mark_after(after)
         rows += after
     if any(r["predicted_mean"] is not None for r in rows):
         notes.append(PREDICTION_NOTE)

@@ -176,6 +176,17 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
     return row
 
 
+def mark_after(rows):
+    """Label rows measured after the fix: a remaining shift is not the dropout's (its noise was off)."""
+    for r in rows:
+        r["stage"] = "after"
+        if r["verdict"] != "no shift":
+            r["verdict"] = (f"residual of {100 * r['shift']:+.1f}% after recalibration (BN upstream on batch "
+                            "statistics while recalibrating; try a larger --batch)")
+            r["remedy"] = ""
+    return rows
+
+
 @dataclass
 class OutputRecord:
     """Eval-mode output against the Monte Carlo average of train-mode outputs, per data batch.

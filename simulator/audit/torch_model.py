@@ -28,8 +28,8 @@ from ..nn.batchnorm import running_weights
 from ..rng import stream_key
 from ..simulate import DEFAULT_SEED, check_seed
 from .data import batches_of, load_data, normal_batches
-from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, output_effect,
-                      summarize)
+from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, mark_after,
+                      output_effect, summarize)
 from .result import AuditResult
 
 INSTALL = "PyTorch is not installed: pip install '.[torch]' (or audit a layer spec with --arch, no PyTorch needed)"
@@ -552,8 +552,7 @@ def _audit(torch, model, label, xs, weights, batch, seed, mc, fix, save, data, i
         if fix == "recalibrate":
             info = recalibrate(model, xs, dropout=False)
             after, _ = _measure(model, structure, xs, info, int(mc), z_star, tolerance, noise=False)
-            for r in after:
-                r["stage"] = "after"
+            mark_after(after)
             rows += after
             # the output effect is not re-reported: eval vs dropout-on is not what the fix aims at
             if save is not None:
