@@ -210,8 +210,8 @@ def _equal(a, b):
     if not cross.free_symbols:
         return sp.expand(cross) == 0
     try:
-        if sp.Poly(cross, *sorted(cross.free_symbols, key=str)).is_zero:
-            return True
+        # A polynomial in the symbols themselves: decisive either way.
+        return sp.Poly(cross, *sorted(cross.free_symbols, key=str)).is_zero
     except sp.PolynomialError:
         try:  # radicals: let them be generators of their own
             if sp.Poly(cross).is_zero:
@@ -223,6 +223,18 @@ def _equal(a, b):
     if not diff.has(sp.Pow):
         return False
     return sp.simplify(diff) == 0
+
+
+def _residual(diffs, timeout):
+    """The differences simplified for display (unsimplified if that runs past ``timeout``)."""
+    def simplified():
+        out = [sp.cancel(sp.together(d)) for d in diffs]
+        return [sp.expand(r) if r.is_polynomial() else sp.factor(r) for r in out]
+    try:
+        shown = _limited(simplified, timeout)
+    except _Timeout:
+        shown = diffs
+    return plain(shown[0] if len(shown) == 1 else sp.Matrix(shown).T)
 
 
 class _Case:
@@ -259,16 +271,14 @@ class _Case:
         return [src for k in keys for src in self.assumptions[k].sources]
 
     def symbolic(self, index, keys):
-        """``(is_zero, residual)`` of ``lhs − rhs`` under the assumptions ``keys``."""
+        """``(is_zero, differences)``: whether ``lhs − rhs`` is 0 under the assumptions ``keys``, and if not, the entries of ``lhs − rhs``."""
         lhs, rhs = (self.prepare(e, keys) for e in self.sides(index))
         sources = self.sources(keys)
         left, right = evaluate(lhs, sources), evaluate(rhs, sources)
         pairs = list(zip(left, right)) if isinstance(left, sp.MatrixBase) else [(left, right)]
         if all(_equal(a, b) for a, b in pairs):
             return True, ""
-        residual = [sp.cancel(sp.together(a - b)) for a, b in pairs]
-        shown = [sp.expand(r) if r.is_polynomial() else sp.factor(r) for r in residual]
-        return False, plain(shown[0] if len(shown) == 1 else sp.Matrix(shown).T)
+        return False, [a - b for a, b in pairs]
 
     def numeric(self, index, keys):
         """Whether both sides agree at random numbers (expectations by enumeration)."""
@@ -306,6 +316,7 @@ class _Case:
             return "undecided", "", numeric, f"moment unknown: {e}"
         if ok:
             return "proven", "", numeric, ""
+        residual = _residual(residual, timeout)
         if numeric:
             return "undecided", residual, numeric, "no symbolic zero, but both sides agree at random numbers"
         missing = [k for k in self.assumptions if k not in keys]
