@@ -151,7 +151,10 @@ class IID(Source):
 
 
 class Uniform(Source):
-    """``r ~ U(−β, β)``: odd moments 0, ``E[r^{2k}] = β^{2k}/(2k+1)``; realized by 4-point Gauss–Legendre (exact to order 7)."""
+    """``r ~ U(−β, β)``: odd moments 0, ``E[r^{2k}] = β^{2k}/(2k+1)``.
+
+    Realized by 4-point Gauss–Legendre nodes, exact to order 7.
+    """
 
     def __init__(self, symbol, half_width):
         self.symbols = (symbol,)

@@ -271,7 +271,10 @@ class _Case:
         return [src for k in keys for src in self.assumptions[k].sources]
 
     def symbolic(self, index, keys):
-        """``(is_zero, differences)``: whether ``lhs − rhs`` is 0 under the assumptions ``keys``, and if not, the entries of ``lhs − rhs``."""
+        """``(is_zero, differences)`` of ``lhs − rhs`` under the assumptions ``keys``.
+
+        ``differences`` are the entries of ``lhs − rhs`` when it is not 0.
+        """
         lhs, rhs = (self.prepare(e, keys) for e in self.sides(index))
         sources = self.sources(keys)
         left, right = evaluate(lhs, sources), evaluate(rhs, sources)
@@ -303,19 +306,23 @@ class _Case:
         scale = max(1.0, float(np.max(np.abs(a))), float(np.max(np.abs(b))))
         return bool(np.all(np.abs(a - b) <= RTOL * scale))
 
-    def decide(self, index, timeout):
-        """``(status, residual, numeric, note)`` of step ``index`` in this case."""
+    def decide(self, index, timeout, cross_check=True):
+        """``(status, residual, numeric, note)`` of step ``index`` in this case.
+
+        A proven step skips the numeric cross-check unless ``cross_check``
+        (the checker asks for it at one size only: it costs as much as the proof).
+        """
         step = self.steps[index]
         keys = tuple(step.uses)
-        numeric = self.numeric(index, keys)
         try:
             ok, residual = _limited(lambda: self.symbolic(index, keys), timeout)
         except _Timeout:
-            return "undecided", "", numeric, f"simplification ran past {timeout:g} s"
+            return "undecided", "", self.numeric(index, keys), f"simplification ran past {timeout:g} s"
         except MomentUnknown as e:
-            return "undecided", "", numeric, f"moment unknown: {e}"
+            return "undecided", "", self.numeric(index, keys), f"moment unknown: {e}"
         if ok:
-            return "proven", "", numeric, ""
+            return "proven", "", self.numeric(index, keys) if cross_check else None, ""
+        numeric = self.numeric(index, keys)
         residual = _residual(residual, timeout)
         if numeric:
             return "undecided", residual, numeric, "no symbolic zero, but both sides agree at random numbers"
@@ -369,7 +376,8 @@ def check(chain, timeout=TIMEOUT_S):
             results.append(StepResult(step.label, step.text, step.latex, "given", "", None, texts, step.note))
             continue
         tried = [c for c in cases if step.only is None or step.only(**c.case)] if step.sized else cases[:1]
-        verdicts = [(c.decide(index, timeout), c.case) for c in tried]
+        # The numeric cross-check of a proven step runs at the largest size tried.
+        verdicts = [(c.decide(index, timeout, cross_check=c is tried[-1]), c.case) for c in tried]
         (status, residual, numeric, note), where = min(verdicts, key=lambda v: _RANK[v[0][0]])
         notes = [step.note] if step.note else []
         if step.sized and chain.sizes:
@@ -380,7 +388,9 @@ def check(chain, timeout=TIMEOUT_S):
         if note:
             notes.append(note)
         if status == "proven":
-            numeric = all(v[0][2] for v in verdicts) if all(v[0][2] is not None for v in verdicts) else None
+            numeric = verdicts[-1][0][2]
+            if step.sized and len(tried) > 1:
+                notes.append(f"numeric cross-check at {_sizes(tried[-1:])}")
         results.append(StepResult(step.label, step.text, step.latex, status, residual, numeric, texts,
                                   "; ".join(notes)))
     first_false = next((i for i, r in enumerate(results) if r.status == "false"), None)

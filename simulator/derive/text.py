@@ -73,7 +73,8 @@ def format_latex(results):
         out.append(r"\end{align*}")
         for s in r.steps:
             if s.status == "false":
-                out.append(rf"\noindent False: {_escape(s.label)}; left $-$ right $= $ \texttt{{{_escape(s.residual)}}}.")
+                out.append(rf"\noindent False: {_escape(s.label)}; "
+                           rf"left $-$ right $= $ \texttt{{{_escape(s.residual)}}}.")
         out.append("")
     out.append(_escape(verdict_line(results)))
     return "\n".join(out) + "\n"
