@@ -135,18 +135,20 @@ FIGURES = (
            hline=0.0, line="document's term w_i p_i(1−p_i) I_i²",
            caption="Each bar is the document's extra term w_i p_i(1−p_i) I_i² for one weight; each point is the "
                    "sampled dropout gradient minus the weight-scaled network's gradient, with ±2 MCSE. Every point "
-                   "sits on its bar: the extra term is exactly the document's. Its sign follows w_i, it vanishes "
-                   "at p = 1 and it is largest at p = 0.5, where p(1−p) is largest. The weights are separate, so "
-                   "nothing is joined across i."),
+                   "sits on its bar: the extra term is exactly the document's. Its sign follows w_i; it is largest "
+                   "at p = 0.5, where p(1−p) is largest, the same at p = 0.2 and p = 0.8 (p(1−p) = 0.16 for both) "
+                   "and 0 at p = 1. The weights are separate, so nothing is joined across i."),
     Figure("C2", "c2-variance", "Inverted dropout: Var(h') against p (c = 2, v = 1, normal input)",
            P_AXIS, "Var(h')", "inverted-dropout", {"p": P_GRID},
            keep=lambda r: r["check"].startswith(("var (", "var-as-written")), x=_p,
            series=lambda r: "document, as written: E(h²)/p − μ" if "as-written" in r["check"]
            else "corrected: σ²/p + (1−p)μ²/p",
            settings={"dist": "normal"}, logy=True, samples=400_000,
-           caption="The sampled variance (points) follows the corrected formula and misses the document's last "
-                   "line, E(h²)/p − μ_h, everywhere except p = 1: the document's formula is wrong (an erratum), "
-                   "the claim that the variance changes holds. The same samples are drawn against both lines."),
+           caption="The sampled variance (points) follows the corrected formula σ²/p + (1−p)μ²/p and misses the "
+                   "document's last line, E(h²)/p − μ_h, which is off by μ_h² − μ_h = 2 here at every p (the gap "
+                   "looks small at small p only because the variance is large there, on this log scale). The "
+                   "document's formula is wrong (an erratum); its claim that the mean stays and the variance "
+                   "changes holds. The same samples are drawn against both lines."),
     Figure("C3-size", "c3-relu-shift", "Post-ReLU mean shift E_train − E_test after a weighted sum of width d "
            "(random inputs) against the Gaussian approximation",
            "width d", "mean shift after ReLU", "relu-shift", {"p": "0.2,0.5,0.8"},
@@ -227,10 +229,11 @@ FIGURES = (
            x=_param("epoch"), series=_placement, settings=TRAINING_SETTINGS, logx=True, join=True, optional=True,
            caption="How the test error evolves during training for each placement (mean over runs, ±2 MCSE). "
                    "The gap between placements at the last epoch is the effect shown in C6."),
-    Figure("training", "training-bn-ratio", "Trained network: measured against predicted BN variance ratio, "
-           "per BN layer (p = 0.5)", "predicted ratio (C5's formula on the layer's measured moments)",
+    Figure("training", "training-bn-ratio", "Trained network, regression (diabetes): measured "
+           "against predicted BN variance ratio, per BN layer (p = 0.5)", "predicted ratio (C5's formula on the layer's measured moments)",
            "measured ratio: eval variance / running_var", "training", {"p": "0.5"},
-           keep=lambda r: r["params"].get("quantity") == "ratio" and r.get("closed_form") is not None,
+           keep=lambda r: (r["params"].get("quantity") == "ratio" and r["params"].get("task") == "diabetes"
+                           and r.get("closed_form") is not None),
            x=lambda r: r["closed_form"], series=_placement, settings=TRAINING_SETTINGS, style="scatter",
            optional=True, line="measured = predicted",
            caption="Each point is one BN layer (labelled L1, L2, …) of the trained network: the ratio of the "

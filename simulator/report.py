@@ -185,8 +185,9 @@ def _draw_curve(fig, ax, figure, groups):
         handles.append(Line2D([], [], color=color, marker=marker, ms=8, ls="-" if own or figure.join else "none",
                               label=label if len(groups) > 1 else PM))
     own_lines = len(groups) > 1 and any(len(w) == 1 for w in owners.values())
-    title = None if len(groups) == 1 else (f"coloured lines: {figure.line}; " if own_lines else "") + (
-        f"points: {PM}" if len(dot_owners) == len(groups) else "")
+    parts = ([f"coloured lines: {figure.line}"] if own_lines else []) + (
+        [f"points: {PM}"] if len(dot_owners) == len(groups) else [])
+    title = "; ".join(parts) if len(groups) > 1 and parts else None
     _finish(fig, ax, figure, handles, legend_title=title)
 
 
@@ -244,8 +245,8 @@ def _draw_scatter(fig, ax, figure, groups):
         for x, r in pts:
             layer = r["params"].get("layer")
             if layer is not None:
-                ax.annotate(f"L{layer}", (x, r["estimate"]), textcoords="offset points", xytext=(6, 4),
-                            fontsize=10, color=color)
+                ax.annotate(f"L{layer}", (x, r["estimate"]), textcoords="offset points",
+                            xytext=(8, 2) if k % 2 == 0 else (-22, 2), fontsize=10, color=color)
     _finish(fig, ax, figure, handles, legend_title=f"placement: {PM}")
 
 
@@ -325,7 +326,7 @@ def draw(figure, rows, stem):
             else:
                 ax.text(0.5, 0.5, "no rows to plot", ha="center", transform=ax.transAxes)
             fig.tight_layout()
-        extra = [a.get_legend() for a in fig.axes if a.get_legend() is not None] + list(fig.legends)
+        extra = fig.get_default_bbox_extra_artists() + [a.get_legend() for a in fig.axes if a.get_legend()]
         fig.savefig(stem + ".png", dpi=DPI, bbox_inches="tight", bbox_extra_artists=extra)
         with matplotlib.rc_context({"svg.hashsalt": "dropout-bn"}):  # with no date: same data, same bytes
             fig.savefig(stem + ".svg", metadata={"Date": None}, bbox_inches="tight", bbox_extra_artists=extra)
@@ -446,7 +447,7 @@ figure{margin:1em 0}img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.95em;color:#333;margin-top:.3em}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 8px;text-align:left;vertical-align:top}
 tr:nth-child(even){background:#f6f6f6}th{background:#e9eef3}
-.summary td{padding:6px 8px}.num{font-family:ui-monospace,monospace;white-space:nowrap}
+.summary td{padding:6px 8px}.summary td:first-child{white-space:nowrap}.num{font-family:ui-monospace,monospace;white-space:nowrap}
 .steps td:first-child{font-size:1.2em;text-align:center}.ok{color:#1e7b34}.bad{color:#b3261e;font-weight:bold}
 dl.gloss dt{font-weight:bold;margin-top:.5em}dl.gloss dd{margin-left:1.5em}
 details>summary{cursor:pointer;font-weight:600;margin:.5em 0}.filters{margin:.5em 0}.filters select{margin-right:1em}
@@ -549,7 +550,7 @@ def _derivation_html(rows, titles):
         head = f"Derivation “{titles.get(chain, chain)}”, line by line: {len(steps)} steps checked symbolically"
         head += f", {len(false)} false" if false else ", all proven" if all(
             r["verdict"] == "proven" for r in steps) else ""
-        out.append(f'<details{" open" if false else ""}><summary>{_esc(head)}</summary>'
+        out.append(f'<details open><summary>{_esc(head)}</summary>'
                    '<table class="steps"><tr><th></th><th>step</th><th>line</th><th>residual</th></tr>')
         for r in steps:
             mark, cls = marks.get(r["verdict"], ("?", ""))
@@ -727,6 +728,18 @@ def _figure_settings(figure, exp):
     return {k: v for k, v in figure.settings.items() if k in names or k == "p"}
 
 
+def figures():
+    """The figures to draw: those of :data:`FIGURES` whose experiment is in the catalog (an optional one may
+    not be yet); a missing experiment of a required figure is an error."""
+    out = []
+    for f in FIGURES:
+        if f.experiment in CATALOG:
+            out.append(f)
+        elif not f.optional:
+            raise KeyError(f"figure {f.name}: no experiment {f.experiment!r}")
+    return out
+
+
 def write(folder, verification, figure_rows, manifest):
     """Write the page, the figures and the data into ``folder`` (which exists)."""
     done = []
@@ -785,11 +798,7 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
                           checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     timings["verify_s"] = round(time.perf_counter() - start, 3)
     figure_rows = {}
-    for f in FIGURES:
-        if f.experiment not in CATALOG:
-            if f.optional:
-                continue
-            raise KeyError(f"figure {f.name}: no experiment {f.experiment!r}")
+    for f in figures():
         t0 = time.perf_counter()
         n = samples or (max(1000, (f.samples or 0) // 20) if quick and f.samples else f.samples)
         result = sweep(f.experiment, f.grid, seed=seed, samples=n, settings=_figure_settings(f, CATALOG[f.experiment]),
