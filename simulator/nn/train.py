@@ -46,6 +46,7 @@ from numba import njit, prange
 from ..errors import ParameterError, shown
 from ..rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
 from .batchnorm import EPS, MOMENTUM, _bn_backward, _bn_eval, _bn_train, _update_running
+from .chain import _linear
 
 PLACEMENTS = ("none", "hidden", "head", "recalibrated", "recalibrated-dropout-on", "uout")
 OPTIMIZERS = ("adam", "sgd")
@@ -324,40 +325,30 @@ def _noise(s, nm, m, kind, threshold, inv_p, beta):
 def _linear_forward(a, m, Wt, b, z):
     """``z = a Wᵀ + b`` for rows 0..m−1; ``Wt`` is Wᵀ, (fan_in, fan_out).
 
-    Each ``z[i, k] = b_k + Σ_j a[i, j] W[k, j]`` adds j = 0, 1, .. in order,
-    four rows at a time (each loaded row of Wt serves four rows of z).
+    The product is :func:`chain._linear` (contiguous inner loops; rows of a
+    that are mostly zero, as after ReLU and dropout, skip their zeros), then
+    the bias is added: ``z[i, k] = (Σ_j a[i, j] W[k, j]) + b_k``, j in order.
     """
-    fin, fout = Wt.shape
-    top = m - m % 4
-    for i in range(0, top, 4):
-        z0, z1, z2, z3 = z[i], z[i + 1], z[i + 2], z[i + 3]
+    _linear(a[:m], Wt, z[:m])
+    fout = Wt.shape[1]
+    for i in range(m):
         for k in range(fout):
-            z0[k] = b[k]
-            z1[k] = b[k]
-            z2[k] = b[k]
-            z3[k] = b[k]
-        for j in range(fin):
-            w = Wt[j]
-            a0, a1, a2, a3 = a[i, j], a[i + 1, j], a[i + 2, j], a[i + 3, j]
-            for k in range(fout):
-                z0[k] += a0 * w[k]
-                z1[k] += a1 * w[k]
-                z2[k] += a2 * w[k]
-                z3[k] += a3 * w[k]
-    for i in range(top, m):
-        zi = z[i]
-        for k in range(fout):
-            zi[k] = b[k]
-        for j in range(fin):
-            w = Wt[j]
-            a0 = a[i, j]
-            for k in range(fout):
-                zi[k] += a0 * w[k]
+            z[i, k] += b[k]
+
+
+@njit(cache=True)
+def _matmul(a, m, B, z):
+    """``z = a B`` for rows 0..m−1 (:func:`chain._linear`)."""
+    _linear(a[:m], B, z[:m])
 
 
 @njit(cache=True)
 def _linear_backward(dz, a, m, W, gW, gb, da, want_da):
     """Gradients of ``z = a Wᵀ + b``: ``gW = dzᵀ a``, ``gb = Σ_i dz_i``, ``da = dz W`` (if ``want_da``).
+
+    Both products go through :func:`_matmul`, whose inner
+    loops run along contiguous rows: ``gW`` from a transposed copy of dz,
+    ``da`` with W in place of Wᵀ.
 
     Notes
     -----
@@ -365,28 +356,16 @@ def _linear_backward(dz, a, m, W, gW, gb, da, want_da):
     ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``; every sum runs over its index in order.
     """
     fout, fin = W.shape
+    dzT = np.empty((fout, m))
     for k in range(fout):
         gb[k] = 0.0
-        for j in range(fin):
-            gW[k, j] = 0.0
     for i in range(m):
-        ai = a[i]
         for k in range(fout):
-            d = dz[i, k]
-            gb[k] += d
-            g = gW[k]
-            for j in range(fin):
-                g[j] += d * ai[j]
+            gb[k] += dz[i, k]
+            dzT[k, i] = dz[i, k]
+    _matmul(dzT, fout, a[:m], gW)
     if want_da:
-        for i in range(m):
-            di = da[i]
-            for j in range(fin):
-                di[j] = 0.0
-            for k in range(fout):
-                d = dz[i, k]
-                w = W[k]
-                for j in range(fin):
-                    di[j] += d * w[j]
+        _matmul(dz, m, W, da)
 
 
 @njit(cache=True)
