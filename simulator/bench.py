@@ -38,7 +38,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import network as net
+from .nn import chain as net
 from .engine import Plan, run, set_threads
 from .errors import ParameterError
 from .experiments import dropout_gradient as dg

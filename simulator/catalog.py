@@ -6,7 +6,11 @@ source and a ``run`` function. ``verify_points`` lists the parameter settings
 (beyond the defaults and the grid of p) that ``verify`` needs to cover the claim;
 ``validate(values)`` checks combinations of parameters. ``headline`` names the
 measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` returns a list of
-:class:`~simulator.verdict.Check`; judging them is done elsewhere.
+:class:`~simulator.verdict.Check`; judging them is done elsewhere. ``subclaim(check)`` names the sub-claim
+a check tests (a key of :data:`simulator.claims.CLAIMS`; the experiment's ``claim_id`` when None).
+``warm`` are the settings of the tiny first-run compile (:mod:`simulator.warmup`); ``quick(values)``
+returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
+replaces ``verify``'s grid of p where the experiment is too costly for all of it.
 """
 import difflib
 import math
@@ -142,6 +146,10 @@ class Experiment:
     validate: object = None
     verify_points: tuple = ({},)
     headline: tuple = ()
+    warm: dict = field(default_factory=dict)
+    subclaim: object = None
+    quick: object = None
+    p_grid: tuple = ()
 
     def param(self, name):
         for q in self.params:

@@ -41,11 +41,13 @@ def worker_threads(workers, threads):
     return None  # a remote worker uses its own NUMBA_NUM_THREADS
 
 
-def on_cluster(tasks, workers=None, scheduler=None, threads=None):
-    """Run ``tasks`` (index → arguments of ``run_point``) on Dask; yield ``(index, rows)`` as they finish."""
-    from distributed import as_completed
+def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
+    """Run ``tasks`` (index → arguments of ``run_point``) on Dask; yield ``(index, rows)`` as they finish.
 
-    from .sweep import run_point
+    ``run_point`` is :func:`simulator.sweep.run_point`, passed in so that this module does not import the
+    sweep that uses it.
+    """
+    from distributed import as_completed
 
     client, cluster = _client(workers, scheduler)
     try:

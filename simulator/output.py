@@ -3,7 +3,10 @@ import csv
 import io
 import json
 
-from .verdict import acceptable, expected
+from .verdict import acceptable
+
+
+UNDERPOWERED = ("inconclusive", "no detectable effect", "undecided")
 
 
 def _g(x, digits=6):
@@ -14,23 +17,29 @@ def verdict_text(row):
     """The verdict, marked when it is not what the project expects of that kind."""
     v = row["verdict"]
     if row["kind"] == "approximation" and row["rel_error"] is not None:
-        mark = "" if v == "confirmed" else " !"
+        mark = "" if v in acceptable(row["kind"]) else " !"
         return f"{v}{mark} (rel. error {row['rel_error']:.2%}, tolerance {row['tolerance']:.2%})"
     if row["kind"] == "erratum":
         return {"refuted": "refuted (erratum)", "inconclusive": "inconclusive (erratum: need more samples)"}.get(
             v, f"{v} (erratum NOT refuted)")
-    return v if v == expected(row["kind"]) else f"{v} !"
+    if row["kind"] == "equivalence":
+        return f"{v} (margin {row['params'].get('margin', 0):g})"
+    return v if v in acceptable(row["kind"]) else f"{v} !"
 
 
 def summary(result):
-    """One line: how many checks came out as expected."""
+    """One line: how many checks came out as expected, how many could not decide, how many did not."""
     rows = result.checks
     bad = [r for r in rows if r["verdict"] not in acceptable(r["kind"])]
+    undecided = [r for r in rows if r not in bad and r["verdict"] in UNDERPOWERED]
     errata = sum(r["kind"] == "erratum" and r["verdict"] == "refuted" for r in rows)
-    text = (f"{len(rows)} checks: {len(rows) - len(bad)} as expected "
-            f"({errata} document errata refuted), {len(bad)} unexpected")
+    false = sum(r["kind"] == "derivation" and r["verdict"] == "false" for r in rows)
+    text = (f"{len(rows)} checks: {len(rows) - len(bad) - len(undecided)} as expected, {len(undecided)} "
+            f"inconclusive (the budget could not decide), {len(bad)} unexpected; {errata} document errata refuted"
+            + (f", {false} derivation lines false" if false else ""))
     if bad:
-        text += ": " + ", ".join(f"{r['experiment']}/{r['check']}" for r in bad)
+        text += ": unexpected " + ", ".join(f"{r['experiment']}/{r['check']}" for r in bad[:8])
+        text += " …" if len(bad) > 8 else ""
     return text
 
 
@@ -44,11 +53,24 @@ def header(meta):
             f"(family-wise α = {meta['alpha']:g} over {meta['checks_tested']} z-tests)")
 
 
-def table(result):
-    """A readable, fixed-width table grouped by experiment and p."""
-    lines = [header(result.meta)]
+def _reference(r):
+    """The closed form, or a measurement's reference value labelled as such, or a dash."""
+    if r["kind"] == "measurement":
+        return "—" if r["closed_form"] is None else f"ref. {_g(r['closed_form'])}"
+    if r["kind"] == "derivation":
+        return "symbolic"
+    if r["kind"] == "equivalence":
+        return f"≤ {_g(r['params'].get('margin', 0))}"
+    if r["kind"] in ("effect", "inequality"):
+        return "> 0" if r["kind"] == "effect" else "≥ 0"
+    return _g(r["closed_form"])
+
+
+def detail(result):
+    """Every check: a fixed-width table grouped by experiment and p."""
+    lines = []
     head = ("check", "kind", "closed form", "estimate ± MCSE", "z", "resolution", "verdict")
-    width = (30, 14, 14, 28, 9, 11, 0)
+    width = (34, 14, 14, 28, 9, 11, 0)
     current = None
     for r in result.checks:
         group = (r["experiment"], r["params"].get("p"))
@@ -57,33 +79,57 @@ def table(result):
             at = "" if group[1] is None else f" at p = {group[1]:g}"
             lines += ["", f"{r['experiment']} [{r['claim']}]{at} — {r['source']}; {r['samples']:,} samples",
                       "  " + "".join(h.ljust(w) for h, w in zip(head, width)).rstrip()]
-        est = _g(r["estimate"], 8) if not r["mcse"] else f"{_g(r['estimate'])} ± {_g(r['mcse'], 2)}"
-        cells = (r["check"], r["kind"], _g(r["closed_form"]), est,
+        if r["kind"] == "derivation":
+            est = r["params"].get("residual") or "—"
+        else:
+            est = _g(r["estimate"], 8) if not r["mcse"] else f"{_g(r['estimate'])} ± {_g(r['mcse'], 2)}"
+        cells = (r["check"], r["kind"], _reference(r), est,
                  "—" if r["z"] is None else f"{r['z']:+.2f}", _g(r["resolution"], 2), verdict_text(r))
         lines.append("  " + "".join(str(c).ljust(w) for c, w in zip(cells, width)).rstrip())
-    lines += ["", summary(result),
-              "Read: z = (estimate − closed form)/MCSE; resolution = smallest deviation this check could "
-              "detect (90% power); an erratum is the document's formula as written and should be refuted."]
-    return "\n".join(lines) + "\n"
+    lines += ["", "Read: z = (estimate − closed form)/MCSE; resolution = smallest deviation this check could "
+              "detect (90% power); an erratum is the document's formula as written and should be refuted; "
+              "'ref.' marks a reference value a measurement is shown against, not a claim."]
+    return lines
 
 
-def claims_text(verification):
-    """One paragraph per claim: what the document says, the verdict, the evidence."""
+def _plain(text, colour):
+    return text
+
+
+def claim_lines(claims, style=_plain):
+    """Two lines per (sub-)claim: its id, title and outcome (coloured by ``style(text, colour)``), then the numbers."""
     lines = []
-    for c in verification.claims:
-        lines.append(f"{c['claim']}  the document says {c['document']} — {c['verdict']}")
-        lines.append(f"    evidence: {c['evidence']}")
+    for c in claims:
+        lines.append(f"{c['id']:<18} {c['title']} — " + style(c["outcome"].upper(), c["colour"]))
+        lines.append(f"{'':<18} {c['headline']}")
+        if c["outcome"] == "depends":
+            lines.append(f"{'':<18} holds at: {'; '.join(c['holds_at'][:4]) or '—'}"
+                         f"{' …' if len(c['holds_at']) > 4 else ''}")
+            lines.append(f"{'':<18} does not at: {'; '.join(c['not_at'][:4]) or '—'}"
+                         f"{' …' if len(c['not_at']) > 4 else ''}")
+        if c["erratum"]:
+            lines.append(f"{'':<18} " + style(c["erratum"], "red"))
+    return lines
+
+
+def table(result, detail_rows=False, style=_plain):
+    """What ``simulate`` and ``verify`` print: the header, one line per claim, the total; with
+    ``detail_rows`` the whole table of checks too."""
+    lines = [header(result.meta), ""] + claim_lines(result.claims, style)
+    if detail_rows:
+        lines += detail(result)
+    lines += ["", summary(result)]
+    if not detail_rows:
+        lines.append(f"(--detail prints all {len(result.checks)} checks; --format json|csv or --out FILE saves them)")
     return "\n".join(lines) + "\n"
 
 
 def to_json(result):
-    data = {"meta": result.meta, "checks": result.checks}
-    if hasattr(result, "claims"):
-        data["claims"] = result.claims
+    data = {"meta": result.meta, "claims": result.claims, "checks": result.checks}
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-CSV_FIELDS = ("experiment", "check", "claim", "kind", "params", "closed_form", "estimate", "mcse", "z",
+CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "closed_form", "estimate", "mcse", "z",
               "rel_error", "resolution", "verdict", "samples")
 
 

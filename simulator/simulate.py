@@ -8,7 +8,7 @@
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -16,10 +16,11 @@ import scipy
 
 from . import __version__
 from .catalog import Context, suggest
+from .claims import CLAIMS, summarize_all
 from .engine import MIN_SAMPLES, set_threads
 from .errors import ParameterError, shown
 from .experiments import CATALOG
-from .verdict import judge, z_threshold
+from .verdict import acceptable, judge, z_threshold
 from .warmup import warm_up
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
@@ -31,13 +32,41 @@ P_MEANING = "keep probability (PyTorch nn.Dropout takes 1 − p)"
 
 @dataclass(frozen=True)
 class Result:
-    """What a run produced: ``meta`` (the run) and ``checks`` (one dict per check).
+    """What a run produced: ``meta`` (the run), ``checks`` (one dict per check) and ``claims``.
 
-    The layout is the JSON contract of ``cli.py simulate --format json``.
+    The layout is the JSON contract of ``cli.py simulate --format json``. ``claims`` holds one
+    entry per (sub-)claim with its outcome (:func:`simulator.claims.summarize`); a sweep has none.
     """
 
     meta: dict
     checks: list
+    claims: list = field(default_factory=list)
+
+    def to_frame(self):
+        """The checks as a tidy pandas DataFrame: one row per check, the columns of the JSON."""
+        return frame(self.checks)
+
+    def claims_frame(self):
+        """The claim-level outcomes as a pandas DataFrame: one row per (sub-)claim."""
+        import pandas as pd
+
+        return pd.DataFrame(self.claims)
+
+    def _repr_html_(self):
+        return self.to_frame()._repr_html_()
+
+
+def frame(rows):
+    """Check rows as a pandas DataFrame, ``params`` spread into columns ``param.NAME`` (scalars only)."""
+    import pandas as pd
+
+    flat = []
+    for r in rows:
+        row = {k: v for k, v in r.items() if k not in ("params", "point")}
+        row.update({f"param.{k}": v for k, v in r["params"].items() if not isinstance(v, (list, dict))})
+        row.update({f"point.{k}": v for k, v in r.get("point", {}).items()})
+        flat.append(row)
+    return pd.DataFrame(flat)
 
 
 def check_p(p):
@@ -159,11 +188,23 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     warm_up(chosen, progress)
     measured = measure(p, chosen, values, seed, samples, progress)
     rows, zstar, tested = judge_all(measured, alpha)
+    claims = summarize_all(rows, zstar, p, quotes(rows, p), acceptable)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,
             "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": zstar,
             "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
             "versions": versions()}
-    return Result(meta, rows)
+    return Result(meta, rows, claims)
+
+
+def quotes(rows, p):
+    """Each sub-claim's headline measurements at p: the checks its experiment names in ``headline``."""
+    out = {}
+    for r in rows:
+        exp = CATALOG.get(r["experiment"])
+        if r["kind"] == "measurement" and r["params"].get("p") == p and exp is not None and r["check"] in exp.headline:
+            if all(q["check"] != r["check"] for q in out.get(r["subclaim"], [])):
+                out.setdefault(r["subclaim"], []).append(r)
+    return out
 
 
 def measure(p, chosen, values, seed, samples, progress=None):
@@ -190,18 +231,22 @@ def judge_all(measured, alpha):
     tested : int
         How many checks are z-tests (the Bonferroni family).
     """
-    tested = sum(c.kind not in ("enumeration", "measurement") for _, _, c in measured)
+    tested = sum(c.kind not in ("enumeration", "measurement", "derivation") for _, _, c in measured)
     zstar = z_threshold(alpha, tested)
     rows = []
     for exp, n, c in measured:
         j = judge(c, zstar)
+        sub = exp.subclaim(c) if exp.subclaim is not None else exp.claim_id
+        reference = c.closed_form if c.kind != "measurement" or c.reference else None
         rows.append({
-            "experiment": exp.name, "check": c.check, "claim": exp.claim_id, "source": exp.source,
+            "experiment": exp.name, "check": c.check, "claim": CLAIMS[sub].claim if sub in CLAIMS else exp.claim_id,
+            "subclaim": sub, "source": exp.source,
             "kind": c.kind, "params": c.params, "formula": c.formula,
-            "closed_form": _number(c.closed_form), "estimate": _number(c.estimate), "mcse": _number(c.mcse),
+            "closed_form": _number(reference), "estimate": _number(c.estimate), "mcse": _number(c.mcse),
             "z": _number(j.z), "rel_error": _number(j.rel_error), "tolerance": c.tolerance,
             "resolution": _number(j.resolution),
-            "resolution_rel": _number(j.resolution / abs(c.closed_form)) if c.closed_form else None,
+            "resolution_rel": _number(j.resolution / abs(c.closed_form)) if c.closed_form and reference is not None
+            else None,
             "verdict": j.verdict, "samples": n,
         })
     return rows, zstar, tested

@@ -113,7 +113,7 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
              for i, (point, key) in enumerate(zip(todo, keys)) if key not in done}
     if workers or scheduler:
         from .cluster import on_cluster  # needs the optional extra "distributed"
-        finished = on_cluster(tasks, workers, scheduler, threads)
+        finished = on_cluster(tasks, run_point, workers, scheduler, threads)
     else:
         finished = in_process(tasks, threads, progress)
     count = len(todo) - len(tasks)

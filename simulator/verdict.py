@@ -20,9 +20,29 @@ approximation
     a closed form that is only approximate, with a stated relative tolerance:
     ``z = (|estimate − closed form| − tolerance·|closed form|) / MCSE``, the
     excess over the tolerance in MCSE (negative: within it); refuted when
-    ``z > z*``.
+    ``z > z*``; confirmed when the error is within the tolerance; and
+    ``inconclusive`` when the error is beyond the tolerance but not
+    significantly so (never "confirmed" at 120% of the tolerance).
 measurement
     a quantity reported with its MCSE and no claim attached: verdict ``measured``.
+    Its ``closed_form`` is a *reference* value (or None when there is none).
+effect
+    a signed effect the document claims, oriented so that positive is the
+    claimed direction (e.g. test MSE with dropout minus without, paired):
+    ``z = estimate / MCSE``; ``holds`` when ``z > z*``, ``contradicted`` when
+    ``z < −z*``, else ``no detectable effect`` (smaller than the resolution).
+equivalence
+    the claim that an effect stays below a stated ``margin`` (e.g. "accuracy
+    does not drop by more than one point"): ``z = (estimate − margin) / MCSE``;
+    ``holds`` when ``z < −z*``, ``contradicted`` when ``z > z*``, else
+    ``undecided``. One-sided: an improvement never contradicts it.
+derivation
+    one step of a derivation, decided symbolically (no noise): the verdict is
+    the checker's ``proven``, ``false`` or ``undecided`` (``outcome``).
+
+Effects, equivalences and derivations are findings about the document, not
+self-tests of the simulator: every verdict of theirs is acceptable, and the
+claim-level outcome (:mod:`simulator.claims`) reads them.
 
 The threshold ``z*`` controls the family-wise error rate over all checks of a
 run (Bonferroni): ``z* = Φ⁻¹(1 − α / (2 m))``. A check can only detect a
@@ -33,7 +53,9 @@ from dataclasses import dataclass, field
 
 from scipy.stats import norm
 
-KINDS = ("exact", "erratum", "enumeration", "inequality", "approximation", "measurement")
+KINDS = ("exact", "erratum", "enumeration", "inequality", "approximation", "measurement", "effect", "equivalence",
+         "derivation")
+FINDINGS = ("effect", "equivalence", "derivation")
 ENUM_RTOL = 1e-9
 # Relative size below which an MCSE counts as zero: the estimate is then exact
 # arithmetic (e.g. p = 1, no randomness left) and is compared at ENUM_RTOL.
@@ -66,6 +88,15 @@ class Check:
         Relative tolerance of an approximation.
     formula : str
         The closed form in words or symbols.
+    truth : float or None
+        For an erratum: the corrected value (to tell an underpowered check).
+    margin : float
+        For an equivalence: the largest effect the claim allows.
+    outcome : str or None
+        For a derivation: the symbolic checker's verdict.
+    reference : bool
+        For a measurement: ``closed_form`` is a reference value worth printing (e.g. a prediction
+        it is compared with); otherwise a measurement's ``closed_form`` is dropped from the output.
     scale : float
         Size of the quantity being checked, where the closed form itself can be
         near zero (e.g. the largest component of a vector): exact comparisons
@@ -82,6 +113,9 @@ class Check:
     formula: str = ""
     scale: float = 0.0
     truth: float | None = None
+    margin: float = 0.0
+    outcome: str | None = None
+    reference: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,13 +141,27 @@ def judge(c, zstar):
     res = (zstar + _POWER_Z) * c.mcse
     if c.kind == "measurement":
         return Judged(None, res, rel, "measured")
+    if c.kind == "derivation":
+        return Judged(None, 0.0, None, c.outcome or "undecided")
+    if c.kind in ("effect", "equivalence"):
+        offset = c.margin if c.kind == "equivalence" else 0.0
+        if noiseless:
+            z = 0.0 if c.estimate == offset else math.copysign(math.inf, c.estimate - offset)
+        else:
+            z = (c.estimate - offset) / c.mcse
+        if c.kind == "effect":
+            verdict = "holds" if z > zstar else "contradicted" if z < -zstar else "no detectable effect"
+        else:
+            verdict = "holds" if z < -zstar else "contradicted" if z > zstar else "undecided"
+        return Judged(z, res, None, verdict)
     if c.kind == "approximation":
         allowed = c.tolerance * abs(c.closed_form)
         excess = abs(diff) - allowed
         if noiseless:
             return Judged(None, allowed, rel, "refuted" if excess > ENUM_RTOL * size else "confirmed")
         zex = excess / c.mcse
-        return Judged(zex, allowed + res, rel, "refuted" if zex > zstar else "confirmed")
+        verdict = "refuted" if zex > zstar else "confirmed" if excess <= 0 else "inconclusive"
+        return Judged(zex, allowed + res, rel, verdict)
     if c.kind == "enumeration" or noiseless:
         # No Monte Carlo noise left: compare as exact arithmetic.
         agree = abs(diff) <= ENUM_RTOL * size
@@ -130,11 +178,24 @@ def judge(c, zstar):
     raise ValueError(f"unknown kind {c.kind!r}")
 
 
+FINDING_VERDICTS = {"effect": ("holds", "contradicted", "no detectable effect"),
+                    "equivalence": ("holds", "contradicted", "undecided"),
+                    "derivation": ("proven", "false", "undecided")}
+
+
 def expected(kind):
-    """The verdict a correct simulator should reach for a check of ``kind``."""
+    """The verdict a correct simulator should reach for a check of ``kind`` (a finding: any of its verdicts)."""
+    if kind in FINDING_VERDICTS:
+        return " / ".join(FINDING_VERDICTS[kind])
     return {"erratum": "refuted", "measurement": "measured"}.get(kind, "confirmed")
 
 
 def acceptable(kind):
-    """Verdicts that do not count as a failure: the expected one, and ``inconclusive`` for an erratum."""
-    return {expected(kind), "inconclusive"} if kind == "erratum" else {expected(kind)}
+    """Verdicts that do not count as a failure of the simulator.
+
+    The expected one; ``inconclusive`` too for an erratum or an approximation
+    (an underpowered check, counted as such); any verdict of a finding.
+    """
+    if kind in FINDING_VERDICTS:
+        return set(FINDING_VERDICTS[kind])
+    return {expected(kind), "inconclusive"} if kind in ("erratum", "approximation") else {expected(kind)}

@@ -24,8 +24,15 @@ def cold(experiment):
 
 
 def _compile(name):
-    from .simulate import simulate
-    simulate(p=0.5, experiments=[name], samples=MIN_SAMPLES, threads=1)
+    """Run experiment ``name`` once on a tiny budget (``Experiment.warm`` settings) in this process."""
+    import numba
+
+    from .catalog import Context
+    from .experiments import CATALOG
+
+    numba.set_num_threads(1)
+    exp = CATALOG[name]
+    exp.run(0.5, exp.resolve(exp.warm), Context(name, 0, MIN_SAMPLES))
     return name
 
 

@@ -5,12 +5,12 @@ import pytest
 from scipy.special import gammaln
 
 from simulator import ParameterError, simulate
-from simulator import batchnorm as bn
+from simulator.nn import batchnorm as bn
 from simulator import closed_forms as cf
 from simulator.engine import run, set_threads
 from simulator.experiments import batchnorm as exp
 from simulator.rng import stream_key
-from tests.conftest import assert_matches
+from tests.conftest import assert_matches, require_torch
 from tests.reference import BatchNorm1dNumpy
 
 
@@ -36,7 +36,7 @@ def test_primitives_match_numpy_reference_step_by_step(momentum, m, eps, rng):
 
 @pytest.mark.parametrize("momentum", [0.1, None])
 def test_primitives_match_torch_if_available(momentum, rng):
-    torch = pytest.importorskip("torch")
+    torch = require_torch()
     m, features, eps = 6, 2, 1e-5
     layer = torch.nn.BatchNorm1d(features, eps=eps, momentum=momentum, affine=False).double()
     rm, rv = np.zeros(features), np.ones(features)

@@ -26,7 +26,10 @@ def run(capsys):
 def test_simulate_table(run):
     code, out, err = run("simulate", "--p", "0.5", "--samples", "20_000", "--experiment", "inverted-dropout")
     assert code == 0
-    assert "KEEP probability" in out and "refuted (erratum)" in out
+    assert "KEEP probability" in out and "CONFIRMED, WITH AN ERRATUM" in out
+    code, out, err = run("simulate", "--p", "0.5", "--samples", "20_000", "--experiment", "inverted-dropout",
+                         "--detail")
+    assert code == 0 and "refuted (erratum)" in out
 
 
 def test_simulate_json_and_out_file(run, tmp_path):

@@ -3,7 +3,7 @@ import pytest
 
 from simulator import ParameterError, simulate
 from simulator import closed_forms as cf
-from simulator import network as net
+from simulator.nn import chain as net
 from simulator.engine import run, set_threads
 from simulator.experiments import network_shift as ns
 from simulator.rng import _block_state, keep_threshold, stream_key

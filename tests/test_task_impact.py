@@ -4,7 +4,7 @@ import pytest
 from simulator import ParameterError, simulate
 from simulator.engine import set_threads
 from simulator import closed_forms as cf
-from simulator import network as net
+from simulator.nn import chain as net
 from simulator.experiments import task_impact as ti
 from simulator.rng import _block_state, stream_key, keep_threshold
 from tests.conftest import assert_matches

@@ -22,7 +22,9 @@ def _rows(r):
 def test_every_check_confirmed_over_grid_of_p(p, c, v):
     r = simulate(p=p, experiments=["variance-shift"], samples=200_000, seed=3, settings={"c": c, "v": v})
     for row in r.checks:
-        assert row["verdict"] == "confirmed", row
+        # An approximation whose point error lies beyond its tolerance, but not significantly, is inconclusive.
+        assert row["verdict"] == "confirmed" or (row["kind"] == "approximation" and row["verdict"] == "inconclusive"
+                                                 and row["z"] <= r.meta["z_threshold"]), row
     rows = _rows(r)
     if p == 1.0:
         # Bernoulli and Gaussian dropout vanish at p = 1: every shift is exactly zero, noiselessly.

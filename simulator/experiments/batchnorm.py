@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.integrate import quad
 
-from .. import batchnorm as bn
+from ..nn import batchnorm as bn
 from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
@@ -219,6 +219,11 @@ def run(p, q, ctx):
     ]
 
 
+def _subclaim(check):
+    """Eval-mode output (running statistics) is C4-eval; the batch formulas and running updates are C4."""
+    return "C4-eval" if check.check.startswith("eval-") else "C4"
+
+
 EXPERIMENT = Experiment(
     name="batchnorm",
     claim_id="C4",
@@ -248,6 +253,7 @@ EXPERIMENT = Experiment(
         CheckSpec("eval-var-limit", "approximation", "eval-mode output variance vs the limit γ²σ²/(σ²+ε)"),
     ),
     run=run,
+    subclaim=_subclaim,
     samples=50_000,
     notes="One sample is one training run (steps batches of m, inputs N(c, v)) plus an eval batch of "
           f"{EVAL_BATCH}. Does not depend on p. The eval variance differs from its limit by the noise of the "

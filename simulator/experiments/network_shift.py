@@ -20,8 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from .. import closed_forms as cf
-from .. import network as net
-from ..catalog import CheckSpec, Experiment
+from ..nn import chain as net
+from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
 from ..rng import _block_state
@@ -181,6 +181,26 @@ def _relu_shift(i, depth, layer):
                         - (mean_of(mom, row0 + RELU_EVAL) - mean_of(mom, row0 + RELU_TRAIN)))
 
 
+def chain_params(depth):
+    """The parameters of the chain, shared by the experiments that run one; ``depth`` is the default depth."""
+    return (
+        Param("d", "int", 16, "width of every block (and of the input)", low=1, high=4096),
+        Param("depth", "int", depth, "number of Linear → BN → ReLU blocks", low=1, high=64),
+        Param("m", "int", 32, "batch size (training)", low=2, high=65536),
+        Param("steps", "int", 60, "training batches (running statistics, and the head fit in task-impact)",
+              low=1, high=10_000_000),
+        Param("placement", "choices", net.PLACEMENTS,
+              "where the noise goes (the noise-free network is always run too)", choices=net.PLACEMENTS),
+        Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
+        Param("momentum", "float", net.MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
+              high=1.0, low_open=True, none=True),
+        Param("eps", "float", net.EPS, "BN eps", low=0.0, low_open=True),
+        Param("c", "float", 0.0, "mean of the inputs"),
+        Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
+        Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
+    )
+
+
 def run(p, q, ctx):
     depth, steps = q["depth"], q["steps"]
     c, v, rho, beta, momentum = q["c"], q["v"], q["rho"], q["beta"], q["momentum"]
@@ -206,7 +226,7 @@ def run(p, q, ctx):
     for layer in range(depth):
         est = sample.derived(_ratio(0, depth, layer))
         checks.append(Check(f"L{layer + 1} ratio (none)", "measurement", 1.0, est.value, est.mcse,
-                            params, formula="Σ_k real_k / Σ_k running_var_k, noise-free network"))
+                            params, formula="Σ_k real_k / Σ_k running_var_k, noise-free network", reference=True))
     for i, pl in enumerate(placements, start=1):
         row = i * depth * NQ
         remedy = pl in ("after-bn", "recalibrated")
@@ -222,11 +242,11 @@ def run(p, q, ctx):
             li = sample.mean(row + layer * NQ + LI)
             shift = sample.derived(_relu_shift(i, depth, layer))
             checks += [
-                Check(name, "measurement", 1.0, est.value, est.mcse, params, formula=formula),
+                Check(name, "measurement", 1.0, est.value, est.mcse, params, formula=formula, reference=True),
                 Check(f"L{layer + 1} Li max ({pl})", "measurement", 1.0, li.value, li.mcse, params,
-                      formula="mean_k max(r, 1/r), r = (real + eps)/(moving + eps) (Li et al. 2019)"),
+                      formula="mean_k max(r, 1/r), r = (real + eps)/(moving + eps) (Li et al. 2019)", reference=True),
                 Check(f"L{layer + 1} ReLU shift ({pl})", "measurement", 0.0, shift.value, shift.mcse, params,
-                      formula="(eval − train) post-ReLU mean, minus that of the noise-free network"),
+                      formula="(eval − train) post-ReLU mean, minus that of the noise-free network", reference=True),
             ]
     return checks
 
@@ -239,7 +259,7 @@ EXPERIMENT = Experiment(
           "Dropout after the last BN, re-estimated BN statistics and Uout noise remove or shrink it.",
     source="document's conclusion; Li et al., CVPR 2019",
     params=(
-        *net.chain_params(depth=8),
+        *chain_params(depth=8),
     ),
     checks=(
         CheckSpec("L1 real var", "exact", "first BN input: eval variance vs v‖w‖² (+ρ term), mean over units"),

@@ -28,13 +28,14 @@ import numpy as np
 from numba import njit, prange
 
 from .. import closed_forms as cf
-from .. import network as net
+from ..nn import chain as net
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
 from ..rng import _block_state, _keep, keep_threshold, stream_key
 from ..stats import ACC_WIDTH, _finish, _push, mean_of
 from ..verdict import Check
+from .network_shift import chain_params
 
 # Per network, block means over eval rows: MSE, accuracy of the least-squares classifier, accuracy of
 # the argmax of the regression head, and Σ pred·t, Σ pred, Σ t, Σ t² per output (for the slope).
@@ -361,7 +362,9 @@ def _network_checks(sample, placements, task, params):
     checks = []
 
     def add(name, est, reference, formula):
-        checks.append(Check(name, "measurement", reference, est.value, est.mcse, params, formula=formula))
+        # A reference is printed only where it means something (ratio 1 = no harm); "0" is none.
+        checks.append(Check(name, "measurement", reference, est.value, est.mcse, params, formula=formula,
+                            reference=reference != 0.0))
 
     if reg:
         add("MSE (none)", sample.mean(MSE), 0.0, "eval mean of (head(φ) − t)² over outputs; Var(t) ≈ 1")
@@ -432,6 +435,13 @@ def run(p, q, ctx):
     return checks + _ridge_checks(ridge, X, y, w, p, ridge_params)
 
 
+def _subclaim(check):
+    """Ridge identity: C6-ridge; MSE and slope: C6-regression; accuracies: C6-classification."""
+    if "ridge" in check.check:
+        return "C6-ridge"
+    return "C6-classification" if check.check.startswith(("accuracy", "argmax")) else "C6-regression"
+
+
 EXPERIMENT = Experiment(
     name="task-impact",
     claim_id="C6",
@@ -440,7 +450,7 @@ EXPERIMENT = Experiment(
           "least squares adds ((1−p)/p) wᵀ diag(XᵀX) w, a ridge-like penalty.",
     source="document's conclusion; Wager et al. 2013; Srivastava et al. 2014 §9.1",
     params=(
-        *net.chain_params(depth=4),
+        *chain_params(depth=4),
         Param("task", "choice", "both", "which task's results to report", choices=TASKS),
         Param("classes", "int", 4, "teacher outputs: regression targets and classes", low=2, high=1024),
         Param("rows", "int", 8, "rows of the fixed design X of the ridge identity", low=1, high=256),
@@ -460,6 +470,7 @@ EXPERIMENT = Experiment(
         CheckSpec("enum ridge *", "enumeration", "the same, summing over every mask of each row"),
     ),
     run=run,
+    subclaim=_subclaim,
     samples=65_536,
     notes="Chain: the first depth blocks of network-shift's (He weights fixed by seed and d; inputs N(c, v), "
           "correlation rho). Teacher: the noise-free chain in eval mode with BN statistics from a noise-free "

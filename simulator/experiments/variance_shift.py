@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .. import batchnorm as bn
+from ..nn import batchnorm as bn
 from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import MIN_SAMPLES
@@ -439,6 +439,11 @@ def _width_checks(ctx, p, q, params):
     return checks
 
 
+def _subclaim(check):
+    """BN trained with dropout and evaluated without it (its running and eval statistics) is C5-eval."""
+    return "C5-eval" if check.check.startswith(("eval-", "running-var")) else "C5"
+
+
 EXPERIMENT = Experiment(
     name="variance-shift",
     claim_id="C5",
@@ -477,6 +482,7 @@ EXPERIMENT = Experiment(
         CheckSpec("shift[d=64,…]", "exact", "Δ at width 64: ρ = 0; ρ = 0.5 aligned weights; ρ = 0.5 random weights"),
     ),
     run=run,
+    subclaim=_subclaim,
     samples=1_000_000,
     notes=f"samples counts unit draws; the BN mechanism uses samples/{RUN_DIVISOR} training runs (each steps·m "
           f"draws + an eval batch of {EVAL_BATCH}) and the width rows samples/{WIDTH_DIVISOR} draws of d = "

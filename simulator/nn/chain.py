@@ -32,8 +32,7 @@ from numba import njit
 from typing import NamedTuple
 
 from .batchnorm import EPS, MOMENTUM, _bn_train, _update_running, momentum_code
-from .catalog import Param
-from .rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
+from ..rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
 PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")
@@ -335,26 +334,6 @@ def _relu(y, h):
     return total
 
 
-def chain_params(depth):
-    """The parameters of the chain, shared by the experiments that run one; ``depth`` is the default depth."""
-    return (
-        Param("d", "int", 16, "width of every block (and of the input)", low=1, high=4096),
-        Param("depth", "int", depth, "number of Linear → BN → ReLU blocks", low=1, high=64),
-        Param("m", "int", 32, "batch size (training)", low=2, high=65536),
-        Param("steps", "int", 60, "training batches (running statistics, and the head fit in task-impact)",
-              low=1, high=10_000_000),
-        Param("placement", "choices", PLACEMENTS,
-              "where the noise goes (the noise-free network is always run too)", choices=PLACEMENTS),
-        Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
-        Param("momentum", "float", MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
-              high=1.0, low_open=True, none=True),
-        Param("eps", "float", EPS, "BN eps", low=0.0, low_open=True),
-        Param("c", "float", 0.0, "mean of the inputs"),
-        Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
-        Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),
-    )
-
-
 class Chain(NamedTuple):
     """A chain ready to run: weights, placement codes (0 = no noise first), input scales, kernel arguments."""
 
@@ -366,7 +345,7 @@ class Chain(NamedTuple):
 
 
 def chain(seed, p, q):
-    """The :class:`Chain` of parameters ``q`` (see :func:`chain_params`) at keep probability p.
+    """The :class:`Chain` of parameters ``q`` (``simulator.experiments.network_shift.chain_params``) at keep probability p.
 
     ``args`` are the kernel's leading arguments: ``(W, codes, threshold, 1/p, beta, c, a, b, m, steps,
     eps, momentum code)``.

@@ -1,0 +1,5 @@
+"""Layers with PyTorch's semantics, in Numba: BatchNorm, the Linear → BN → ReLU chain, the MLP trainer.
+
+Everything here works on arrays and random streams (:mod:`simulator.rng`) and
+knows nothing of experiments, checks or the command line.
+"""
