@@ -10,7 +10,9 @@ measurements that ``verify`` quotes in its summary of the claim. ``run(p, params
 a check tests (a key of :data:`simulator.claims.CLAIMS`; the experiment's ``claim_id`` when None).
 ``warm`` are the settings of the tiny first-run compile (:mod:`simulator.warmup`); ``quick(values)``
 returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
-replaces ``verify``'s grid of p where the experiment is too costly for all of it.
+replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
+the parameter that counts its Monte Carlo samples when they are training runs (``--samples`` then
+does not apply to it).
 """
 import difflib
 import math
@@ -150,6 +152,7 @@ class Experiment:
     subclaim: object = None
     quick: object = None
     p_grid: tuple = ()
+    runs_param: str = ""
 
     def param(self, name):
         for q in self.params:

@@ -210,19 +210,20 @@ def _at(rows, p):
 def _findings_text(rows, p):
     """Effects and equivalences quoted per task: the ``hidden`` placement (or the first) at p, and the tally."""
     rows = [r for r in rows if r["kind"] in ("effect", "equivalence")]
-    parts = []
+    picks = []
     for task in dict.fromkeys(r["params"].get("task") for r in rows):
         mine = _at([r for r in rows if r["params"].get("task") == task], p)
-        pick = next((r for r in mine if r["params"].get("placement") == "hidden"), mine[0])
-        margin = f", margin {pick['params'].get('margin', 0):g}" if pick["kind"] == "equivalence" else ""
-        label = pick["check"].split(" [")[0]
-        parts.append(f"{task or pick['experiment']}: {label} = {_pm(pick)} at p = {_g(pick['params'].get('p'))}"
-                     f" → {pick['verdict']}{margin}")
+        picks.append(next((r for r in mine if r["params"].get("placement") == "hidden"), mine[0]))
+    first = picks[0]
+    label = first["check"].split(" (")[0]
+    margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" else ""
+    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {_pm(r)} {r['verdict']}" for r in picks[:4])
     tally = {}
     for r in rows:
         tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
-    parts.append("over all settings: " + ", ".join(f"{n} {v}" for v, n in tally.items()))
-    return "; ".join(parts)
+    return (f"{label} ({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}): {quoted}"
+            f"{' …' if len(picks) > 4 else ''}; over all {len(rows)} settings: "
+            + ", ".join(f"{n} {v}" for v, n in tally.items()))
 
 
 def headline(rows, zstar, p=None, quote=()):
@@ -279,7 +280,12 @@ def headline(rows, zstar, p=None, quote=()):
     proven = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "proven"]
     if proven and not false:
         parts.append(f"{len(proven)} derivation steps proven")
-    quoted = [r for r in quote][:2]
+    quoted = list(quote)[:2]
+    if not parts and not quoted:
+        # Nothing but measurements: quote those shown against a reference, the hidden placement first.
+        ref = [r for r in rows if r["kind"] == "measurement" and r["closed_form"] is not None]
+        ref.sort(key=lambda r: (r["params"].get("placement") != "hidden", -(r["params"].get("layer") or 0)))
+        return "; ".join(f"{r['check']} = {_pm(r)} (reference {_g(r['closed_form'])})" for r in ref[:2])
     if quoted:
         parts.append("measured: " + ", ".join(f"{r['check']} = {_pm(r)}" for r in quoted)
                      + (f" at p = {_g(quoted[0]['params'].get('p'))}" if quoted[0]["params"].get("p") else ""))
@@ -320,7 +326,7 @@ def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
     -------
     dict
         ``claim, id, title, statement, as_written, source, outcome, colour, headline, evidence, erratum,
-        holds_at, not_at, checks, ok``.
+        holds_at, against_at, undecided_at (settings, for ``depends``), checks, ok``.
     """
     c = CLAIMS.get(sub_id) or Claim(sub_id, sub_id.split("-")[0], sub_id, "")
     result = outcome(rows)
@@ -337,7 +343,8 @@ def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
             "source": c.source, "outcome": result, "colour": OUTCOME_COLOURS[result],
             "headline": headline(rows, zstar, p, quote), "evidence": _evidence(rows, zstar), "erratum": erratum,
             "holds_at": where(rows, SUPPORT) if result == "depends" else [],
-            "not_at": where(rows, AGAINST | UNDECIDED) if result == "depends" else [],
+            "against_at": where(rows, AGAINST) if result == "depends" else [],
+            "undecided_at": where(rows, UNDECIDED) if result == "depends" else [],
             "checks": len(rows), "ok": not failed}
 
 

@@ -70,14 +70,16 @@ def detail(result):
     """Every check: a fixed-width table grouped by experiment and p."""
     lines = []
     head = ("check", "kind", "closed form", "estimate ± MCSE", "z", "resolution", "verdict")
-    width = (34, 14, 14, 28, 9, 11, 0)
+    names = max((len(r["check"]) for r in result.checks), default=0)
+    width = (min(max(names + 2, 30), 62), 13, 14, 26, 9, 11, 0)
     current = None
     for r in result.checks:
         group = (r["experiment"], r["params"].get("p"))
         if group != current:
             current = group
             at = "" if group[1] is None else f" at p = {group[1]:g}"
-            lines += ["", f"{r['experiment']} [{r['claim']}]{at} — {r['source']}; {r['samples']:,} samples",
+            budget = f"; {r['samples']:,} {r.get('unit', 'samples')}" if r["samples"] else ""
+            lines += ["", f"{r['experiment']} [{r['claim']}]{at} — {r['source']}{budget}",
                       "  " + "".join(h.ljust(w) for h, w in zip(head, width)).rstrip()]
         if r["kind"] == "derivation":
             est = r["params"].get("residual") or "—"
@@ -85,7 +87,7 @@ def detail(result):
             est = _g(r["estimate"], 8) if not r["mcse"] else f"{_g(r['estimate'])} ± {_g(r['mcse'], 2)}"
         cells = (r["check"], r["kind"], _reference(r), est,
                  "—" if r["z"] is None else f"{r['z']:+.2f}", _g(r["resolution"], 2), verdict_text(r))
-        lines.append("  " + "".join(str(c).ljust(w) for c, w in zip(cells, width)).rstrip())
+        lines.append("  " + "".join(str(c).ljust(w - 1) + " " for c, w in zip(cells, width)).rstrip())
     lines += ["", "Read: z = (estimate − closed form)/MCSE; resolution = smallest deviation this check could "
               "detect (90% power); an erratum is the document's formula as written and should be refuted; "
               "'ref.' marks a reference value a measurement is shown against, not a claim."]
@@ -102,11 +104,11 @@ def claim_lines(claims, style=_plain):
     for c in claims:
         lines.append(f"{c['id']:<18} {c['title']} — " + style(c["outcome"].upper(), c["colour"]))
         lines.append(f"{'':<18} {c['headline']}")
-        if c["outcome"] == "depends":
-            lines.append(f"{'':<18} holds at: {'; '.join(c['holds_at'][:4]) or '—'}"
-                         f"{' …' if len(c['holds_at']) > 4 else ''}")
-            lines.append(f"{'':<18} does not at: {'; '.join(c['not_at'][:4]) or '—'}"
-                         f"{' …' if len(c['not_at']) > 4 else ''}")
+        for key, words in (("holds_at", "holds at"), ("against_at", "contradicted at"),
+                           ("undecided_at", "undecided at")):
+            settings = c.get(key) or []
+            if settings:
+                lines.append(f"{'':<18} {words}: {'; '.join(settings[:4])}{' …' if len(settings) > 4 else ''}")
         if c["erratum"]:
             lines.append(f"{'':<18} " + style(c["erratum"], "red"))
     return lines

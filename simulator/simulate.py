@@ -215,7 +215,8 @@ def measure(p, chosen, values, seed, samples, progress=None):
     measured = []
     for exp, q in zip(chosen, values):
         ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **q})
-        measured += [(exp, ctx.samples, c) for c in exp.run(p, q, ctx)]
+        n = q[exp.runs_param] if exp.runs_param else ctx.samples
+        measured += [(exp, n, c) for c in exp.run(p, q, ctx)]
     return measured
 
 
@@ -247,6 +248,6 @@ def judge_all(measured, alpha):
             "resolution": _number(j.resolution),
             "resolution_rel": _number(j.resolution / abs(c.closed_form)) if c.closed_form and reference is not None
             else None,
-            "verdict": j.verdict, "samples": n,
+            "verdict": j.verdict, "samples": n, "unit": "training runs" if exp.runs_param else "samples",
         })
     return rows, zstar, tested

@@ -52,6 +52,7 @@ import math
 from dataclasses import dataclass, field
 
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 KINDS = ("exact", "erratum", "enumeration", "inequality", "approximation", "measurement", "effect", "equivalence",
          "derivation")
@@ -97,6 +98,10 @@ class Check:
     reference : bool
         For a measurement: ``closed_form`` is a reference value worth printing (e.g. a prediction
         it is compared with); otherwise a measurement's ``closed_form`` is dropped from the output.
+    dof : int
+        For an effect or equivalence estimated from few independent runs: the degrees of freedom of
+        its MCSE (runs − 1). Its t statistic is then mapped to the normal z of the same tail
+        probability, so that z* keeps its family-wise meaning; 0 means normal.
     scale : float
         Size of the quantity being checked, where the closed form itself can be
         near zero (e.g. the largest component of a vector): exact comparisons
@@ -116,6 +121,7 @@ class Check:
     margin: float = 0.0
     outcome: str | None = None
     reference: bool = False
+    dof: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,10 @@ def judge(c, zstar):
             z = 0.0 if c.estimate == offset else math.copysign(math.inf, c.estimate - offset)
         else:
             z = (c.estimate - offset) / c.mcse
+            if c.dof:
+                # Student's t with dof degrees of freedom → the normal z with the same tail.
+                z = math.copysign(float(norm.isf(student_t.sf(abs(z), c.dof))), z)
+                res = (float(student_t.isf(norm.sf(zstar), c.dof)) + _POWER_Z) * c.mcse
         if c.kind == "effect":
             verdict = "holds" if z > zstar else "contradicted" if z < -zstar else "no detectable effect"
         else:

@@ -287,7 +287,7 @@ def test_arch_uout_and_fix():
 
 
 def test_arch_dropout_straight_into_bn_matches_single_unit_formula():
-    """dropout → bn: Δ = v / ((1/p)(c² + v) − c²) per unit (THEORY C5), here with measured c and v."""
+    """dropout → bn: Δ = v / ((1/p)(c² + v) − c²) per unit (docs/theory.md, C5), here with measured c and v."""
     r = audit_arch("linear:16,dropout:0.25,bn", 4, batches=60, seed=11)
     assert_agrees(r.rows[0])
 

@@ -76,7 +76,7 @@ def mutant_result(name, index, kind):
     return check(small(CHAINS[name]).altered(index, rhs=MUTATIONS[kind]))
 
 
-# --- the chains as the document and THEORY state them ---------------------------
+# --- the chains as the document and docs/theory.md state them ---------------------------
 def test_every_step_proven_except_the_erratum():
     for r in check_all():
         for i, s in enumerate(r.steps):

@@ -152,7 +152,7 @@ def _structure(layers):
 
 
 def _s2(word, value):
-    """Variance of the mean-one multiplicative noise: (1 − p)/p for dropout, β²/3 for Uout (THEORY C5)."""
+    """Variance of the mean-one multiplicative noise: (1 − p)/p for dropout, β²/3 for Uout (docs/theory.md, C5)."""
     return (1.0 - value) / value if word == "dropout" else value * value / 3.0
 
 

@@ -12,7 +12,7 @@ Per BN channel c (axis 1; statistics over all other axes):
   mode over the data, R_c its running_var (Li et al. 2019 plot
   ``max(V/R, R/V)``, reported as its mean over channels);
 - predicted running variance for a dropout → (Linear | Conv | nothing) → BN
-  structure (THEORY C5): ``Var_train = V + T`` with
+  structure (docs/theory.md, C5): ``Var_train = V + T`` with
   ``T = s² Σ_(mask groups) E[(contribution of the group)²]``, s² = (1 − p)/p
   for inverted dropout of keep probability p, β²/3 for Uout. What running_var
   holds is ``a0·1 + (1 − a0)·E[unbiased batch variance]``, and for a batch of

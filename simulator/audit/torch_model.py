@@ -5,7 +5,7 @@ input in eval mode over the data, so any train/eval difference upstream shows
 (``F.dropout`` too). Predicted **by structure**: the order modules run in is
 recorded with hooks on the first batch; where a dropout module's output feeds a
 Linear or Conv whose output feeds the BN (or the dropout feeds the BN directly),
-the closed form of THEORY C5 is evaluated on the measured activations
+the closed form of C5 (docs/theory.md) is evaluated on the measured activations
 (:mod:`.measure`). PyTorch's ``nn.Dropout(p)`` takes the DROP probability; the
 audit reports the KEEP probability ``1 − p``.
 

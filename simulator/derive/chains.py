@@ -1,7 +1,7 @@
 """The document's derivations as data: each a chain of SymPy steps with labels and assumptions.
 
 Every step carries the formula as written (Unicode and LaTeX), where it stands in
-the document (or in the project's THEORY when the document only implies it), the
+the document (or in the project's docs/theory.md when the document only implies it), the
 assumptions it uses, and a SymPy form the checker (:mod:`simulator.derive.checker`)
 decides. Sums over n terms are built for each n of ``cases``: the checker proves
 them size by size (a proof for n = 1…4 with symbolic entries, not for every n).
@@ -107,7 +107,7 @@ def _penalty(n):
              _half * (t - sp.Add(*[a * b * c for a, b, c in zip(p, w, inp)])) ** 2, lhs=e_n, given=True),
         Step("§1, E_D", "E_D = ½ (t − Σ_i δ_i w_i I_i)²", r"E_D = \frac12\left(t - \sum_i \delta_i w_i I_i\right)^2",
              _half * (t - sp.Add(*[a * b * c for a, b, c in zip(delta, w, inp)])) ** 2, lhs=e_d, given=True),
-        Step("§1, E[E_D] (THEORY C1 companion, implied by the document)",
+        Step("§1, E[E_D] (docs/theory.md C1 companion, implied by the document)",
              "E[E_D] = E_N + ½ Σ_i w_i² I_i² p_i(1 − p_i)",
              r"E[E_D] = E_N + \frac12 \sum_i w_i^2 I_i^2 p_i (1-p_i)",
              e_n + pen, lhs=E(e_d), uses=("gates",), sized=True),
@@ -140,7 +140,7 @@ def _inverted():
              r"= \frac{1}{p^2} E(d^2) E(h^2) - \mu_h^2", E(d ** 2) * E(h ** 2) / p ** 2 - mu ** 2, uses=both),
         Step("§1, Var(h'), third equality (as written)", "= (1/p) E(h²) − μ_h", r"= \frac1p E(h^2) - \mu_h",
              E(h ** 2) / p - mu, uses=both, note="the document's last line"),
-        Step("THEORY C2, corrected (not in the document)", "Var(h') = σ_h²/p + ((1 − p)/p) μ_h²",
+        Step("docs/theory.md C2, corrected (not in the document)", "Var(h') = σ_h²/p + ((1 − p)/p) μ_h²",
              r"Var(h') = \frac{\sigma_h^2}{p} + \frac{1-p}{p}\mu_h^2",
              sigma ** 2 / p + (1 - p) / p * mu ** 2, lhs=Var(h_out), uses=both),
     ]
@@ -165,12 +165,12 @@ def _batchnorm(m):
              sp.Matrix([(xk - mu_b) / sp.sqrt(var_b + eps) for xk in x]), lhs=sp.Matrix(xhat), given=True),
         Step("§2, scale and shift", "y_i = γ x̂_i + β", r"y_i = \gamma \hat x_i + \beta",
              sp.Matrix([gamma * xh + beta for xh in xhat]), lhs=sp.Matrix(y), given=True),
-        Step("THEORY C4, normalized values sum to zero", "Σ_i x̂_i = 0", r"\sum_i \hat x_i = 0",
+        Step("docs/theory.md C4, normalized values sum to zero", "Σ_i x̂_i = 0", r"\sum_i \hat x_i = 0",
              sp.Integer(0), lhs=sp.Add(*xhat), sized=True),
-        Step("THEORY C4, normalized squares", "Σ_i x̂_i² = m σ_B²/(σ_B² + ε)",
+        Step("docs/theory.md C4, normalized squares", "Σ_i x̂_i² = m σ_B²/(σ_B² + ε)",
              r"\sum_i \hat x_i^2 = \frac{m\,\sigma_B^2}{\sigma_B^2 + \epsilon}",
              m * var_b / (var_b + eps), lhs=sp.Add(*[xh ** 2 for xh in xhat]), sized=True),
-        Step("THEORY C4, bias of the batch variance", "E[σ_B²] = ((m − 1)/m) σ²",
+        Step("docs/theory.md C4, bias of the batch variance", "E[σ_B²] = ((m − 1)/m) σ²",
              r"E[\sigma_B^2] = \frac{m-1}{m}\sigma^2", sp.Rational(m - 1, m) * sigma ** 2, lhs=E(var_b),
              uses=("iid",), sized=True),
     ]

@@ -4,6 +4,7 @@ from . import relu_shift
 from . import batchnorm
 from . import variance_shift
 from . import network_shift, task_impact
+from . import training
 
 CATALOG = {e.name: e for e in (
     dropout_gradient.EXPERIMENT,
@@ -13,4 +14,5 @@ CATALOG = {e.name: e for e in (
     variance_shift.EXPERIMENT,
     network_shift.EXPERIMENT,
     task_impact.EXPERIMENT,
+    training.EXPERIMENT,
 )}

@@ -66,7 +66,7 @@ def _dropout(s, x, threshold, inv_p, out):
 
     Notes
     -----
-    ``E[out] = x``, ``Var(out | x) = x² (1 − p)/p`` (THEORY C2).
+    ``E[out] = x``, ``Var(out | x) = x² (1 − p)/p`` (docs/theory.md, C2).
     """
     m, d = x.shape
     for i in range(m):
@@ -87,7 +87,7 @@ def _uout(s, x, beta, out):
 
     Notes
     -----
-    ``E[out] = x``, ``Var(out | x) = x² β²/3`` (THEORY C5).
+    ``E[out] = x``, ``Var(out | x) = x² β²/3`` (docs/theory.md, C5).
     """
     m, d = x.shape
     for i in range(m):

@@ -1,0 +1,223 @@
+"""C6 (and C5) on trained networks: does dropout hurt regression, spare classification, shift BN?
+
+The document's bottom line is about networks that *learn* with the noise on.
+This experiment trains MLPs ``in → depth × [Linear(width) → (BN) → ReLU] →
+Linear(out)`` with PyTorch's semantics (:mod:`simulator.nn.train`) on offline
+tasks (:mod:`simulator.tasks`): a regression task and its classification twin
+(same inputs and target, labelled above the training median), or a
+classification data set. One Monte Carlo sample is one training run, with its
+own split, initial weights and batch order, shared by every placement of the
+noise (paired runs: only the noise differs), so each placement's effect is a
+paired difference with a small MCSE.
+
+Checks, per task:
+
+- test MSE (regression) or accuracy and cross-entropy (classification) of every
+  placement: measurements;
+- the document's claims as signed effects: ``ΔMSE`` = MSE with dropout − MSE
+  without (an *effect*: holds when significantly > 0, contradicted when
+  significantly < 0), and the accuracy drop = accuracy without − with (an
+  *equivalence* with margin ``margin``: holds when significantly below it);
+- the mechanism inside the trained network: per BN layer, the eval-mode
+  variance of its input over the test rows divided by its running_var, next to
+  the ratio C5's closed form predicts from that layer's own measured moments;
+- the test metric after log-spaced epochs (how the effect depends on training
+  length).
+
+With R runs the paired differences are judged by Student's t with R − 1
+degrees of freedom (mapped to the equivalent normal z), not by a normal
+approximation that few runs would not justify.
+"""
+import numpy as np
+
+from ..catalog import CheckSpec, Experiment, Param
+from ..errors import ParameterError, SimulationError
+from ..nn import train as tr
+from ..tasks import TASK_NAMES, load
+from ..verdict import Check
+
+NOISY = tuple(p for p in tr.PLACEMENTS if p != "none")
+CHECKPOINTS = (1, 3, 10, 30, 100, 300, 1000, 3000)
+BOOL = ("true", "false")
+
+
+def _stat(x):
+    """Mean and MCSE (s/√R) of the per-run values ``x`` (runs that diverged are refused earlier)."""
+    x = np.asarray(x, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0
+
+
+def _tasks(q):
+    """The tasks of a run: each named task, followed by its classification twin when ``twin`` is true."""
+    names = []
+    for name in q["task"]:
+        names.append(name)
+        twin = load(name, 0).twin
+        if q["twin"] == "true" and twin:
+            names.append(twin)
+    return list(dict.fromkeys(names))
+
+
+def _config(p, q):
+    return tr.TrainConfig(depth=q["depth"], width=q["width"], bn=q["bn"] == "true", epochs=q["epochs"],
+                          batch=q["batch"], optimizer=q["optimizer"], lr=q["lr"], momentum=q["momentum"], p=p,
+                          beta=q["beta"], checkpoints=tuple(e for e in CHECKPOINTS if e < q["epochs"]))
+
+
+def _placements(q):
+    """``none`` (the reference) and the chosen noisy placements; BN remedies only where there is BN."""
+    chosen = [p for p in q["placement"] if q["bn"] == "true" or not p.startswith("recalibrated")]
+    return ("none", *chosen)
+
+
+def _task_checks(task, result, q, p, params):
+    """The checks of one task (see the module docstring)."""
+    regression = task.kind == "regression"
+    R = result.mse.shape[0]
+    checks = []
+    names = list(result.placements)
+
+    def base(placement, **extra):
+        return {**params, "task": task.name, "placement": placement, **extra}
+
+    if regression:
+        metrics = (("test MSE", result.mse, "mse", "mean over test rows of (prediction − y)², y standardised"),)
+    else:
+        metrics = (("test accuracy", result.accuracy, "accuracy", "fraction of test rows classified right"),
+                   ("test CE", result.ce, "ce", "mean test cross-entropy (nats)"))
+    for label, values, quantity, formula in metrics:
+        for i, pl in enumerate(names):
+            m, s = _stat(values[:, i])
+            checks.append(Check(f"{label} ({pl}) [{task.name}]", "measurement", 0.0, m, s,
+                                base(pl, quantity=quantity), formula=formula))
+    for i, pl in enumerate(names[1:], start=1):
+        if regression:
+            m, s = _stat(result.mse[:, i] - result.mse[:, 0])
+            checks.append(Check(f"ΔMSE ({pl}) [{task.name}]", "effect", 0.0, m, s, base(pl, quantity="dmse"),
+                                formula="test MSE with this placement − without dropout, paired over runs; "
+                                        "the document: > 0", dof=R - 1))
+        else:
+            m, s = _stat(result.accuracy[:, 0] - result.accuracy[:, i])
+            checks.append(Check(f"accuracy drop ({pl}) [{task.name}]", "equivalence", 0.0, m, s,
+                                base(pl, quantity="drop", margin=q["margin"]), margin=q["margin"],
+                                formula=f"test accuracy without dropout − with this placement, paired; "
+                                        f"the document: ≤ {q['margin']:g}", dof=R - 1))
+    if q["bn"] == "true":
+        for i, pl in enumerate(names):
+            for layer in range(result.bn_real.shape[2]):
+                real, running = result.bn_real[:, i, layer], result.bn_running[:, i, layer]
+                m, s = _stat(real / running)
+                predicted, _ = _stat(real / result.bn_predicted[:, i, layer])
+                checks.append(Check(f"L{layer + 1} ratio ({pl}) [{task.name}]", "measurement", predicted, m, s,
+                                    base(pl, quantity="ratio", layer=layer + 1), reference=True,
+                                    formula="Σ_k Var_eval(z_k) / Σ_k running_var_k at this BN; reference: the "
+                                            "ratio C5 predicts, Var_eval/(Var_eval + s² Σ_j W_kj² E[h_j²])"))
+    metric = "MSE" if regression else "accuracy"
+    values = result.curve
+    for k, epoch in enumerate(result.checkpoints[:-1]):
+        for i, pl in enumerate(names):
+            m, s = _stat(values[:, i, k])
+            checks.append(Check(f"{metric} @ epoch {epoch} ({pl}) [{task.name}]", "measurement", 0.0, m, s,
+                                base(pl, quantity="curve", epoch=int(epoch)),
+                                formula=f"test {metric} after {epoch} epochs"))
+    return checks
+
+
+def run(p, q, ctx):
+    config = _config(p, q)
+    placements = _placements(q)
+    params = {"p": p, "epochs": q["epochs"], "bn": q["bn"] == "true", "depth": q["depth"], "width": q["width"],
+              "optimizer": q["optimizer"], "lr": q["lr"], "runs": q["runs"], "batch": q["batch"]}
+    checks = []
+    for name in _tasks(q):
+        task = load(name, ctx.seed)
+        key = ctx.key("training", task=name)
+        bar = ctx.bar(f"training {name}")
+        result = tr.train_runs(task, config, placements, q["runs"], key,
+                               progress=None if bar is None else lambda done, total: bar(done * ctx.samples
+                                                                                           // total))
+        bad = np.argwhere(result.diverged)
+        if bad.size:
+            run_, col = bad[0]
+            raise SimulationError(f"training diverged (non-finite loss) in run {run_} of task {name}, placement "
+                                  f"{placements[col]}, at p={p:g}, lr={q['lr']:g}, optimizer={q['optimizer']}, "
+                                  f"epochs={q['epochs']}: lower lr")
+        checks += _task_checks(task, result, q, p, {**params, "n_train": result.n_train, "n_test": result.n_test})
+    return checks
+
+
+def _subclaim(check):
+    """Regression metrics and effects: C6-regression; classification: C6-classification; BN ratios: C5."""
+    quantity = check.params.get("quantity")
+    if quantity == "ratio":
+        return "C5"
+    task = load(check.params["task"], 0)
+    return "C6-regression" if task.kind == "regression" else "C6-classification"
+
+
+def _validate(values):
+    if values["bn"] == "false" and all(p.startswith("recalibrated") for p in values["placement"]):
+        raise ParameterError("placement: the recalibrated placements need bn=true; add hidden, head or uout")
+
+
+def _quick(values):
+    """``verify --quick``: fewer runs and epochs."""
+    return {"runs": min(values["runs"], 8), "epochs": min(values["epochs"], 20)}
+
+
+EXPERIMENT = Experiment(
+    name="training",
+    claim_id="C6",
+    claim="Trained networks: dropout makes regression worse (signed, paired effect on the test MSE) but barely "
+          "affects classification (accuracy drop within a margin); with dropout before BN the trained network's "
+          "BN layers show the variance shift C5 predicts, and the remedies remove it.",
+    source="document's conclusion; Li et al., CVPR 2019; 'The magic of NO dropout'",
+    params=(
+        Param("task", "choices", ("diabetes",), "tasks (a regression task brings its classification twin)",
+              choices=TASK_NAMES),
+        Param("twin", "choice", "true", "also run each regression task's classification twin", choices=BOOL),
+        Param("placement", "choices", NOISY, "where the noise goes ('none' is always run as the reference)",
+              choices=NOISY),
+        Param("bn", "choice", "true", "BatchNorm1d after every hidden Linear", choices=BOOL),
+        Param("depth", "int", 2, "hidden blocks", low=1, high=8),
+        Param("width", "int", 64, "units per hidden block", low=2, high=1024),
+        Param("epochs", "int", 100, "training epochs", low=1, high=10_000),
+        Param("batch", "int", 32, "batch size (a final batch of one row is dropped)", low=2, high=4096),
+        Param("optimizer", "choice", "adam", "torch.optim.Adam or SGD with momentum", choices=tr.OPTIMIZERS),
+        Param("lr", "float", 1e-3, "learning rate", low=0.0, high=10.0, low_open=True),
+        Param("momentum", "float", 0.9, "SGD momentum", low=0.0, high=1.0, high_open=True),
+        Param("beta", "float", 0.1, "Uout half-width β", low=0.0, high=1.0, high_open=True),
+        Param("runs", "int", 16, "training runs (the Monte Carlo samples; each trains every placement)",
+              low=2, high=100_000),
+        Param("margin", "float", 0.01, "largest accuracy drop that counts as 'barely affected'", low=0.0,
+              high=1.0),
+    ),
+    checks=(
+        CheckSpec("test MSE (pl) [task]", "measurement", "test MSE of a regression, y standardised"),
+        CheckSpec("test accuracy|CE (pl) [task]", "measurement", "test accuracy and cross-entropy"),
+        CheckSpec("ΔMSE (pl) [task]", "effect", "MSE with dropout − without, paired: the document says > 0"),
+        CheckSpec("accuracy drop (pl) [task]", "equivalence", "accuracy without − with, paired: the document "
+                  "says ≤ margin"),
+        CheckSpec("Ll ratio (pl) [task]", "measurement", "BN layer l: eval variance / running_var, reference: "
+                  "C5's prediction from the layer's moments"),
+        CheckSpec("metric @ epoch e (pl) [task]", "measurement", "test metric after e epochs"),
+    ),
+    run=run,
+    samples=1000,
+    notes="One Monte Carlo sample = one training run (--set runs=N; --samples does not apply): its own 80/20 "
+          "split, PyTorch-default initial weights and batch order, shared by every placement (paired). X (and a "
+          "regression's y) standardised with training statistics; MSE on that scale. Adam lr 1e-3, batch 32, BN "
+          "momentum 0.1, eps 1e-5. Placements: hidden = dropout after every hidden ReLU (before the next BN); "
+          "head = one dropout before the output Linear; recalibrated = hidden, then BN statistics re-estimated "
+          "with dropout off (cumulative average); recalibrated-dropout-on = the same with dropout on (what "
+          "torch.optim.swa_utils.update_bn does); uout = 1 + U(−β, β) noise at the hidden positions.",
+    validate=_validate,
+    verify_points=({}, {"bn": "false"}, {"task": "teacher"}, {"task": "teacher", "bn": "false"},
+                   {"task": "digits,breast-cancer,wine"}),
+    headline=(),
+    warm={"runs": 2, "epochs": 1, "task": "diabetes", "twin": "true"},
+    subclaim=_subclaim,
+    quick=_quick,
+    p_grid=(0.5, 0.8),
+    runs_param="runs",
+)
