@@ -58,6 +58,8 @@ class Figure:
         Join the estimates of a series with a thin line (x is a progression, e.g. depth).
     reference : str
         What the horizontal reference line means (default: ``line``).
+    quick : dict
+        Settings that replace ``settings`` in a quick report.
     optional : bool
         Leave the figure out when its experiment is not in the catalog.
     """
@@ -82,6 +84,7 @@ class Figure:
     hline: float | None = None
     join: bool = False
     reference: str = ""
+    quick: dict = field(default_factory=dict)
     optional: bool = False
 
 
@@ -106,10 +109,6 @@ def _layer(row):
     return int(row["check"].split(" ")[0][1:])
 
 
-def _param(name, default=None):
-    return lambda row: row["params"].get(name, default)
-
-
 def _training(quantity, task=None):
     """Rows of the ``training`` experiment with this quantity (and task)."""
     def keep(row):
@@ -122,10 +121,36 @@ def _placement(row):
     return str(row["params"].get("placement", "?"))
 
 
+def _curve(task, final):
+    """The test metric of ``task`` at every checkpoint epoch and at the end (``final``: its quantity), p = 0.5."""
+    def keep(row):
+        q = row["params"]
+        return q.get("task") == task and q.get("p") == 0.5 and q.get("quantity") in ("curve", final)
+    return keep
+
+
+def _epoch(row):
+    q = row["params"]
+    return q["epoch"] if q.get("quantity") == "curve" else q.get("epochs")
+
+
+def _noise(row):
+    """A legend entry for a row of variance-shift's ``shift`` checks."""
+    name = row["check"]
+    if "(" in name:
+        return _inside(row)
+    inside = name.split("[", 1)[1].rstrip("]").replace("ρ", "ρ = ").replace("d=", "d = ")
+    return "bernoulli, " + inside.replace(",cos²=1", ", aligned weights").replace(
+        ",rand w", ", random weights").replace(",", ", ")
+
+
 P_AXIS = "keep probability p (PyTorch: nn.Dropout(1 − p))"
 P_GRID = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"
-# A small budget for the trained networks: the whole report stays within a few minutes on 2 cores.
-TRAINING_SETTINGS = {"runs": "16", "epochs": "64"}
+# A small budget for the trained networks, one sweep shared by their four figures (the report runs a
+# sweep once however many figures draw from it): the whole report stays within a few minutes on 2 cores.
+TRAINING_SETTINGS = {"runs": "16", "epochs": "30"}
+TRAINING_QUICK = {"runs": "4", "epochs": "10"}
+TRAINING_GRID = {"p": "0.5,0.8"}
 
 FIGURES = (
     Figure("C1", "c1-regularizer", "The regularizer term per weight: E[∂E_D/∂w_i] − ∂E_N/∂w_i (n = 8 inputs)",
@@ -180,7 +205,7 @@ FIGURES = (
     Figure("C5", "c5-shift", "Variance shift Δ = Var_test / Var_train before BN, by noise and width",
            P_AXIS, "Δ (ratio)", "variance-shift", {"p": "0.1,0.2,0.3,0.5,0.7,0.9,1"},
            keep=lambda r: r["check"].startswith("shift"), x=_p,
-           series=lambda r: _inside(r) if "(" in r["check"] else r["check"].replace("shift", "bernoulli "),
+           series=_noise,
            samples=200_000, hline=1.0, reference="no shift (Δ = 1)",
            caption="Δ < 1 means that in eval mode BN sees a smaller variance than it learned with dropout on. "
                    "Bernoulli and Gaussian dropout shift alike (Δ = p at c = 0); Uout (β = 0.1) barely shifts; "
@@ -193,6 +218,21 @@ FIGURES = (
                    "compounds with depth. Uout shifts far less. Dropout after the last BN (after-bn) and BN "
                    "statistics re-estimated with dropout off (recalibrated) sit exactly on 1: no BN sees the "
                    "noise. The series are offset slightly left and right so that none hides another."),
+    Figure("C6-regression", "training-effect-regression", "Trained network, regression (diabetes): "
+           "ΔMSE = test MSE with dropout − without (paired)", P_AXIS, "ΔMSE (> 0: dropout hurts)", "training",
+           TRAINING_GRID, keep=_training("dmse", "diabetes"), x=_p, series=_placement,
+           settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, style="effect", hline=0.0, join=True, optional=True,
+           line="no effect (0)",
+           caption="Each point is the mean over training runs of the paired difference in test MSE (same split, "
+                   "initialisation and batch order with and without dropout), with ±2 MCSE. Above the zero line "
+                   "dropout hurt the regression; bars crossing zero mean no detectable effect at this budget."),
+    Figure("C6-classification", "training-effect-classification", "Trained network, classification "
+           "(diabetes-class): accuracy drop = accuracy without dropout − with (paired)", P_AXIS,
+           "accuracy drop (> 0: dropout hurts)", "training", TRAINING_GRID,
+           keep=_training("drop", "diabetes-class"), x=_p, series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK,
+           style="effect", hline=0.0, join=True, optional=True, line="no effect (0)",
+           caption="The classification twin of the regression task (labels: above or below the training "
+                   "median). Above zero dropout cost accuracy; the claim allows a drop of at most 0.01."),
     Figure("C6-regression", "c6-regression", "Regression (frozen random chain, least-squares head): eval MSE "
            "relative to the network without dropout",
            P_AXIS, "MSE / MSE without dropout (ratio)", "task-impact", {"p": "0.3,0.5,0.7,0.9,1"},
@@ -200,7 +240,7 @@ FIGURES = (
            join=True, line="no harm (ratio 1)",
            caption="Above 1, dropout made the regression worse. With dropout before BN the MSE grows as p falls; "
                    "after-bn and recalibrated stay at 1. This chain is not trained (random weights, a "
-                   "least-squares head): see the trained networks below."),
+                   "least-squares head on its features); trained networks are in their own section."),
     Figure("C6-classification", "c6-classification", "Classification (frozen random chain, least-squares "
            "classifier): eval accuracy relative to the network without dropout", P_AXIS,
            "accuracy / accuracy without dropout (ratio)", "task-impact",
@@ -208,33 +248,17 @@ FIGURES = (
            series=_inside, hline=1.0, join=True, line="no harm (ratio 1)",
            caption="Below 1, dropout cost accuracy. Compare the size of the loss with the regression figure "
                    "above: the same shift costs the argmax less than the loss."),
-    Figure("C6-regression", "training-effect-regression", "Trained network, regression (diabetes): "
-           "ΔMSE = test MSE with dropout − without (paired)", P_AXIS, "ΔMSE (> 0: dropout hurts)", "training",
-           {"p": "0.5,0.7,0.9"}, keep=_training("dmse", "diabetes"), x=_p, series=_placement,
-           settings=TRAINING_SETTINGS, style="effect", hline=0.0, join=True, optional=True,
-           line="no effect (0)",
-           caption="Each point is the mean over training runs of the paired difference in test MSE (same split, "
-                   "initialisation and batch order with and without dropout), with ±2 MCSE. Above the zero line "
-                   "dropout hurt the regression; bars crossing zero mean no detectable effect at this budget."),
-    Figure("C6-classification", "training-effect-classification", "Trained network, classification "
-           "(diabetes-class): accuracy drop = accuracy without dropout − with (paired)", P_AXIS,
-           "accuracy drop (> 0: dropout hurts)", "training", {"p": "0.5,0.7,0.9"},
-           keep=_training("drop", "diabetes-class"), x=_p, series=_placement, settings=TRAINING_SETTINGS,
-           style="effect", hline=0.0, join=True, optional=True, line="no effect (0)",
-           caption="The classification twin of the regression task (labels: above or below the training "
-                   "median). Above zero dropout cost accuracy; the claim allows a drop of at most 0.01."),
     Figure("training", "training-curves", "Trained network, regression (diabetes): test MSE against epochs, "
-           "per dropout placement (p = 0.5)", "epoch", "test MSE", "training", {"p": "0.5"},
-           keep=lambda r: r["params"].get("quantity") == "curve" and r["params"].get("task") == "diabetes",
-           x=_param("epoch"), series=_placement, settings=TRAINING_SETTINGS, logx=True, join=True, optional=True,
+           "per dropout placement (p = 0.5)", "epoch", "test MSE", "training", TRAINING_GRID,
+           keep=_curve("diabetes", "mse"), x=_epoch, series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, logx=True, join=True, optional=True,
            caption="How the test error evolves during training for each placement (mean over runs, ±2 MCSE). "
                    "The gap between placements at the last epoch is the effect shown in C6."),
     Figure("training", "training-bn-ratio", "Trained network, regression (diabetes): measured "
            "against predicted BN variance ratio, per BN layer (p = 0.5)", "predicted ratio (C5's formula on the layer's measured moments)",
-           "measured ratio: eval variance / running_var", "training", {"p": "0.5"},
+           "measured ratio: eval variance / running_var", "training", TRAINING_GRID,
            keep=lambda r: (r["params"].get("quantity") == "ratio" and r["params"].get("task") == "diabetes"
-                           and r.get("closed_form") is not None),
-           x=lambda r: r["closed_form"], series=_placement, settings=TRAINING_SETTINGS, style="scatter",
+                           and r["params"].get("p") == 0.5 and r.get("closed_form") is not None),
+           x=lambda r: r["closed_form"], series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, style="scatter",
            optional=True, line="measured = predicted",
            caption="Each point is one BN layer (labelled L1, L2, …) of the trained network: the ratio of the "
                    "variance BN sees in eval mode to its running_var, against C5's prediction from that layer's "

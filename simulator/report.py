@@ -433,7 +433,7 @@ BADGE = {"green": ("#1e7b34", "#fff"), "amber": ("#f2b705", "#222"), "red": ("#b
          "grey": ("#6b7280", "#fff")}
 CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "formula", "closed_form", "estimate",
               "mcse", "z", "rel_error", "tolerance", "resolution", "verdict", "samples")
-_LONG = 6  # parameter lists longer than this are summarized in the table (all of them are in checks.csv)
+_LONG = 3  # parameter lists longer than this are summarized in the table (all of them are in checks.csv)
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em 1.5em;line-height:1.45;color:#1b1b1b}
@@ -449,7 +449,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{padding:3px 8px;text-align:l
 tr:nth-child(even){background:#f6f6f6}th{background:#e9eef3}
 .summary td{padding:6px 8px}.summary td:first-child{white-space:nowrap}.num{font-family:ui-monospace,monospace;white-space:nowrap}
 .steps td:first-child{font-size:1.2em;text-align:center}.ok{color:#1e7b34}.bad{color:#b3261e;font-weight:bold}
-dl.gloss dt{font-weight:bold;margin-top:.5em}dl.gloss dd{margin-left:1.5em}
+dl.gloss{display:grid;grid-template-columns:minmax(8em,max-content) 1fr;gap:.35em 1.2em}dl.gloss dt{font-weight:bold}dl.gloss dd{margin:0}.wide{overflow-x:auto}
 details>summary{cursor:pointer;font-weight:600;margin:.5em 0}.filters{margin:.5em 0}.filters select{margin-right:1em}
 .meta{color:#555;font-size:.9em}
 """
@@ -588,7 +588,7 @@ def _checks_table(rows):
            f'<a href="checks.csv">checks.csv</a>)</summary>',
            '<div class="filters">' + select("f-claim", "claim", claims) + select("f-verdict", "verdict", verdicts)
            + select("f-kind", "kind", kinds) + f'<span id="f-count">{len(rows)} shown</span></div>',
-           '<table id="checks"><thead><tr><th>claim</th><th>experiment</th><th>check</th><th>parameters</th>'
+           '<div class="wide"><table id="checks"><thead><tr><th>claim</th><th>experiment</th><th>check</th><th>parameters</th>'
            '<th>kind</th><th>closed form</th><th>estimate ± MCSE</th><th>z</th><th>resolution</th>'
            '<th>verdict</th></tr></thead><tbody>']
     for r in rows:
@@ -601,7 +601,7 @@ def _checks_table(rows):
                    f"<td class='num'>{_esc(_num(r['closed_form'], 6))}</td><td class='num'>{_esc(est)}</td>"
                    f"<td class='num'>{_esc(z)}</td><td class='num'>{_esc(_num(r.get('resolution'), 2))}</td>"
                    f"<td>{_esc(r['verdict'])}</td></tr>")
-    out.append("</tbody></table></details>")
+    out.append("</tbody></table></div></details>")
     return "\n".join(out)
 
 
@@ -663,7 +663,7 @@ def _page(verification, figures_done, meta):
         p.append(f"<p><b>Outcome:</b> {_badge(c['outcome'])}</p>")
         if c["erratum"]:
             p.append(f"<p class='erratum'>Erratum: {_esc(c['erratum'])}</p>")
-        p.append(f"<p><b>The numbers:</b> {_esc(c['headline'])}</p>")
+        p.append(f"<p><b>The numbers:</b> {_esc(c['headline'] or 'none: nothing in this run tests the claim')}</p>")
         for name, title, caption in placed.pop(cid, []):
             p.append(_figure_html(name, title, caption))
         steps = [r for r in derivations if (r.get("subclaim") or r["claim"]) == cid]
@@ -722,10 +722,11 @@ def _git_commit():
         return None
 
 
-def _figure_settings(figure, exp):
-    """The figure's fixed settings that the experiment declares (a contract still being written may differ)."""
+def _figure_settings(figure, exp, quick=False):
+    """The figure's fixed settings (its quick ones in a quick report) that the experiment declares."""
     names = {prm.name for prm in exp.params}
-    return {k: v for k, v in figure.settings.items() if k in names or k == "p"}
+    wanted = {**figure.settings, **(figure.quick if quick else {})}
+    return {k: v for k, v in wanted.items() if k in names or k == "p"}
 
 
 def figures():
@@ -797,13 +798,16 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
                           checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     timings["verify_s"] = round(time.perf_counter() - start, 3)
-    figure_rows = {}
+    figure_rows, swept = {}, {}
     for f in figures():
         t0 = time.perf_counter()
         n = samples or (max(1000, (f.samples or 0) // 20) if quick and f.samples else f.samples)
-        result = sweep(f.experiment, f.grid, seed=seed, samples=n, settings=_figure_settings(f, CATALOG[f.experiment]),
-                       threads=threads, progress=progress, checkpoint=os.path.join(checkpoints, f.name + ".jsonl"))
-        figure_rows[f.name] = result.checks
+        settings = _figure_settings(f, CATALOG[f.experiment], quick)
+        same = json.dumps([f.experiment, f.grid, settings, n], sort_keys=True)
+        if same not in swept:  # figures drawing from the same sweep share one run of it
+            swept[same] = sweep(f.experiment, f.grid, seed=seed, samples=n, settings=settings, threads=threads,
+                                progress=progress, checkpoint=os.path.join(checkpoints, f.name + ".jsonl")).checks
+        figure_rows[f.name] = [r for r in swept[same] if f.keep(r)]
         timings[f"figure_{f.name}_s"] = round(time.perf_counter() - t0, 3)
     timings["total_s"] = round(time.perf_counter() - start, 3)
     manifest = {"command": command or sys.argv, "seed": seed, "samples": samples, "quick": quick,
