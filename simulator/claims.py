@@ -16,10 +16,10 @@ written once:
   line of its derivation found false (kind ``derivation``).
 
 Then: support and against → ``depends`` (naming where each holds);
-against only → ``contradicted``; support of a finding (effect, equivalence)
-next to undecided ones → ``depends``; support only → ``confirmed, with an
+against only → ``contradicted``; support next to undecided findings (an
+effect, equivalence or derivation the budget could not decide) → ``depends``; support only → ``confirmed, with an
 erratum`` if an erratum was found, ``approximately`` if an approximation
-carries it, else ``confirmed``; errata only → ``contradicted``; undecided only
+tests it (even an undecided one), else ``confirmed``; errata only → ``contradicted``; undecided only
 → ``inconclusive``; nothing but measurements → ``measured``. A claim-level word
 never comes from the checks that merely happen to be exact.
 """
@@ -153,12 +153,12 @@ def outcome(rows):
     undecided = [r for r in tested if r["kind"] != "erratum" and r["verdict"] in UNDECIDED]
     if against:
         return "depends" if support else "contradicted"
-    if support and any(r["kind"] in FINDINGS for r in support) and any(r["kind"] in FINDINGS for r in undecided):
+    if support and any(r["kind"] in FINDINGS for r in undecided):
         return "depends"
     if support:
         if errata:
             return "confirmed, with an erratum"
-        return "approximately" if any(r["kind"] == "approximation" for r in support) else "confirmed"
+        return "approximately" if any(r["kind"] == "approximation" for r in tested) else "confirmed"
     if errata:
         return "contradicted"
     return "inconclusive"
