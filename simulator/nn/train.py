@@ -37,11 +37,12 @@ row: dropout takes ⌈width/64⌉ words of ``rng._draw_mask`` (bit k of word q
 gates unit 64q + k), Uout one ``rng._draw_uniform`` per unit.
 """
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..errors import ParameterError, shown
 from ..rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
@@ -632,6 +633,7 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
     rm[:, :] = 0.0
     rv[:, :] = 1.0
     kinds = np.full(depth, kind)
+    bn = lay[0, _OG] >= 0  # a bool variable, not the literal True: one signature of _forward_train
     step = 0
     for start in range(0, n, batch):
         m = min(batch, n - start)
@@ -640,7 +642,7 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
         for i in range(m):
             xb[i] = Xtr[start + i]
         step += 1
-        _forward_train(xb, m, theta, Wt, lay, True, kinds, s, threshold, inv_p, beta, rm, rv, -1.0, step,
+        _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta, rm, rv, -1.0, step,
                        Z, XH, H, NM, bmean, bvar, out)
         if rec_noise.shape[0] > 0:
             rec_noise[step - 1, :, :m] = NM[:, :m]
@@ -649,7 +651,7 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
 # ---------------------------------------------------------------------------
 # One training run and the parallel driver.
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, nparams, bn, epochs, batch,
               adam, lr, mu, threshold, inv_p, beta, s2_noise, checkpoints,
               mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged,
@@ -808,26 +810,36 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
                 rec_stats[v, 1] = rv2
 
 
-@njit(cache=True, parallel=True)
-def _train_chunk(key, first, count, modes, variants, X, y, target, classes, n_test, lay, nparams, bn, epochs,
-                 batch, adam, lr, mu, threshold, inv_p, beta, s2, checkpoints,
+def _train_chunk(key, first, count, threads, modes, variants, X, y, target, classes, n_test, lay, nparams, bn,
+                 epochs, batch, adam, lr, mu, threshold, inv_p, beta, s2, checkpoints,
                  mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged):
-    """Tasks ``first .. first+count−1`` in parallel; task q is run ``q // T`` in mode ``modes[q % T]``.
+    """Tasks ``first .. first+count−1`` on ``threads`` threads; task q is run ``q // T`` in mode ``modes[q % T]``.
 
-    Each task writes only its own (run, placement) slots, so the result does
-    not depend on the thread count.
+    :func:`_run_task` releases the GIL, so Python threads run it in parallel
+    (a ``prange`` kernel would have LLVM optimise the whole training code a
+    second time on first use: about 35 s of compilation). Each task writes
+    only its own (run, placement) slots, so the result does not depend on the
+    thread count or the scheduling.
     """
     T = modes.size
     depth = lay.shape[0] - 1
     width = lay[0, _FOUT]
-    for c in prange(count):
-        q = first + c
+    empty = (np.empty((0, batch), dtype=np.int64), np.empty((0, depth, batch, width)),
+             np.empty((0, nparams)), np.empty((0, 2, depth, width)), np.empty((0, depth, batch, width)))
+
+    def task(q):
         run, j = q // T, q % T
         _run_task(key, run, modes[j], variants[j], X, y, target, classes, n_test, lay, nparams, bn, epochs,
                   batch, adam, lr, mu, threshold, inv_p, beta, s2[j], checkpoints,
-                  mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged,
-                  np.empty((0, batch), dtype=np.int64), np.empty((0, depth, batch, width)),
-                  np.empty((0, nparams)), np.empty((0, 2, depth, width)), np.empty((0, depth, batch, width)))
+                  mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged, *empty)
+
+    if threads <= 1 or count <= 1:
+        for q in range(first, first + count):
+            task(q)
+        return
+    with ThreadPoolExecutor(max_workers=min(threads, count)) as pool:
+        for done in pool.map(task, range(first, first + count)):
+            pass
 
 
 # ---------------------------------------------------------------------------
@@ -935,7 +947,7 @@ def train_runs(task, config, placements, runs, key, progress=None):
     rows in eval mode. ``li_max`` near 1 says the running statistics fit the
     eval data; Li et al.'s variance shift makes it exceed 1.
 
-    Each (run, training mode) is one task of a ``prange``; the recalibrated
+    Each (run, training mode) is one task, run on ``numba.get_num_threads()`` threads; the recalibrated
     placements share the training of ``hidden``. The result depends on the
     key, the task and the config alone: not on the thread count.
     """
@@ -953,11 +965,11 @@ def train_runs(task, config, placements, runs, key, progress=None):
     bn_predicted, li_max = np.zeros((runs, P, L)), np.zeros((runs, P, L))
     diverged = np.zeros((runs, P), dtype=np.bool_)
     T = a["modes"].size
-    chunk = max(1, numba.get_num_threads())
+    threads = max(1, numba.get_num_threads())
     done = 0
     while done < runs:
-        count = min(chunk, runs - done)
-        _train_chunk(key, done * T, count * T, a["modes"], a["variants"], a["X"], a["y"], a["target"],
+        count = min(threads, runs - done)
+        _train_chunk(key, done * T, count * T, threads, a["modes"], a["variants"], a["X"], a["y"], a["target"],
                      a["classes"], a["n_test"], a["lay"], a["nparams"], *a["scalars"], a["s2"], checkpoints,
                      mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged)
         done += count
