@@ -114,10 +114,40 @@ def claim_lines(claims, style=_plain):
     return lines
 
 
+def _pm(r):
+    return f"{_g(r['estimate'], 4)} ± {_g(r['mcse'], 2)}"
+
+
+def effect_lines(result, style=_plain):
+    """Per task and placement of the trained networks: the test metric, the paired effect and its verdict."""
+    rows = [r for r in result.checks if r["params"].get("quantity") in ("mse", "accuracy", "dmse", "drop")]
+    if not rows:
+        return []
+    colours = {"holds": "green", "contradicted": "red"}
+    lines = ["", "trained networks (paired over runs; effect = with this placement − without dropout):",
+             f"  {'task':<16}{'placement':<25}{'test metric':<26}{'effect':<30}verdict"]
+    for task in dict.fromkeys(r["params"]["task"] for r in rows):
+        for placement in dict.fromkeys(r["params"]["placement"] for r in rows if r["params"]["task"] == task):
+            mine = {r["params"]["quantity"]: r for r in rows
+                    if r["params"]["task"] == task and r["params"]["placement"] == placement}
+            metric = mine.get("mse") or mine.get("accuracy")
+            effect = mine.get("dmse") or mine.get("drop")
+            name = "MSE" if "mse" in mine else "accuracy"
+            cells = [task, placement, f"{name} {_pm(metric)}" if metric else ""]
+            if effect:
+                label = "ΔMSE" if effect["params"]["quantity"] == "dmse" else "drop"
+                cells.append(f"{label} {_pm(effect)}")
+                verdict = effect["verdict"] + (f" (margin {effect['params'].get('margin'):g})"
+                                               if effect["kind"] == "equivalence" else "")
+                cells.append(style(verdict, colours.get(effect["verdict"], "grey")))
+            lines.append("  " + "".join(c.ljust(w) for c, w in zip(cells, (16, 25, 26, 30, 0))).rstrip())
+    return lines
+
+
 def table(result, detail_rows=False, style=_plain):
     """What ``simulate`` and ``verify`` print: the header, one line per claim, the total; with
     ``detail_rows`` the whole table of checks too."""
-    lines = [header(result.meta), ""] + claim_lines(result.claims, style)
+    lines = [header(result.meta), ""] + claim_lines(result.claims, style) + effect_lines(result, style)
     if detail_rows:
         lines += detail(result)
     lines += ["", summary(result)]
