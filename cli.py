@@ -339,7 +339,11 @@ def list_cmd():
         click.echo(f"  claim: {e.claim}")
         if e.notes:
             click.echo(f"  notes: {e.notes}")
-        click.echo(f"  default samples: {e.samples:,}")
+        if e.runs_param:
+            click.echo(f"  Monte Carlo samples: training runs (--set {e.runs_param}=N, default "
+                       f"{e.param(e.runs_param).default}); --samples does not apply")
+        else:
+            click.echo(f"  default samples: {e.samples:,}")
         click.echo("  parameters:")
         for q in e.params:
             click.echo(f"    {q.name:<10} default {q.show(q.default):<24} {q.allowed()} — {q.help}")

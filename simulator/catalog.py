@@ -12,7 +12,8 @@ a check tests (a key of :data:`simulator.claims.CLAIMS`; the experiment's ``clai
 returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
 the parameter that counts its Monte Carlo samples when they are training runs (``--samples`` then
-does not apply to it).
+does not apply to it). ``kernels`` are the top-level compiled kernels the first run must compile, where they
+are not the experiment module's own parallel kernels (:mod:`simulator.warmup`).
 """
 import difflib
 import math
@@ -153,6 +154,7 @@ class Experiment:
     quick: object = None
     p_grid: tuple = ()
     runs_param: str = ""
+    kernels: tuple = ()
 
     def param(self, name):
         for q in self.params:

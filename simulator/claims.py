@@ -335,9 +335,11 @@ def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
     if errata:
         r = next((e for e in errata if e["kind"] == "derivation"), errata[0])
         written = r["formula"].removeprefix("document: ")
-        erratum = (f"Erratum: the document writes {written}; " +
-                   (f"that line is false ({r['check']}; residual {r['params'].get('residual')})"
-                    if r["kind"] == "derivation" else f"sampling refutes it ({r['check']})") + ".")
+        if r["kind"] == "derivation":
+            erratum = (f"Erratum: the line {r['check'].split(': ', 1)[-1]} of the document, “{written}”, is false "
+                       f"(left − right = {r['params'].get('residual')}).")
+        else:
+            erratum = f"Erratum: the document writes {written}; sampling refutes it ({r['check']})."
     failed = [r for r in rows if acceptable is not None and r["verdict"] not in acceptable(r["kind"])]
     return {"claim": c.claim, "id": sub_id, "title": c.title, "statement": c.statement, "as_written": c.as_written,
             "source": c.source, "outcome": result, "colour": OUTCOME_COLOURS[result],

@@ -17,7 +17,10 @@ from .engine import MIN_SAMPLES, needs_compiling
 
 
 def cold(experiment):
-    """Whether a block kernel (a parallel one) of ``experiment``'s module needs compiling."""
+    """Whether a kernel of ``experiment`` needs compiling: its declared ``kernels``, or else the block
+    kernels (the parallel ones) of its module."""
+    if experiment.kernels:
+        return any(needs_compiling(f) for f in experiment.kernels)
     module = sys.modules[experiment.run.__module__]
     return any(isinstance(f, CPUDispatcher) and f.py_func.__module__ == module.__name__
                and f.targetoptions.get("parallel") and needs_compiling(f) for f in vars(module).values())
@@ -40,7 +43,8 @@ def warm_up(chosen, progress=None):
     """Compile the cold experiments among ``chosen`` in parallel processes (at their defaults)."""
     todo = [e for e in {e.name: e for e in chosen}.values() if cold(e)]
     # Longest compilations first (source size as their measure), so that none starts last on its own.
-    todo.sort(key=lambda e: os.path.getsize(sys.modules[e.run.__module__].__file__), reverse=True)
+    todo.sort(key=lambda e: max(os.path.getsize(sys.modules[m].__file__) for m in
+                                [e.run.__module__] + [k.py_func.__module__ for k in e.kernels]), reverse=True)
     workers = min(len(todo), os.cpu_count() or 1)
     if workers < 2:
         return

@@ -220,4 +220,5 @@ EXPERIMENT = Experiment(
     quick=_quick,
     p_grid=(0.5, 0.8),
     runs_param="runs",
+    kernels=(tr._run_task,),
 )
