@@ -262,6 +262,9 @@ FIGURES = (
            optional=True, line="measured = predicted",
            caption="Each point is one BN layer (labelled L1, L2, …) of the trained network: the ratio of the "
                    "variance BN sees in eval mode to its running_var, against C5's prediction from that layer's "
-                   "own input moments. Points on the diagonal: the single-unit formula of C5 predicts the shift "
-                   "inside a trained network."),
+                   "own input moments. Points on the diagonal: the formula of C5 predicts the shift inside a "
+                   "trained network. Where dropout sits before a BN (hidden, recalibrated-dropout-on) the "
+                   "predicted ratio is below 1 and the points are labelled by layer; where no BN sees dropout "
+                   "the prediction is 1, and a measured ratio a little below 1 is BN's own train/eval gap "
+                   "(finite batches, running average), which the network without dropout (none) shows too."),
 )

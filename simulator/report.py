@@ -92,7 +92,7 @@ def _offsets(count, logx, xs):
             b - a for a, b in zip(values, values[1:])) >= 1):
         step = 0.13
     else:
-        step = 0.01 * ((values[-1] - values[0]) if len(values) > 1 else 1.0)
+        step = 0.015 * ((values[-1] - values[0]) if len(values) > 1 else 1.0)
     return [(k - (count - 1) / 2) * step for k in range(count)]
 
 
@@ -244,7 +244,7 @@ def _draw_scatter(fig, ax, figure, groups):
         handles.append(_points(ax, pts, lambda x: x, color, marker, k, label))
         for x, r in pts:
             layer = r["params"].get("layer")
-            if layer is not None:
+            if layer is not None and abs(x - 1.0) > 0.02:  # at 1 (no shift predicted) labels would pile up
                 ax.annotate(f"L{layer}", (x, r["estimate"]), textcoords="offset points",
                             xytext=(8, 2) if k % 2 == 0 else (-22, 2), fontsize=10, color=color)
     _finish(fig, ax, figure, handles, legend_title=f"placement: {PM}")
@@ -501,7 +501,7 @@ def _claim_entry(c):
     else:
         outcome = "measured"
     cid = c.get("id", c.get("claim", "?"))
-    return {"claim": c.get("claim", cid), "id": cid, "title": c.get("title", ""),
+    return {"claim": c.get("claim", cid), "id": cid, "title": c.get("title") or "",
             "statement": c.get("statement", c.get("document", "")), "as_written": c.get("as_written", ""),
             "outcome": outcome, "headline": c.get("headline", text), "evidence": c.get("evidence", ""),
             "erratum": c.get("erratum", ""), "ok": c.get("ok", True)}
@@ -656,6 +656,10 @@ def _page(verification, figures_done, meta):
     for c in claims:
         cid = c["id"]
         mine = [r for r in rows if (r.get("subclaim") or r["claim"]) == cid]
+        if not c["title"]:  # an entry with no words of its own (e.g. only a derivation): name it by its chains
+            chains = dict.fromkeys(r["params"].get("chain") for r in mine if r["kind"] == "derivation")
+            c["title"] = "; ".join(titles.get(ch) or str(ch) for ch in chains) or cid
+            c["statement"] = c["statement"] or "the document's derivation for this claim, checked line by line."
         p.append(f"<h2 id='{_esc(cid)}'>{_esc(cid)} — {_esc(c['title'])}</h2>")
         p.append(f"<p><b>The document claims:</b> {_esc(c['statement'])}</p>")
         if c["as_written"]:
