@@ -248,8 +248,8 @@ def headline(rows, zstar, p=None, quote=()):
     if errata:
         r = _at(errata, p)[0]
         parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, sampling gives {_pm(r)} "
-                     f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted by "
-                     f"{abs(r['z']):.0f} MCSE")
+                     f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted "
+                     + (f"by {abs(r['z']):.0f} MCSE" if r["z"] is not None else "exactly (no sampling noise)"))
     false = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "false"]
     if false:
         r = false[0]
