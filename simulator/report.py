@@ -701,8 +701,8 @@ def _page(verification, figures_done, meta):
     p.append(_checks_table(rows))
     p.append("<h2 id='data'>Data</h2><p><a href='checks.csv'>checks.csv</a> (every check, all parameters), "
              "<a href='results.json'>results.json</a> (the same and every figure's rows), "
-             "<a href='manifest.json'>manifest.json</a> (command, seed, versions, timings).</p>")
-    p.append(f"<p class='meta'>git commit {_esc(meta.get('git_commit'))}; {_esc(meta.get('platform'))}</p>")
+             "<a href='manifest.json'>manifest.json</a> (command, seed, versions, git commit, platform, timings). "
+             "The page itself depends on the seed and the budget only.</p>")
     p.append("</body></html>")
     return "\n".join(p)
 
