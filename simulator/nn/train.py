@@ -197,7 +197,7 @@ def unpack(theta, lay):
 # ---------------------------------------------------------------------------
 # Data: split, standardisation, labels.
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shuffle(s, order):
     """Fisher–Yates in place with 53-bit uniforms: ``for i = n−1..1: swap(i, ⌊u (i+1)⌋)``."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -210,7 +210,29 @@ def _shuffle(s, order):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
+def _median(x):
+    """``np.median(x)`` of a non-empty x without NaN: the middle value, or the mean ``(a + b) / 2`` of the two.
+
+    An insertion sort of a copy (training targets are few; ``np.median``
+    compiles a selection algorithm several times longer).
+    """
+    v = x.copy()
+    n = v.size
+    for i in range(1, n):
+        t = v[i]
+        j = i - 1
+        while j >= 0 and v[j] > t:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = t
+    half = n >> 1
+    if n & 1 == 0:
+        return (v[half - 1] + v[half]) / 2
+    return v[half]
+
+
+@njit(cache=True, error_model="numpy")
 def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     """Split run ``run``'s rows, standardise with the training split, make its labels.
 
@@ -228,7 +250,9 @@ def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     (ddof = 0); a constant column keeps scale 1.
     """
     n, f = X.shape
-    perm = np.arange(n)
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        perm[i] = i
     s = _block_state(key, 4 * run)
     _shuffle(s, perm)
     n_train = n - n_test
@@ -250,26 +274,33 @@ def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     for i in range(n_train):
         raw_tr[i] = y[perm[n_test + i]]
     if target == 0:
-        mean = raw_tr.mean()
-        sd = np.sqrt(((raw_tr - mean) ** 2).sum() / n_train)
+        mean = 0.0
+        for i in range(n_train):
+            mean += raw_tr[i]
+        mean /= n_train
+        var = 0.0
+        for i in range(n_train):
+            var += (raw_tr[i] - mean) ** 2
+        sd = np.sqrt(var / n_train)
         sd = sd if sd > 0.0 else 1.0
         for i in range(n_train):
             ytr[i] = (raw_tr[i] - mean) / sd
         for i in range(n_test):
             yte[i] = (y[perm[i]] - mean) / sd
     elif target == 1:
-        ytr[:] = raw_tr
+        for i in range(n_train):
+            ytr[i] = raw_tr[i]
         for i in range(n_test):
             yte[i] = y[perm[i]]
     else:
-        med = np.median(raw_tr)
+        med = _median(raw_tr)
         for i in range(n_train):
             ytr[i] = 1.0 if raw_tr[i] > med else 0.0
         for i in range(n_test):
             yte[i] = 1.0 if y[perm[i]] > med else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _init_params(s, theta, lay):
     """PyTorch's ``nn.Linear`` init, layer by layer (W row-major, then b); γ = 1, β = 0."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -286,7 +317,7 @@ def _init_params(s, theta, lay):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _transpose(theta, lay, Wt):
     """``Wt`` (same offsets) holds every W transposed, (fan_in, fan_out): the forward pass runs along it."""
     for layer in range(lay.shape[0]):
@@ -296,10 +327,31 @@ def _transpose(theta, lay, Wt):
                 Wt[ow + j * fout + k] = theta[ow + k * fin + j]
 
 
+@njit(cache=True, error_model="numpy")
+def _copy(src, dst):
+    """``dst[...] = src`` for C-contiguous arrays of the same size.
+
+    (A slice assignment compiles a shape check whose error message formatting
+    costs seconds of compilation at every array rank.)
+    """
+    a, b = src.ravel(), dst.ravel()
+    for q in range(a.size):
+        b[q] = a[q]
+
+
+@njit(cache=True, error_model="numpy")
+def _copy_rows(src, dst, m):
+    """``dst[l, :m] = src[l, :m]`` for every l (arrays of shape (L, batch, width))."""
+    for layer in range(src.shape[0]):
+        for i in range(m):
+            for k in range(src.shape[2]):
+                dst[layer, i, k] = src[layer, i, k]
+
+
 # ---------------------------------------------------------------------------
 # Layers.
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _noise(s, nm, m, kind, threshold, inv_p, beta):
     """Noise multipliers of m rows: ``δ/p`` (dropout), ``1 + r`` (Uout) or 1 (none)."""
     d = nm.shape[1]
@@ -322,54 +374,27 @@ def _noise(s, nm, m, kind, threshold, inv_p, beta):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True)
-def _linear_forward(a, m, Wt, b, z):
-    """``z = a Wᵀ + b`` for rows 0..m−1; ``Wt`` is Wᵀ, (fan_in, fan_out).
-
-    The product is :func:`chain._linear` (contiguous inner loops; rows of a
-    that are mostly zero, as after ReLU and dropout, skip their zeros), then
-    the bias is added: ``z[i, k] = (Σ_j a[i, j] W[k, j]) + b_k``, j in order.
-    """
-    _linear(a[:m], Wt, z[:m])
-    fout = Wt.shape[1]
+@njit(cache=True, error_model="numpy")
+def _add_bias(z, m, b):
+    """``z[i, k] += b_k`` for rows 0..m−1."""
     for i in range(m):
-        for k in range(fout):
+        for k in range(b.size):
             z[i, k] += b[k]
 
 
-@njit(cache=True)
-def _matmul(a, m, B, z):
-    """``z = a B`` for rows 0..m−1 (:func:`chain._linear`)."""
-    _linear(a[:m], B, z[:m])
-
-
-@njit(cache=True)
-def _linear_backward(dz, a, m, W, gW, gb, da, want_da):
-    """Gradients of ``z = a Wᵀ + b``: ``gW = dzᵀ a``, ``gb = Σ_i dz_i``, ``da = dz W`` (if ``want_da``).
-
-    Both products go through :func:`_matmul`, whose inner
-    loops run along contiguous rows: ``gW`` from a transposed copy of dz,
-    ``da`` with W in place of Wᵀ.
-
-    Notes
-    -----
-    ``∂W[k, j] = Σ_i dz[i, k] a[i, j]``, ``∂b_k = Σ_i dz[i, k]``,
-    ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``; every sum runs over its index in order.
-    """
-    fout, fin = W.shape
-    dzT = np.empty((fout, m))
+@njit(cache=True, error_model="numpy")
+def _bias_grad_and_transpose(dz, m, gb, dzT):
+    """``gb = Σ_i dz_i`` (rows in order) and ``dzT = dzᵀ`` for rows 0..m−1."""
+    fout = gb.size
     for k in range(fout):
         gb[k] = 0.0
     for i in range(m):
         for k in range(fout):
             gb[k] += dz[i, k]
             dzT[k, i] = dz[i, k]
-    _matmul(dzT, fout, a[:m], gW)
-    if want_da:
-        _matmul(dz, m, W, da)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _affine_relu_noise(xh, m, gamma, beta, nm, h):
     """``h = ReLU(γ x̂ + β) · nm`` for rows 0..m−1."""
     d = h.shape[1]
@@ -379,7 +404,7 @@ def _affine_relu_noise(xh, m, gamma, beta, nm, h):
             h[i, k] = (v if v > 0.0 else 0.0) * nm[i, k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _relu_noise(z, m, nm, h):
     """``h = ReLU(z) · nm`` for rows 0..m−1 (no BN)."""
     d = h.shape[1]
@@ -389,7 +414,7 @@ def _relu_noise(z, m, nm, h):
             h[i, k] = (v if v > 0.0 else 0.0) * nm[i, k]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
                    rm, rv, momentum, step, Z, XH, H, NM, bmean, bvar, out):
     """Training-mode forward of m rows; BN running statistics updated (update number ``step``).
@@ -403,10 +428,11 @@ def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
         a = xb if layer == 0 else H[layer - 1]
         wt = Wt[ow:ow + fin * fout].reshape((fin, fout))
         b = theta[ob:ob + fout]
+        z = out if layer == depth else Z[layer]
+        _linear(a[:m], wt, z[:m])  # the one call site of the product: the compiled code stays small
+        _add_bias(z, m, b)
         if layer == depth:
-            _linear_forward(a, m, wt, b, out)
             break
-        _linear_forward(a, m, wt, b, Z[layer])
         _noise(s, NM[layer], m, kinds[layer], threshold, inv_p, beta)
         if bn:
             _bn_train(Z[layer][:m], EPS, XH[layer][:m], bmean[layer], bvar[layer])
@@ -417,7 +443,7 @@ def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
             _relu_noise(Z[layer], m, NM[layer], H[layer])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss(out, yb, m, classes, dout):
     """Mean loss over m rows and its gradient with respect to the outputs.
 
@@ -448,7 +474,7 @@ def _loss(out, yb, m, classes, dout):
     return total / m
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ):
     """Gradient of the loss with respect to every parameter into ``grad`` (same layout as theta).
 
@@ -456,6 +482,11 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
     -----
     Through ``h = ReLU(y) · nm``: ``∂y = ∂h · nm · 1[y > 0]`` (with nm > 0 where
     it matters, ``y > 0`` is ``h > 0``); BN as :func:`batchnorm._bn_backward`.
+    Through ``z = a Wᵀ + b``: ``∂W[k, j] = Σ_i dz[i, k] a[i, j]`` (the product
+    ``dzᵀ a``, from a transposed copy of dz so that its inner loops run along
+    contiguous rows), ``∂b_k = Σ_i dz[i, k]``, ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``
+    (``dz W``); every sum runs over its index in order. Both products are
+    :func:`chain._linear`.
     """
     depth = lay.shape[0] - 1
     for layer in range(depth, -1, -1):
@@ -476,7 +507,15 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
                 dz = dZ
             else:
                 dz = dY
-        _linear_backward(dz, a, m, W, gW, grad[ob:ob + fout], dH, layer > 0)
+        dzT = np.empty((fout, m))
+        _bias_grad_and_transpose(dz, m, grad[ob:ob + fout], dzT)
+        # gW = dzᵀ a, then (below the input layer) dH = dz W: one call site of the product.
+        for part in range(2 if layer > 0 else 1):
+            if part == 0:
+                x, B, prod = dzT, a[:m], gW
+            else:
+                x, B, prod = dz[:m], W, dH[:m]
+            _linear(x, B, prod)
 
 
 @njit(cache=True, error_model="numpy")
@@ -498,7 +537,7 @@ def _adam(theta, grad, m1, m2, t, lr):
         theta[q] = theta[q] - step_size * (m1[q] / (np.sqrt(m2[q]) / bc2 + ADAM_EPS))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd(theta, grad, buf, t, lr, mu):
     """``torch.optim.SGD(lr, momentum=μ)``: ``buf = g`` at t = 1, then ``buf ← μ buf + g``; ``θ ← θ − lr buf``."""
     for q in range(theta.size):
@@ -509,7 +548,7 @@ def _sgd(theta, grad, buf, t, lr, mu):
 # ---------------------------------------------------------------------------
 # Evaluation and recalibration.
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward_eval(x, theta, Wt, lay, bn, rm, rv, Ze, He, out):
     """Eval mode (no noise, BN with running statistics) for all rows of ``x``; keeps Z and H per layer."""
     n = x.shape[0]
@@ -519,11 +558,12 @@ def _forward_eval(x, theta, Wt, lay, bn, rm, rv, Ze, He, out):
         a = x if layer == 0 else He[layer - 1]
         wt = Wt[ow:ow + fin * fout].reshape((fin, fout))
         b = theta[ob:ob + fout]
+        z = out if layer == depth else Ze[layer]
+        _linear(a, wt, z)
+        _add_bias(z, n, b)
         if layer == depth:
-            _linear_forward(a, n, wt, b, out)
             break
-        z, h = Ze[layer], He[layer]
-        _linear_forward(a, n, wt, b, z)
+        h = He[layer]
         if bn:
             _bn_eval(z, rm[layer], rv[layer], EPS, h)
             og, obeta = lay[layer, _OG], lay[layer, _OBETA]
@@ -538,7 +578,7 @@ def _forward_eval(x, theta, Wt, lay, bn, rm, rv, Ze, He, out):
                     h[i, k] = v if v > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _metrics(out, yte, classes):
     """``(mse, accuracy, ce)`` of the outputs on the test rows (NaN where not applicable)."""
     n = out.shape[0]
@@ -565,7 +605,7 @@ def _metrics(out, yte, classes):
     return np.nan, right / n, ce / n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _bn_moments(lay, theta, rv, Ze, He, s2, real, running, predicted, li):
     """Per BN layer: Σ_k real, running and predicted variance of its input, and the mean max ratio.
 
@@ -618,7 +658,7 @@ def _bn_moments(lay, theta, rv, Ze, He, s2, real, running, predicted, li):
         li[layer] = li_sum / fout
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm, rv,
                  xb, Z, XH, H, NM, bmean, bvar, out, rec_noise):
     """Reset the running statistics and re-estimate them: one pass over the training rows in order.
@@ -632,7 +672,9 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
     depth = lay.shape[0] - 1
     rm[:, :] = 0.0
     rv[:, :] = 1.0
-    kinds = np.full(depth, kind)
+    kinds = np.empty(depth, dtype=np.int64)
+    for layer in range(depth):
+        kinds[layer] = kind
     bn = lay[0, _OG] >= 0  # a bool variable, not the literal True: one signature of _forward_train
     step = 0
     for start in range(0, n, batch):
@@ -640,12 +682,13 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
         if m == 1:
             continue
         for i in range(m):
-            xb[i] = Xtr[start + i]
+            for j in range(Xtr.shape[1]):
+                xb[i, j] = Xtr[start + i, j]
         step += 1
         _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta, rm, rv, -1.0, step,
                        Z, XH, H, NM, bmean, bvar, out)
         if rec_noise.shape[0] > 0:
-            rec_noise[step - 1, :, :m] = NM[:, :m]
+            _copy_rows(NM, rec_noise[step - 1], m)
 
 
 # ---------------------------------------------------------------------------
@@ -720,7 +763,7 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
 
     tracing = rec_order.shape[0] > 0
     if tracing:
-        rec_theta[0] = theta
+        _copy(theta, rec_theta[0])
     order = np.empty(n_train, dtype=np.int64)
     t = 0
     k_next = 0
@@ -736,7 +779,8 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
             if tracing and t == rec_order.shape[0]:
                 break
             for i in range(m):
-                xb[i] = Xtr[order[start + i]]
+                for j in range(f):
+                    xb[i, j] = Xtr[order[start + i], j]
                 yb[i] = ytr[order[start + i]]
             t += 1
             _forward_train(xb, m, theta, Wt, lay, bn, kinds, s_noise, threshold, inv_p, beta,
@@ -752,8 +796,9 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
                 _sgd(theta, grad, m1, t, lr, mu)
             _transpose(theta, lay, Wt)
             if tracing:
-                rec_order[t - 1, :m] = order[start:start + m]
-                rec_noise[t - 1, :, :m] = NM[:, :m]
+                for i in range(m):
+                    rec_order[t - 1, i] = order[start + i]
+                _copy_rows(NM, rec_noise[t - 1], m)
         if failed:
             for v in range(3):
                 if variants[v] >= 0:
@@ -772,13 +817,13 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
                 continue
             s2 = 0.0
             if v == _V_PLAIN:
-                rm2[:, :] = rm
-                rv2[:, :] = rv
+                _copy(rm, rm2)
+                _copy(rv, rv2)
                 if mode == _M_HIDDEN or mode == _M_UOUT:
                     s2 = s2_noise
             else:
                 # The pass draws from a copy of the noise stream: training stays paired with hidden.
-                s_copy[:] = s_noise
+                _copy(s_noise, s_copy)
                 kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
                 _recalibrate(Xtr, theta, Wt, lay, batch, kind, s_copy, threshold, inv_p, beta, rm2, rv2,
                              xb, Z, XH, H, NM, bmean, bvar, out, empty_noise)
@@ -791,23 +836,23 @@ def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, npar
                 mse[run, col], acc[run, col], ce[run, col] = e_mse, e_acc, e_ce
                 if bn:
                     _bn_moments(lay, theta, rv2, Ze, He, s2, real, running, predicted, li)
-                    bn_real[run, col] = real
-                    bn_running[run, col] = running
-                    bn_predicted[run, col] = predicted
-                    li_max[run, col] = li
+                    _copy(real, bn_real[run, col])
+                    _copy(running, bn_running[run, col])
+                    _copy(predicted, bn_predicted[run, col])
+                    _copy(li, li_max[run, col])
         k_next += 1
     if tracing:
-        rec_theta[1] = theta
-        rec_stats[0, 0] = rm
-        rec_stats[0, 1] = rv
+        _copy(theta, rec_theta[1])
+        _copy(rm, rec_stats[0, 0])
+        _copy(rv, rec_stats[0, 1])
         if bn:
             for v in (1, 2):
-                s_copy[:] = s_noise
+                _copy(s_noise, s_copy)
                 kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
                 _recalibrate(Xtr, theta, Wt, lay, batch, kind, s_copy, threshold, inv_p, beta, rm2, rv2,
                              xb, Z, XH, H, NM, bmean, bvar, out, rec_recal_noise if v == 2 else empty_noise)
-                rec_stats[v, 0] = rm2
-                rec_stats[v, 1] = rv2
+                _copy(rm2, rec_stats[v, 0])
+                _copy(rv2, rec_stats[v, 1])
 
 
 def _train_chunk(key, first, count, threads, modes, variants, X, y, target, classes, n_test, lay, nparams, bn,
