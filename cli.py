@@ -228,7 +228,7 @@ def report_cmd(out, quick, samples, seed, threads, progress):
 @cli.command("bench")
 @click.option("--samples", default="2e7", show_default=True, metavar="N", help="Engine samples per workload.")
 @click.option("--threads", type=int, default=None, help="Engine threads [default: all cores].")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1F", "W2", "W3"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1F", "W2", "W3", "W4"]),
               help="Only these workloads (repeatable) [default: all].")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep the fastest of this many runs of each side.")

@@ -16,13 +16,18 @@ runs in a subprocess with the BLAS pinned to one thread).
   BN; 64 training runs of ``W3_STEPS`` batches, then eval rows; per layer the
   real variance of the BN input, running_var, Li's ratio and the post-ReLU means.
   A sample is one row through the chain (training or eval).
+- ``W4``: the training study (:mod:`simulator.nn.train`): diabetes, depth 2,
+  width 64, BN, Adam, batch 32, every placement, 32 runs of 100 epochs, against
+  PyTorch float32 trained as users do (eager, one model at a time) and as a
+  batched ``torch.func`` vmap ensemble, per model-step (when torch is installed).
 
 Reported per workload: samples/s, mask elements/s, the engine/reference ratio,
 peak memory (growth of the resident set during the run), threads; the agreement
 of the two sets of statistics in units of their joint MCSE; and, with the raw
 generator speed (xoshiro256** draws per second on one core) as the ceiling, the
 fraction of it the engine reaches: random draws the run consumed per second and
-thread over raw draws per second.
+thread over raw draws per second. Next to W3 and W4, numpy's own dgemm rate on
+the same matrix shapes (one thread and the engine's): the limit of a GEMM-bound run.
 """
 import json
 import math
@@ -39,6 +44,7 @@ import numpy as np
 from numba import njit
 
 from .nn import chain as net
+from .nn import train as tr
 from .engine import Plan, run, set_threads
 from .errors import ParameterError
 from .experiments import dropout_gradient as dg
@@ -46,8 +52,10 @@ from .experiments import network_shift as ns
 from .experiments import variance_shift as vs
 from .rng import _block_state, _draw, _draw_mask, _draw_normal, keep_threshold, stream_key
 from .stats import MOM_WIDTH, Sample, _merge
+from .tasks import load
 
-WORKLOADS = ("W1", "W1F", "W2", "W3")
+WORKLOADS = ("W1", "W1F", "W2", "W3", "W4")
+REFERENCE_WORKLOADS = ("W1", "W1F", "W2", "W3")  # against the numpy reference; W4 against PyTorch
 # Issue 6's targets: engine samples/s over the numpy reference's, same run, 2 cores.
 TARGETS = {"W1": 10.0, "W1F": 10.0, "W2": 7.0, "W3": 5.0}
 DEFAULT_SAMPLES = 20_000_000
@@ -478,6 +486,294 @@ def thread_scaling(name="W1", samples=DEFAULT_SAMPLES, threads=(1, 2), repeats=3
             "identical": all(np.array_equal(totals[0], t) for t in totals[1:])}
 
 
+# --- W4: the training study against PyTorch -----------------------------------------
+
+W4_TASK, W4_RUNS, W4_EPOCHS = "diabetes", 32, 100
+W4_TORCH_RUNS, W4_TORCH_EPOCHS = 2, 5  # eager PyTorch: a few models, a few epochs (per model-step rates)
+W4_VMAP_EPOCHS = 10
+W4_TARGETS = {"eager": 20.0, "vmap": 3.0}  # engine model-steps/s over PyTorch's, 2 cores
+
+
+def _w4_models(placements):
+    """The training modes the engine runs for ``placements`` (the recalibrated ones share ``hidden``)."""
+    modes = []
+    for name in placements:
+        mode = "hidden" if name.startswith("recalibrated") else name
+        if mode not in modes:
+            modes.append(mode)
+    return modes
+
+
+def _w4_steps(n_train, batch, epochs):
+    """Optimizer steps of one model: every batch but a final one of one row."""
+    return epochs * sum(1 for start in range(0, n_train, batch) if min(batch, n_train - start) > 1)
+
+
+def _w4_products(n_in, config):
+    """``(rows, inner, cols)`` of every matrix product of one training step (forward, then backward)."""
+    m, w, d = config.batch, config.width, config.depth
+    dims = [n_in] + [w] * d + [1]
+    fwd = [(m, dims[l], dims[l + 1]) for l in range(d + 1)]
+    grad_w = [(dims[l + 1], m, dims[l]) for l in range(d + 1)]
+    grad_a = [(m, dims[l + 1], dims[l]) for l in range(1, d + 1)]
+    return fwd + grad_w + grad_a
+
+
+def run_w4_engine(runs=W4_RUNS, epochs=W4_EPOCHS, seed=SEED):
+    """The diabetes study with the Numba trainer: ``(seconds, model_steps, result)``.
+
+    Every placement of :data:`train.PLACEMENTS`; a model-step is one optimizer
+    step of one trained network (the recalibrated placements are evaluations of
+    the ``hidden`` training and add no steps).
+    """
+    task = load(W4_TASK)
+    config = tr.TrainConfig(epochs=epochs)
+    key = stream_key(seed, "bench", "W4")
+    tr.train_runs(task, tr.TrainConfig(epochs=1), tr.PLACEMENTS, 1, key)  # compile or load outside the timing
+    start = time.perf_counter()
+    result = tr.train_runs(task, config, tr.PLACEMENTS, runs, key)
+    took = time.perf_counter() - start
+    steps = runs * len(_w4_models(tr.PLACEMENTS)) * _w4_steps(result.n_train, config.batch, epochs)
+    return took, steps, result
+
+
+def _w4_data(torch):
+    """The standardised 80/20 split of the task (first ⌊n/5⌋ rows for the test) as float32 tensors."""
+    task = load(W4_TASK)
+    X, y = np.asarray(task.X, dtype=np.float64), np.asarray(task.y, dtype=np.float64)
+    n_test = X.shape[0] // tr.TEST_FRACTION_DIVISOR
+    Xtr, ytr = X[n_test:], y[n_test:]
+    X = (X - Xtr.mean(axis=0)) / Xtr.std(axis=0)
+    y = (y - ytr.mean()) / ytr.std()
+    t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    return t(X[n_test:]), t(y[n_test:]), t(X[:n_test]), t(y[:n_test])
+
+
+def _torch_model(torch, n_in, config, mode):
+    """``nn.Sequential``: depth × [Linear, BatchNorm1d, ReLU, (Dropout or Uout)], Linear(1)."""
+    nn = torch.nn
+
+    class Uout(nn.Module):
+        """``h (1 + r)``, r ~ U(−β, β), in training mode."""
+
+        def forward(self, h):
+            return h * (1.0 + config.beta * (2.0 * torch.rand_like(h) - 1.0)) if self.training else h
+
+    layers, fin = [], n_in
+    for layer in range(config.depth):
+        layers += [nn.Linear(fin, config.width), nn.BatchNorm1d(config.width), nn.ReLU()]
+        if mode == "hidden" or (mode == "head" and layer == config.depth - 1):
+            layers.append(nn.Dropout(1.0 - config.p))
+        elif mode == "uout":
+            layers.append(Uout())
+        fin = config.width
+    layers.append(nn.Linear(fin, 1))
+    return nn.Sequential(*layers)
+
+
+def run_w4_eager(torch, runs=W4_TORCH_RUNS, epochs=W4_TORCH_EPOCHS, seed=SEED):
+    """PyTorch eager float32 as users run it, one model at a time: ``(seconds, model_steps)``."""
+    config = tr.TrainConfig(epochs=epochs)
+    Xtr, ytr, Xte, yte = _w4_data(torch)
+    n = Xtr.shape[0]
+    torch.manual_seed(seed)  # torch's own generator: dropout cannot take one
+    steps = 0
+    start = time.perf_counter()
+    for _ in range(runs):
+        for mode in _w4_models(tr.PLACEMENTS):
+            model = _torch_model(torch, Xtr.shape[1], config, mode)
+            opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+            for _ in range(epochs):
+                model.train()
+                order = torch.randperm(n)
+                for first in range(0, n, config.batch):
+                    idx = order[first:first + config.batch]
+                    if idx.numel() == 1:
+                        continue
+                    opt.zero_grad(set_to_none=True)
+                    loss = torch.nn.functional.mse_loss(model(Xtr[idx])[:, 0], ytr[idx])
+                    loss.backward()
+                    opt.step()
+                    steps += 1
+            model.eval()
+            with torch.no_grad():
+                torch.nn.functional.mse_loss(model(Xte)[:, 0], yte)
+    return time.perf_counter() - start, steps
+
+
+def run_w4_vmap(torch, runs=W4_RUNS, epochs=W4_VMAP_EPOCHS, seed=SEED):
+    """A ``torch.func`` ensemble: per training mode, ``runs`` models in one vmapped step.
+
+    ``stack_module_state`` + ``functional_call``; BN's buffers are batched too,
+    so their running statistics update under vmap; ``randomness="different"``
+    gives every model its own dropout. Each model has its own batch order. One
+    ``torch.optim.Adam`` over the stacked parameters (elementwise, so it is
+    every model's own Adam). Returns ``(seconds, model_steps)``.
+    """
+    import copy
+
+    from torch.func import functional_call, stack_module_state
+
+    config = tr.TrainConfig(epochs=epochs)
+    Xtr, ytr, Xte, yte = _w4_data(torch)
+    n = Xtr.shape[0]
+    torch.manual_seed(seed)
+    steps = 0
+    start = time.perf_counter()
+    for mode in _w4_models(tr.PLACEMENTS):
+        models = [_torch_model(torch, Xtr.shape[1], config, mode) for _ in range(runs)]
+        params, buffers = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+
+        def forward(p, b, x):
+            return functional_call(base, (p, b), (x,))
+
+        step = torch.vmap(forward, randomness="different")
+        opt = torch.optim.Adam(params.values(), lr=config.lr)
+        for _ in range(epochs):
+            order = torch.stack([torch.randperm(n) for _ in range(runs)])
+            for first in range(0, n, config.batch):
+                idx = order[:, first:first + config.batch]
+                if idx.shape[1] == 1:
+                    continue
+                opt.zero_grad(set_to_none=True)
+                out = step(params, buffers, Xtr[idx])
+                loss = ((out[..., 0] - ytr[idx]) ** 2).mean(dim=1).sum()  # each model's own mean loss
+                loss.backward()
+                opt.step()
+                steps += runs
+        base.eval()
+        with torch.no_grad():
+            torch.vmap(forward, in_dims=(0, 0, None))(params, buffers, Xte)
+    return time.perf_counter() - start, steps
+
+
+def _gemm_job(shapes, seconds):
+    """Float64 GEMM rate (flop/s) of the product sequence ``shapes`` in numpy, in this process."""
+    rng = np.random.default_rng(0)
+    pairs = [(rng.standard_normal((m, k)), rng.standard_normal((k, n))) for m, k, n in shapes]
+    outs = [np.empty((m, n)) for m, _, n in shapes]
+    flops = sum(2.0 * m * k * n for m, k, n in shapes)
+    for (a, b), c in zip(pairs, outs):
+        np.matmul(a, b, out=c)
+    best = math.inf
+    for _ in range(5):
+        reps, start = 0, time.perf_counter()
+        while True:
+            for (a, b), c in zip(pairs, outs):
+                np.matmul(a, b, out=c)
+            reps += 1
+            took = time.perf_counter() - start
+            if took >= seconds / 5:
+                break
+        best = min(best, took / reps)
+    return flops / best
+
+
+def gemm_rate(shapes, threads, seconds=0.5):
+    """numpy's dgemm rate (flop/s) on the product sequence ``shapes`` with the BLAS on ``threads`` threads.
+
+    Run in a fresh Python so that the BLAS thread count can be pinned.
+    """
+    env = {k: str(int(threads)) for k in _ONE_THREAD}
+    result = _subprocess({"side": "gemm", "shapes": [list(map(int, s)) for s in shapes], "seconds": seconds},
+                         env=env)
+    return result["flops_per_s"]
+
+
+def _w3_products():
+    """The products of W3: every row goes through depth × (d × d)."""
+    return [(W3_M, W3_D, W3_D)] * W3_DEPTH
+
+
+def run_w4(runs=W4_RUNS, epochs=W4_EPOCHS, torch_runs=W4_TORCH_RUNS, torch_epochs=W4_TORCH_EPOCHS,
+           vmap_runs=None, vmap_epochs=W4_VMAP_EPOCHS, threads=None, seed=SEED, torch_threads=None):
+    """W4: the diabetes study on the Numba trainer against PyTorch eager and a vmap ensemble.
+
+    Parameters
+    ----------
+    runs, epochs : int
+        The engine's study (every placement).
+    torch_runs, torch_epochs : int
+        Eager PyTorch: models per training mode and epochs (fewer: it is slow).
+    vmap_runs, vmap_epochs : int
+        The vmap ensemble's models per mode (default ``runs``) and epochs.
+    threads : int, optional
+        Numba threads (all cores when None). PyTorch keeps its default thread count.
+
+    Returns
+    -------
+    dict
+        ``engine`` (seconds, model_steps, us_per_step, steps_per_s, gflops,
+        threads), ``eager`` and ``vmap`` (the same, or None without torch),
+        ``ratio_eager``, ``ratio_vmap`` (engine steps/s over torch's),
+        ``gemm`` (numpy dgemm flop/s on the step's shapes, 1 thread and the
+        engine's), ``torch`` (version or None) and the sizes.
+    """
+    used = set_threads(threads)
+    took, steps, _ = run_w4_engine(runs, epochs, seed)
+    n_in = load(W4_TASK).X.shape[1]
+    config = tr.TrainConfig()
+    shapes = _w4_products(n_in, config)
+    flops = sum(2.0 * m * k * n for m, k, n in shapes)
+
+    def side(seconds, count, threads_used):
+        return {"seconds": seconds, "model_steps": count, "us_per_step": 1e6 * seconds / count,
+                "steps_per_s": count / seconds, "gflops": flops * count / seconds / 1e9, "threads": threads_used}
+
+    out = {"name": "W4", "title": f"training study ({W4_TASK}, depth {config.depth}, width {config.width}, BN, "
+                                  f"Adam, batch {config.batch}, every placement)",
+           "runs": runs, "epochs": epochs, "torch_runs": torch_runs, "torch_epochs": torch_epochs,
+           "vmap_runs": vmap_runs or runs, "vmap_epochs": vmap_epochs,
+           "engine": side(took, steps, used), "eager": None, "vmap": None, "torch": None,
+           "ratio_eager": None, "ratio_vmap": None, "flops_per_step": flops,
+           "gemm": {"1": gemm_rate(shapes, 1), str(used): gemm_rate(shapes, used)}}
+    try:
+        import torch
+    except ImportError:
+        return out
+    out["torch"] = torch.__version__
+    t_threads = torch.get_num_threads() if torch_threads is None else int(torch_threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(t_threads)
+    try:
+        run_w4_eager(torch, 1, 1, seed)  # first calls (allocator, dispatch, vmap's tracing) outside the timing
+        run_w4_vmap(torch, 2, 1, seed)
+        out["eager"] = side(*run_w4_eager(torch, torch_runs, torch_epochs, seed), t_threads)
+        out["vmap"] = side(*run_w4_vmap(torch, vmap_runs or runs, vmap_epochs, seed), t_threads)
+    finally:
+        torch.set_num_threads(previous)
+    rate = out["engine"]["steps_per_s"]
+    out["ratio_eager"] = rate / out["eager"]["steps_per_s"]
+    out["ratio_vmap"] = rate / out["vmap"]["steps_per_s"]
+    return out
+
+
+def format_w4(w):
+    """W4's table: µs per model-step of the engine and of PyTorch, the ratios and the GEMM limit."""
+    e = w["engine"]
+    lines = [f"W4: {w['title']}",
+             f"{'side':<22} {'threads':>7} {'models×steps':>13} {'s':>8} {'µs/step':>9} {'GFLOP/s':>8} "
+             f"{'engine is':>10} {'target':>7}",
+             f"{'Numba engine (f64)':<22} {e['threads']:>7} {e['model_steps']:>13,} {e['seconds']:>8.3g} "
+             f"{e['us_per_step']:>9.2f} {e['gflops']:>8.2f}"]
+    if w["torch"] is None:
+        lines.append("PyTorch is not installed: the engine alone (pip install torch to compare)")
+    else:
+        for key, label in (("eager", "PyTorch eager (f32)"), ("vmap", "torch.func vmap (f32)")):
+            s, ratio, target = w[key], w[f"ratio_{key}"], W4_TARGETS[key]
+            met = f"{'≥' if ratio >= target else '<'}{target:g}x"
+            lines.append(f"{label:<22} {s['threads']:>7} {s['model_steps']:>13,} {s['seconds']:>8.3g} "
+                         f"{s['us_per_step']:>9.2f} {s['gflops']:>8.2f} {ratio:>9.1f}x {met:>7}")
+    gemm = ", ".join(f"{t} thread(s) {r / 1e9:.2f} GFLOP/s" for t, r in w["gemm"].items())
+    lines.append(f"numpy dgemm on the step's shapes ({w['flops_per_step'] / 1e3:.0f} kflop per step): {gemm}")
+    lines.append(f"engine: {w['runs']} runs × {w['epochs']} epochs; eager: {w['torch_runs']} runs × "
+                 f"{w['torch_epochs']} epochs; vmap: {w['vmap_runs']} runs × {w['vmap_epochs']} epochs; "
+                 "compared per model-step (one optimizer step of one network; every side trains the modes "
+                 "none, hidden, head, uout; GFLOP/s counts the dense products)")
+    return "\n".join(lines)
+
+
 # --- comparing the two -----------------------------------------------------------
 
 def _labels(name):
@@ -513,7 +809,7 @@ def agreement(name, engine, reference):
 # --- the benchmark ---------------------------------------------------------------
 
 def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progress=None,
-              reference_samples=None, seed=SEED, repeats=1):
+              reference_samples=None, seed=SEED, repeats=1, w4=None):
     """Run the engine and the numpy reference on each workload; a JSON-able dict.
 
     Parameters
@@ -531,6 +827,8 @@ def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progre
     seed : int
     repeats : int
         Each side's time is the fastest of this many runs (a busy machine slows some).
+    w4 : dict, optional
+        Sizes of W4 (keyword arguments of :func:`run_w4`; its defaults when None).
 
     Returns
     -------
@@ -540,7 +838,9 @@ def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progre
         (samples, seconds, samples_per_s, mask_elements_per_s, peak_mb, threads),
         ``ratio`` (engine/reference samples per second), ``raw_fraction`` (draws
         per second and thread over the raw speed), ``agreement`` (every statistic,
-        its z in joint MCSE units) with ``max_abs_z`` and ``agree`` (all |z| < 5).
+        its z in joint MCSE units) with ``max_abs_z`` and ``agree`` (all |z| < 5);
+        W3 also ``gflops`` and ``gemm`` (numpy dgemm flop/s on its shapes, one
+        thread and the engine's). ``w4``: :func:`run_w4`'s dict, when W4 is asked for.
     """
     samples = int(samples)
     if samples < 1000:
@@ -561,6 +861,13 @@ def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progre
     out = {"machine": machine, "seed": seed, "samples": samples, "reference_samples": ref_samples,
            "repeats": int(repeats), "workloads": []}
     for name in workloads:
+        if name == "W4":
+            if progress is not None:
+                progress("bench W4", 0, 1)
+            out["w4"] = run_w4(threads=used, seed=seed, **(w4 or {}))
+            if progress is not None:
+                progress("bench W4", 1, 1)
+            continue
         # W3's statistics depend on the eval rows per run: the reference runs the same rows.
         n_ref = samples if name == "W3" else ref_samples
         spec, rspec = all_specs[name], (all_specs if name == "W3" else ref_specs)[name]
@@ -588,6 +895,10 @@ def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progre
             "max_abs_z": max(abs(r["z"]) for r in rows),
             "agree": all(abs(r["z"]) < ZMAX for r in rows),
         })
+        if name == "W3":
+            shapes = _w3_products()
+            out["workloads"][-1]["gflops"] = rate * sum(2.0 * m * k * n for m, k, n in shapes) / W3_M / 1e9
+            out["workloads"][-1]["gemm"] = {"1": gemm_rate(shapes, 1), str(used): gemm_rate(shapes, used)}
         if progress is not None:
             progress(f"bench {name} numpy", 1, 1)
     return out
@@ -612,6 +923,13 @@ def format_table(result):
         lines.append(f"{w['name']}: {w['title']}; engine {w['engine']['samples']:,} samples in "
                      f"{w['engine']['seconds']:.3g} s, numpy {w['reference']['samples']:,} in "
                      f"{w['reference']['seconds']:.3g} s")
+        if "gemm" in w:
+            lines.append(f"{w['name']}: engine {w['gflops']:.2f} GFLOP/s in its products; numpy dgemm on the "
+                         "same shapes: " + ", ".join(f"{t} thread(s) {r / 1e9:.2f} GFLOP/s"
+                                                     for t, r in w["gemm"].items()))
+    if "w4" in result:
+        lines.append("")
+        lines.append(format_w4(result["w4"]))
     if "scaling" in result:
         sc = result["scaling"]
         lines.append("thread scaling (W1): " + ", ".join(f"{t} thread(s) {r:.3g}/s" for t, r in sc["rates"].items())
@@ -628,6 +946,9 @@ def format_table(result):
 def _main():
     """Subprocess entry: a JSON job on stdin (see :func:`_subprocess`), the result on stdout."""
     job = json.loads(sys.stdin.read())
+    if job["side"] == "gemm":
+        print(json.dumps({"flops_per_s": _gemm_job([tuple(x) for x in job["shapes"]], job["seconds"])}))
+        return
     if job["side"] == "engine":
         set_threads(job.get("threads"))
         total, took, peak = run_engine(job["name"], job["samples"], job["seed"])

@@ -87,14 +87,15 @@ def test_agreement_refutes_a_wrong_reference():
 
 @pytest.fixture(scope="module")
 def tiny():
-    return bench.run_bench(samples=100_000, threads=2, reference_samples=50_000)
+    return bench.run_bench(samples=100_000, threads=2, reference_samples=50_000,
+                           workloads=bench.REFERENCE_WORKLOADS)
 
 
 def test_run_bench_returns_every_field(tiny):
     json.dumps(tiny)
     for key in ("cpu_count", "threads", "raw_draws_per_s_per_core", "draws_per_normal"):
         assert key in tiny["machine"]
-    assert [w["name"] for w in tiny["workloads"]] == list(bench.WORKLOADS)
+    assert [w["name"] for w in tiny["workloads"]] == list(bench.REFERENCE_WORKLOADS)
     for w in tiny["workloads"]:
         for side in ("engine", "reference"):
             for key in ("samples", "seconds", "samples_per_s", "mask_elements_per_s", "peak_mb", "threads"):
@@ -103,16 +104,57 @@ def test_run_bench_returns_every_field(tiny):
         for key in ("ratio", "raw_fraction", "draws_per_sample", "max_abs_z"):
             assert w[key] > 0
         assert w["agree"], (w["name"], max(w["agreement"], key=lambda r: abs(r["z"])))
+    w3 = tiny["workloads"][-1]
+    assert w3["gflops"] > 0 and set(w3["gemm"]) == {"1", "2"} and all(r > 0 for r in w3["gemm"].values())
     set_threads(None)
 
 
 def test_format_table_lists_every_workload(tiny):
     text = bench.format_table(tiny)
     assert "raw generator" in text
-    for name in bench.WORKLOADS:
+    for name in bench.REFERENCE_WORKLOADS:
         assert f"\n{name} " in text
 
 
 def test_unknown_workload_is_rejected():
     with pytest.raises(ParameterError, match="unknown workload"):
         bench.run_bench(samples=1000, workloads=["W9"])
+
+
+def test_w4_runs_on_a_tiny_budget_and_reports_every_field():
+    w4 = {"runs": 1, "epochs": 1, "torch_runs": 1, "torch_epochs": 1, "vmap_runs": 2, "vmap_epochs": 1}
+    result = bench.run_bench(samples=1000, threads=1, workloads=["W4"], w4=w4)
+    json.dumps(result)
+    assert result["workloads"] == []
+    w = result["w4"]
+    assert w["name"] == "W4" and w["runs"] == 1 and w["epochs"] == 1
+    # 1 run × 4 training modes (none, hidden, head, uout) × 12 batches of the 354 training rows.
+    assert w["engine"]["model_steps"] == 4 * 12 and w["engine"]["threads"] == 1
+    sides = ["engine"] + (["eager", "vmap"] if w["torch"] is not None else [])
+    for side in sides:
+        for key in ("seconds", "model_steps", "us_per_step", "steps_per_s", "gflops", "threads"):
+            assert w[side][key] > 0, (side, key)
+    if w["torch"] is not None:
+        assert w["eager"]["model_steps"] == 4 * 12 and w["vmap"]["model_steps"] == 2 * 4 * 12
+        assert w["ratio_eager"] > 0 and w["ratio_vmap"] > 0
+    assert set(w["gemm"]) == {"1"} and w["gemm"]["1"] > 0 and w["flops_per_step"] > 0
+    text = bench.format_table(result)
+    assert "W4: training study" in text and "per model-step" in text
+    set_threads(None)
+
+
+def test_w4_without_torch_says_so(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("no torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    w = bench.run_w4(runs=1, epochs=1, threads=1)
+    assert w["torch"] is None and w["eager"] is None and w["vmap"] is None
+    assert "PyTorch is not installed" in bench.format_w4(w)
+    set_threads(None)
