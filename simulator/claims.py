@@ -217,12 +217,12 @@ def _findings_text(rows, p):
     first = picks[0]
     label = first["check"].split(" (")[0]
     margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" else ""
-    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {_pm(r)} {r['verdict']}" for r in picks[:4])
+    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {_pm(r)} {r['verdict']}" for r in picks[:6])
     tally = {}
     for r in rows:
         tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
     return (f"{label} ({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}): {quoted}"
-            f"{' …' if len(picks) > 4 else ''}; over all {len(rows)} settings: "
+            f"{' …' if len(picks) > 6 else ''}; over all {len(rows)} settings: "
             + ", ".join(f"{n} {v}" for v, n in tally.items()))
 
 
