@@ -699,7 +699,9 @@ def run_w4(runs=W4_RUNS, epochs=W4_EPOCHS, torch_runs=W4_TORCH_RUNS, torch_epoch
     vmap_runs, vmap_epochs : int
         The vmap ensemble's models per mode (default ``runs``) and epochs.
     threads : int, optional
-        Numba threads (all cores when None). PyTorch keeps its default thread count.
+        Numba threads (all cores when None).
+    torch_threads : int, optional
+        PyTorch's threads (its default when None). PyTorch runs in a fresh Python.
 
     Returns
     -------
@@ -728,25 +730,43 @@ def run_w4(runs=W4_RUNS, epochs=W4_EPOCHS, torch_runs=W4_TORCH_RUNS, torch_epoch
            "engine": side(took, steps, used), "eager": None, "vmap": None, "torch": None,
            "ratio_eager": None, "ratio_vmap": None, "flops_per_step": flops,
            "gemm": {"1": gemm_rate(shapes, 1), str(used): gemm_rate(shapes, used)}}
-    try:
-        import torch
-    except ImportError:
+    # PyTorch in a fresh Python, as users run it: its OpenMP threads do not meet Numba's.
+    job = {"side": "w4-torch", "torch_runs": int(torch_runs), "torch_epochs": int(torch_epochs),
+           "vmap_runs": int(vmap_runs or runs), "vmap_epochs": int(vmap_epochs), "seed": int(seed),
+           "threads": None if torch_threads is None else int(torch_threads)}
+    answer = _subprocess(job) if torch_available() else {"torch": None}
+    if answer["torch"] is None:
         return out
-    out["torch"] = torch.__version__
-    t_threads = torch.get_num_threads() if torch_threads is None else int(torch_threads)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(t_threads)
-    try:
-        run_w4_eager(torch, 1, 1, seed)  # first calls (allocator, dispatch, vmap's tracing) outside the timing
-        run_w4_vmap(torch, 2, 1, seed)
-        out["eager"] = side(*run_w4_eager(torch, torch_runs, torch_epochs, seed), t_threads)
-        out["vmap"] = side(*run_w4_vmap(torch, vmap_runs or runs, vmap_epochs, seed), t_threads)
-    finally:
-        torch.set_num_threads(previous)
+    out["torch"] = answer["torch"]
+    out["eager"] = side(answer["eager"][0], answer["eager"][1], answer["threads"])
+    out["vmap"] = side(answer["vmap"][0], answer["vmap"][1], answer["threads"])
     rate = out["engine"]["steps_per_s"]
     out["ratio_eager"] = rate / out["eager"]["steps_per_s"]
     out["ratio_vmap"] = rate / out["vmap"]["steps_per_s"]
     return out
+
+
+def torch_available():
+    """Whether PyTorch can be imported (looked up without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _w4_torch_job(job):
+    """The torch sides of W4 in this process: ``{"torch", "threads", "eager", "vmap"}``."""
+    try:
+        import torch
+    except ImportError:
+        return {"torch": None}
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    seed = job["seed"]
+    run_w4_eager(torch, 1, 1, seed)  # first calls (allocator, dispatch, vmap's tracing) outside the timing
+    run_w4_vmap(torch, 2, 1, seed)
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "eager": run_w4_eager(torch, job["torch_runs"], job["torch_epochs"], seed),
+            "vmap": run_w4_vmap(torch, job["vmap_runs"], job["vmap_epochs"], seed)}
 
 
 def format_w4(w):
@@ -946,6 +966,9 @@ def format_table(result):
 def _main():
     """Subprocess entry: a JSON job on stdin (see :func:`_subprocess`), the result on stdout."""
     job = json.loads(sys.stdin.read())
+    if job["side"] == "w4-torch":
+        print(json.dumps(_w4_torch_job(job)))
+        return
     if job["side"] == "gemm":
         print(json.dumps({"flops_per_s": _gemm_job([tuple(x) for x in job["shapes"]], job["seconds"])}))
         return

@@ -144,16 +144,7 @@ def test_w4_runs_on_a_tiny_budget_and_reports_every_field():
 
 
 def test_w4_without_torch_says_so(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_torch(name, *args, **kwargs):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("no torch")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
     w = bench.run_w4(runs=1, epochs=1, threads=1)
     assert w["torch"] is None and w["eager"] is None and w["vmap"] is None
     assert "PyTorch is not installed" in bench.format_w4(w)
