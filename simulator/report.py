@@ -666,7 +666,8 @@ def _page(verification, figures_done, meta):
             p.append(f"<p><b>Its formula, as written:</b></p><div class='formula'>{_esc(c['as_written'])}</div>")
         p.append(f"<p><b>Outcome:</b> {_badge(c['outcome'])}</p>")
         if c["erratum"]:
-            p.append(f"<p class='erratum'>Erratum: {_esc(c['erratum'])}</p>")
+            text = c["erratum"] if c["erratum"].lower().startswith("erratum") else f"Erratum: {c['erratum']}"
+            p.append(f"<p class='erratum'>{_esc(text)}</p>")
         p.append(f"<p><b>The numbers:</b> {_esc(c['headline'] or 'none: nothing in this run tests the claim')}</p>")
         for name, title, caption in placed.pop(cid, []):
             p.append(_figure_html(name, title, caption))
