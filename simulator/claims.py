@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from .verdict import FINDINGS
 
+HEADLINE_P = 0.5  # the keep probability at which a run over a grid of p quotes its numbers
 OUTCOMES = ("confirmed", "confirmed, with an erratum", "approximately", "depends", "contradicted", "inconclusive",
             "measured")
 OUTCOME_COLOURS = {"confirmed": "green", "confirmed, with an erratum": "amber", "approximately": "amber",

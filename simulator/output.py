@@ -3,6 +3,7 @@ import csv
 import io
 import json
 
+from .claims import HEADLINE_P
 from .verdict import acceptable
 
 
@@ -118,18 +119,25 @@ def _pm(r):
     return f"{_g(r['estimate'], 4)} ± {_g(r['mcse'], 2)}"
 
 
-def effect_lines(result, style=_plain):
-    """Per task and placement of the trained networks: the test metric, the paired effect and its verdict."""
-    rows = [r for r in result.checks if r["params"].get("quantity") in ("mse", "accuracy", "dmse", "drop")]
+def effect_lines(result, style=_plain, p=HEADLINE_P):
+    """Per task and placement of the trained networks at keep probability p (the run's own, if it has one):
+    the test metric, the paired effect and its verdict."""
+    p = result.meta.get("p", p)
+    rows = [r for r in result.checks if r["params"].get("quantity") in ("mse", "accuracy", "dmse", "drop")
+            and r["params"].get("p") == p]
     if not rows:
         return []
     colours = {"holds": "green", "contradicted": "red"}
-    lines = ["", "trained networks (paired over runs; effect = with this placement − without dropout):",
-             f"  {'task':<16}{'placement':<25}{'test metric':<26}{'effect':<30}verdict"]
-    for task in dict.fromkeys(r["params"]["task"] for r in rows):
-        for placement in dict.fromkeys(r["params"]["placement"] for r in rows if r["params"]["task"] == task):
+    lines = ["", f"trained networks at p = {p:g} (paired over runs; effect = with this placement − without "
+             "dropout):", f"  {'task':<24}{'placement':<25}{'test metric':<26}{'effect':<30}verdict"]
+
+    def task_of(r):
+        return r["params"]["task"] + ("" if r["params"].get("bn", True) else " (no BN)")
+
+    for task in dict.fromkeys(task_of(r) for r in rows):
+        for placement in dict.fromkeys(r["params"]["placement"] for r in rows if task_of(r) == task):
             mine = {r["params"]["quantity"]: r for r in rows
-                    if r["params"]["task"] == task and r["params"]["placement"] == placement}
+                    if task_of(r) == task and r["params"]["placement"] == placement}
             metric = mine.get("mse") or mine.get("accuracy")
             effect = mine.get("dmse") or mine.get("drop")
             name = "MSE" if "mse" in mine else "accuracy"
@@ -140,14 +148,16 @@ def effect_lines(result, style=_plain):
                 verdict = effect["verdict"] + (f" (margin {effect['params'].get('margin'):g})"
                                                if effect["kind"] == "equivalence" else "")
                 cells.append(style(verdict, colours.get(effect["verdict"], "grey")))
-            lines.append("  " + "".join(c.ljust(w) for c, w in zip(cells, (16, 25, 26, 30, 0))).rstrip())
+            lines.append("  " + "".join(c.ljust(w) for c, w in zip(cells, (24, 25, 26, 30, 0))).rstrip())
     return lines
 
 
 def table(result, detail_rows=False, style=_plain):
     """What ``simulate`` and ``verify`` print: the header, one line per claim, the total; with
     ``detail_rows`` the whole table of checks too."""
-    lines = [header(result.meta), ""] + claim_lines(result.claims, style) + effect_lines(result, style)
+    lines = [header(result.meta), ""] + claim_lines(result.claims, style)
+    if "p" in result.meta or detail_rows:  # a run at one p fits on a screen; verify's grid only with detail
+        lines += effect_lines(result, style)
     if detail_rows:
         lines += detail(result)
     lines += ["", summary(result)]

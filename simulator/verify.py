@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 from .catalog import Experiment
 from .checkpoint import Checkpoint, key
-from .claims import summarize_all
+from .claims import HEADLINE_P, summarize_all
 from .engine import MIN_SAMPLES, set_threads
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed, frame,
                        judge_all, measure, quotes, select, versions)
@@ -30,7 +30,6 @@ SUBCLAIM = {"C6": "C6-ridge"}
 DERIVATIONS = Experiment(name="derivations", claim_id="C", claim="the document's derivations, line by line",
                          source="document; simulator.derive", params=(), checks=(), run=None,
                          subclaim=lambda c: c.params["claim"])
-HEADLINE_P = 0.5  # the keep probability at which a claim's headline measurements are quoted
 QUICK_DIVISOR = 20
 
 @dataclass(frozen=True)

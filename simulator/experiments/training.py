@@ -218,7 +218,7 @@ EXPERIMENT = Experiment(
     warm={"runs": 2, "epochs": 1, "task": "diabetes", "twin": "true"},
     subclaim=_subclaim,
     quick=_quick,
-    p_grid=(0.5, 0.8),
+    p_grid=(0.5,),
     runs_param="runs",
     kernels=(tr._run_task,),
 )
