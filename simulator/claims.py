@@ -198,7 +198,8 @@ def _g(x, digits=4):
     return "—" if x is None else f"{x:.{digits}g}"
 
 
-def _pm(r):
+def estimate_text(r):
+    """A row's estimate ± MCSE (4 and 2 significant digits), or the estimate alone when it has no noise."""
     return f"{_g(r['estimate'])} ± {_g(r['mcse'], 2)}" if r["mcse"] else _g(r["estimate"], 8)
 
 
@@ -218,7 +219,7 @@ def _findings_text(rows, p):
     first = picks[0]
     label = first["check"].split(" (")[0]
     margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" else ""
-    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {_pm(r)} {r['verdict']}" for r in picks[:6])
+    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {estimate_text(r)} {r['verdict']}" for r in picks[:6])
     tally = {}
     for r in rows:
         tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
@@ -248,7 +249,7 @@ def headline(rows, zstar, p=None, quote=()):
     errata = [r for r in tested if r["kind"] == "erratum" and r["verdict"] == "refuted"]
     if errata:
         r = _at(errata, p)[0]
-        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, sampling gives {_pm(r)} "
+        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, sampling gives {estimate_text(r)} "
                      f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted "
                      + (f"by {abs(r['z']):.0f} MCSE" if r["z"] is not None else "exactly (no sampling noise)"))
     false = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "false"]
@@ -286,9 +287,9 @@ def headline(rows, zstar, p=None, quote=()):
         # Nothing but measurements: quote those shown against a reference, the hidden placement first.
         ref = [r for r in rows if r["kind"] == "measurement" and r["closed_form"] is not None]
         ref.sort(key=lambda r: (r["params"].get("placement") != "hidden", -(r["params"].get("layer") or 0)))
-        return "; ".join(f"{r['check']} = {_pm(r)} (reference {_g(r['closed_form'])})" for r in ref[:2])
+        return "; ".join(f"{r['check']} = {estimate_text(r)} (reference {_g(r['closed_form'])})" for r in ref[:2])
     if quoted:
-        parts.append("measured: " + ", ".join(f"{r['check']} = {_pm(r)}" for r in quoted)
+        parts.append("measured: " + ", ".join(f"{r['check']} = {estimate_text(r)}" for r in quoted)
                      + (f" at p = {_g(quoted[0]['params'].get('p'))}" if quoted[0]["params"].get("p") else ""))
     return "; ".join(parts[:3])
 

@@ -3,7 +3,7 @@ import csv
 import io
 import json
 
-from .claims import HEADLINE_P
+from .claims import HEADLINE_P, estimate_text
 from .verdict import acceptable
 
 
@@ -115,10 +115,6 @@ def claim_lines(claims, style=_plain):
     return lines
 
 
-def _pm(r):
-    return f"{_g(r['estimate'], 4)} ± {_g(r['mcse'], 2)}"
-
-
 def effect_lines(result, style=_plain, p=HEADLINE_P):
     """Per task and placement of the trained networks at keep probability p (the run's own, if it has one):
     the test metric, the paired effect and its verdict."""
@@ -141,10 +137,10 @@ def effect_lines(result, style=_plain, p=HEADLINE_P):
             metric = mine.get("mse") or mine.get("accuracy")
             effect = mine.get("dmse") or mine.get("drop")
             name = "MSE" if "mse" in mine else "accuracy"
-            cells = [task, placement, f"{name} {_pm(metric)}" if metric else ""]
+            cells = [task, placement, f"{name} {estimate_text(metric)}" if metric else ""]
             if effect:
                 label = "ΔMSE" if effect["params"]["quantity"] == "dmse" else "drop"
-                cells.append(f"{label} {_pm(effect)}")
+                cells.append(f"{label} {estimate_text(effect)}")
                 verdict = effect["verdict"] + (f" (margin {effect['params'].get('margin'):g})"
                                                if effect["kind"] == "equivalence" else "")
                 cells.append(style(verdict, colours.get(effect["verdict"], "grey")))

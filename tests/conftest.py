@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+import cli
+
 from simulator.verdict import Check, judge
 
 
@@ -35,3 +37,20 @@ def require_torch():
         import torch  # noqa: F401  (an ImportError fails the test)
         return torch
     return pytest.importorskip("torch")
+
+
+def run_cli(capsys, *args):
+    """Run ``cli.py ARGS`` in this process: ``(exit status, stdout, stderr)``."""
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cli_run(capsys):
+    """``cli_run(*args)`` → ``(exit status, stdout, stderr)`` of ``cli.py ARGS`` run in this process."""
+    return lambda *args: run_cli(capsys, *args)

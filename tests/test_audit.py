@@ -11,7 +11,6 @@ if os.environ.get("CI") != "true":
 else:  # in CI PyTorch is installed: a missing torch must fail, not skip
     import torch
 
-import cli
 from simulator.audit import audit_arch, audit_model, recalibrate
 from simulator.errors import ParameterError
 
@@ -186,16 +185,8 @@ def model_file(tmp_path):
 
 
 @pytest.fixture
-def run(capsys):
-    def _run(*args):
-        try:
-            cli.main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-    return _run
+def run(cli_run):
+    return cli_run
 
 
 def test_cli_fix_and_save(run, model_file, tmp_path):

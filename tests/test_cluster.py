@@ -8,7 +8,7 @@ distributed = pytest.importorskip("distributed")
 
 from simulator.output import sweep_csv  # noqa: E402
 from simulator.sweep import sweep  # noqa: E402
-from tests.test_commands import run_cli  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 
 GRID = {"p": "0.2,0.4,0.6,0.8", "v": "1,3"}
 SETTINGS = {"dist": "normal"}

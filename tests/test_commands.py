@@ -3,20 +3,10 @@ import os
 
 import pytest
 
-import cli
+from tests.conftest import run_cli
 from simulator import closed_forms as cf
 from simulator.sweep import parse_range, sweep
 from simulator.verify import verify
-
-
-def run_cli(capsys, *args):
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_verify_quick_passes_and_names_every_claim(capsys):

@@ -7,7 +7,7 @@ import threading
 import pytest
 import sympy as sp
 
-import cli
+from tests.conftest import run_cli as _run
 from simulator import derive
 from simulator.derive import CHAINS, check, check_all, check_chain, derivation_checks
 from simulator.derive.text import format_results
@@ -192,14 +192,6 @@ def test_unknown_chain_raises_parameter_error():
 
 
 # --- CLI ------------------------------------------------------------------------
-def _run(capsys, *args):
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_unknown_chain_one_line_exit_2(capsys):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import cli
+from tests.conftest import run_cli
 from simulator import simulate
 from simulator.nn import train as tr
 from simulator.rng import stream_key
@@ -72,15 +72,6 @@ def test_classification_task_without_twin_and_no_bn():
     assert "accuracy drop (hidden) [wine]" in rows
     assert not any("recalibrated" in k for k in rows)  # needs BN: dropped
     assert not any(" ratio " in k for k in rows)
-
-
-def run_cli(capsys, *args):
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, *capsys.readouterr()
 
 
 @pytest.mark.parametrize("setting", ["task=mnist", "placement=everywhere", "depth=0", "depth=9", "width=1",

@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from .. import closed_forms as cf
 from ..nn import chain as net
+from ..nn.batchnorm import EPS, MOMENTUM
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
@@ -192,9 +193,9 @@ def chain_params(depth):
         Param("placement", "choices", net.PLACEMENTS,
               "where the noise goes (the noise-free network is always run too)", choices=net.PLACEMENTS),
         Param("beta", "float", 0.1, "Uout half-width β (placement uout; independent of p)", low=0.0, high=1.0),
-        Param("momentum", "float", net.MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
+        Param("momentum", "float", MOMENTUM, "BN momentum (PyTorch); none: cumulative average", low=0.0,
               high=1.0, low_open=True, none=True),
-        Param("eps", "float", net.EPS, "BN eps", low=0.0, low_open=True),
+        Param("eps", "float", EPS, "BN eps", low=0.0, low_open=True),
         Param("c", "float", 0.0, "mean of the inputs"),
         Param("v", "float", 1.0, "variance of the inputs", low=0.0, low_open=True),
         Param("rho", "float", 0.0, "pairwise correlation of the inputs", low=0.0, high=1.0, high_open=True),

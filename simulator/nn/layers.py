@@ -7,7 +7,6 @@ Uout (Li et al. 2019). The noise layers draw from a xoshiro256** state ``s``
 run depends on its seed alone. The kernels write into ``out`` and allocate nothing
 but scalars; they may be called with ``out`` equal to ``x``.
 """
-import numpy as np
 from numba import njit
 
 from ..rng import _keep, _uniform
