@@ -219,11 +219,14 @@ def _findings_text(rows, p):
     first = picks[0]
     label = first["check"].split(" (")[0]
     margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" else ""
-    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {estimate_text(r)} {r['verdict']}" for r in picks[:6])
+    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {estimate_text(r)}"
+                       + (f" (z {r['z']:+.1f})" if r["z"] is not None else "") + f" {r['verdict']}" for r in picks[:6])
     tally = {}
     for r in rows:
         tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
-    return (f"{label} ({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}): {quoted}"
+    runs = f", {first['samples']} runs" if first.get("unit") == "training runs" else ""
+    return (f"{label} ({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}{runs}): "
+            f"{quoted}"
             f"{' …' if len(picks) > 6 else ''}; over all {len(rows)} settings: "
             + ", ".join(f"{n} {v}" for v, n in tally.items()))
 

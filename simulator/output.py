@@ -125,7 +125,8 @@ def effect_lines(result, style=_plain, p=HEADLINE_P):
         return []
     colours = {"holds": "green", "contradicted": "red"}
     lines = ["", f"trained networks at p = {p:g} (paired over runs; effect = with this placement − without "
-             "dropout):", f"  {'task':<24}{'placement':<25}{'test metric':<26}{'effect':<30}verdict"]
+             "dropout; z from Student's t over the runs):",
+             f"  {'task':<24}{'placement':<25}{'test metric':<26}{'effect':<28}{'z':<8}verdict"]
 
     def task_of(r):
         return r["params"]["task"] + ("" if r["params"].get("bn", True) else " (no BN)")
@@ -141,10 +142,11 @@ def effect_lines(result, style=_plain, p=HEADLINE_P):
             if effect:
                 label = "ΔMSE" if effect["params"]["quantity"] == "dmse" else "drop"
                 cells.append(f"{label} {estimate_text(effect)}")
+                cells.append("—" if effect["z"] is None else f"{effect['z']:+.1f}")
                 verdict = effect["verdict"] + (f" (margin {effect['params'].get('margin'):g})"
                                                if effect["kind"] == "equivalence" else "")
                 cells.append(style(verdict, colours.get(effect["verdict"], "grey")))
-            lines.append("  " + "".join(c.ljust(w) for c, w in zip(cells, (24, 25, 26, 30, 0))).rstrip())
+            lines.append("  " + "".join(c.ljust(w) for c, w in zip(cells, (24, 25, 26, 28, 8, 0))).rstrip())
     return lines
 
 
