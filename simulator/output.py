@@ -169,8 +169,8 @@ def to_json(result):
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "closed_form", "estimate", "mcse", "z",
-              "rel_error", "resolution", "verdict", "samples")
+CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "formula", "closed_form", "estimate",
+              "mcse", "z", "rel_error", "tolerance", "resolution", "verdict", "samples")
 
 
 def to_csv(result):

@@ -14,9 +14,7 @@ The folder is written under a temporary name and renamed into place, so it is
 never half-written; finished sweeps are checkpointed beside it, so an
 interrupted report resumes.
 """
-import csv
 import html
-import io
 import json
 import math
 import os
@@ -36,7 +34,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from .experiments import CATALOG  # noqa: E402
 from .figures import FIGURES  # noqa: E402
-from .output import to_json  # noqa: E402
+from .output import to_csv, to_json  # noqa: E402
 from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
 from .sweep import sweep  # noqa: E402
 from .verify import verify  # noqa: E402
@@ -431,8 +429,6 @@ TERMS = {"MCSE": "mcse", "z*": "zstar", "resolution": "resolution", "family-wise
          "L1": "layer", "L8": "layer", "E_N": "en-ed"}
 BADGE = {"green": ("#1e7b34", "#fff"), "amber": ("#f2b705", "#222"), "red": ("#b3261e", "#fff"),
          "grey": ("#6b7280", "#fff")}
-CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "formula", "closed_form", "estimate",
-              "mcse", "z", "rel_error", "tolerance", "resolution", "verdict", "samples")
 _LONG = 3  # parameter lists longer than this are summarized in the table (all of them are in checks.csv)
 
 CSS = """
@@ -708,16 +704,6 @@ def _page(verification, figures_done, meta):
     return "\n".join(p)
 
 
-def checks_csv(rows):
-    """Every check row as CSV (parameters as JSON)."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({**{k: r.get(k) for k in CSV_FIELDS}, "params": json.dumps(r["params"], ensure_ascii=False)})
-    return buf.getvalue()
-
-
 def _git_commit():
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -761,7 +747,7 @@ def write(folder, verification, figure_rows, manifest):
         data["figures"] = figure_rows
         json.dump(data, fh, indent=1, ensure_ascii=False)
     with open(os.path.join(folder, "checks.csv"), "w", encoding="utf-8", newline="") as fh:
-        fh.write(checks_csv(verification.checks))
+        fh.write(to_csv(verification))
     with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2)
     with open(os.path.join(folder, "index.html"), "w", encoding="utf-8") as fh:
