@@ -121,7 +121,8 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
         k = key(stage="verify", experiment=exp.name, values=values, p=p, samples=n, seed=seed)
         if k not in done:
             done.save(k, [asdict(c) for _, _, c in measure(p, [exp], [values], seed, n, progress)])
-        measured += [(exp, n, Check(**c)) for c in done[k]]
+        count = values[exp.runs_param] if exp.runs_param else n  # training runs, or samples per stream
+        measured += [(exp, count, Check(**c)) for c in done[k]]
     if derivations:
         measured += derivation_rows()
     rows, zstar, tested = judge_all(measured, alpha)

@@ -89,3 +89,11 @@ def test_divergence_exits_1_naming_the_run(capsys, tmp_path):
                              "--no-progress", "--format", "json", "--out", str(target))
     assert code == 1 and err.startswith("error: training diverged") and "run " in err and "lr=10" in err
     assert err.count("\n") == 1 and not target.exists()
+
+
+def test_verify_counts_training_runs_and_quotes_them():
+    from simulator.verify import verify
+    v = verify(quick=True, experiments=["training"])
+    assert {(r["samples"], r["unit"]) for r in v.checks} == {(8, "training runs")}
+    (regression,) = [c for c in v.claims if c["id"] == "C6-regression"]
+    assert "8 runs" in regression["headline"] and "teacher" in regression["headline"]
