@@ -13,7 +13,7 @@ returns the settings ``verify --quick`` uses, for experiments whose budget is a 
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
 the parameter that counts its Monte Carlo samples when they are training runs (``--samples`` then
 does not apply to it). ``kernels`` are the top-level compiled kernels the first run must compile, where they
-are not the experiment module's own parallel kernels (:mod:`simulator.warmup`).
+are not the experiment module's own block kernels (:mod:`simulator.warmup`).
 """
 import difflib
 import math

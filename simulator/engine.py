@@ -1,6 +1,6 @@
 """The block engine: cuts samples into blocks, runs a kernel over them, merges in order.
 
-A *kernel* is an ``@njit(parallel=True)`` function with the signature::
+A *kernel* is an ``@njit(nogil=True)`` function with the signature::
 
     kernel(key, first, count, base, rem, *args, out, maxima)
 
@@ -8,14 +8,21 @@ It simulates blocks ``first .. first+count-1`` of the stream ``key`` (block
 ``b`` has ``base + (b < rem)`` samples and the generator state
 ``rng._block_state(key, b)``), writes the central moments of each block into
 ``out[j]`` (shape ``(K, 5)``) and the largest value of each monitored quantity
-into ``maxima[j]``. The engine calls it on chunks of blocks, merges the chunks
-in block order into ``NBATCH`` batches, checks every value is finite and reports
-progress; KeyboardInterrupt is honoured between chunks. The result depends on
-the seed and the sample count only: not on threads, chunking or timing.
+into ``maxima[j]``. The engine calls it on chunks of blocks, each chunk cut into
+one contiguous run of blocks per thread (Python threads: the kernel releases the
+GIL), merges the chunks in block order into ``NBATCH`` batches, checks every
+value is finite and reports progress; KeyboardInterrupt is honoured between
+chunks. The result depends on the seed and the sample count only: not on
+threads, chunking or timing.
+
+The kernels are serial on purpose: a ``parallel=True`` (``prange``) kernel costs
+Numba's parfor passes and a second optimisation of everything it calls, a third
+or more of an experiment's first-run compilation, for no speed at block level.
 """
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -64,6 +71,34 @@ def set_threads(threads):
     return threads
 
 
+_POOLS = {}
+
+
+def _pool(threads):
+    """A thread pool of ``threads`` workers, kept for the next call."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="simulator-engine")
+    return _POOLS[threads]
+
+
+def call_blocks(kernel, key, first, count, base, rem, args, out, maxima, threads=None):
+    """``kernel(key, first, count, base, rem, *args, out, maxima)`` on ``threads`` threads.
+
+    The ``count`` blocks are cut into one contiguous run per thread; each thread
+    writes only its own rows of ``out`` and ``maxima``, so the result is the
+    same for any thread count.
+    """
+    threads = min(numba.get_num_threads() if threads is None else int(threads), count)
+    if threads <= 1:
+        kernel(key, first, count, base, rem, *args, out, maxima)
+        return
+    cuts = [count * t // threads for t in range(threads + 1)]
+    jobs = [_pool(threads).submit(kernel, key, first + a, b - a, base, rem, *args, out[a:b], maxima[a:b])
+            for a, b in zip(cuts, cuts[1:])]
+    for job in jobs:
+        job.result()
+
+
 def needs_compiling(kernel):
     """True when ``kernel`` is compiled neither in this process nor in Numba's on-disk cache."""
     if kernel.signatures:
@@ -110,7 +145,7 @@ def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
         out = np.empty((count, nvars, MOM_WIDTH))
         ext = np.full((count, nmax), -np.inf)
         start = time.perf_counter()
-        kernel(key, first, count, plan.base, plan.rem, *args, out, ext)
+        call_blocks(kernel, key, first, count, plan.base, plan.rem, args, out, ext)
         took = time.perf_counter() - start
         if not (np.isfinite(out).all() and not np.isnan(ext).any()):
             raise SimulationError(f"non-finite value in {where or 'a kernel'}: "

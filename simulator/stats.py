@@ -114,7 +114,8 @@ def _merge(a, b):
         if nb == 0.0:
             continue
         if na == 0.0:
-            a[k, :] = b[k, :]
+            for q in range(a.shape[1]):
+                a[k, q] = b[k, q]
             continue
         n = na + nb
         d = b[k, 1] - a[k, 1]

@@ -18,12 +18,12 @@ from .engine import MIN_SAMPLES, needs_compiling
 
 def cold(experiment):
     """Whether a kernel of ``experiment`` needs compiling: its declared ``kernels``, or else the block
-    kernels (the parallel ones) of its module."""
+    kernels (the ``nogil`` ones) of its module."""
     if experiment.kernels:
         return any(needs_compiling(f) for f in experiment.kernels)
     module = sys.modules[experiment.run.__module__]
     return any(isinstance(f, CPUDispatcher) and f.py_func.__module__ == module.__name__
-               and f.targetoptions.get("parallel") and needs_compiling(f) for f in vars(module).values())
+               and f.targetoptions.get("nogil") and needs_compiling(f) for f in vars(module).values())
 
 
 def _compile(name):

@@ -10,7 +10,7 @@ variance, the running statistics and the eval-mode output are averaged.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from scipy.integrate import quad
 
 from ..nn import batchnorm as bn
@@ -28,7 +28,7 @@ EVAL_BATCH = 64
 TOLERANCE_FACTOR = 2.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, eps, gamma, neval,
                       out, maxima):
     """Per run: [running_mean, running_var, σ_B² (every batch), mean y_eval, mean y_eval²].
@@ -37,7 +37,7 @@ def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, e
     max |Σx̂² − mσ_B²/(σ_B²+ε)| / Σ(x̂_i² + |x̂_i x_i|/r), max (max|x̂| − √(m−1)) / (√(m−1) + max|x_i|/r)].
     """
     bound = np.sqrt(m - 1.0)
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         s = _block_state(key, b)
         acc = np.zeros((5, ACC_WIDTH))

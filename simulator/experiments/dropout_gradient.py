@@ -13,9 +13,10 @@ partial sums per variable, so the loops vectorize without reordering any sum
 in a way that depends on threads or timing.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import closed_forms as cf
+from ..arrays import _copy_column, _set_column
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
@@ -78,15 +79,15 @@ def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, o
             V[n, l] = 0.5 * (t - o[l]) ** 2
             V[2 * n + 1, l] = 0.5 * (t - oi[l]) ** 2
         if done == 0:
-            shift[:] = V[:, 0]
+            _copy_column(V, 0, shift)
         for l in range(lanes, LANES):
-            V[:, l] = shift
+            _set_column(V, l, shift)
         _accumulate_lanes(V, shift, S)
         done += lanes
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
                      out, maxima):
     """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block.
@@ -94,7 +95,7 @@ def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, rando
     Plain dropout: ``O = Σ δ_i w_i I_i``, ``grad_i = −(t − O) δ_i I_i``, ``loss = ½ (t − O)²``;
     inverted: ``O' = Σ δ_i w_i I_i / p_i``, ``inv_grad_i = −(t − O') δ_i I_i / p_i``.
     """
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         _gradient_block(_block_state(key, b), base + (1 if b < rem else 0), w, I, thresholds, p, t,
                         random_inputs, c, sd, out[j])

@@ -6,9 +6,7 @@ with the closed forms, and with the document's variance formula as written
 (an erratum: ``μ_h`` where ``μ_h²`` belongs).
 """
 import numpy as np
-from numba import njit, prange
-from scipy.optimize import brentq
-from scipy.stats import norm
+from numba import njit
 
 from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
@@ -31,10 +29,10 @@ def _draw(s, dist, a, b):
     return max(0.0, a + b * _normal(s))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _inverted_blocks(key, first, count, base, rem, dist, a, b, threshold, p, out, maxima):
     """Moments of [h', (h' − h)²] per block."""
-    for j in prange(count):
+    for j in range(count):
         blk = first + j
         s = _block_state(key, blk)
         acc = np.zeros((2, ACC_WIDTH))
@@ -62,15 +60,16 @@ def relu_normal_parameters(c, v):
         raise ParameterError(f"dist=relu-normal cannot have v/c² = {ratio:g}")
 
     def g1(a):
-        return a * norm.cdf(a) + norm.pdf(a)
+        return a * cf.normal_cdf(a) + cf.normal_pdf(a)
 
     def excess(a):
-        g2 = (a * a + 1) * norm.cdf(a) + a * norm.pdf(a)
+        g2 = (a * a + 1) * cf.normal_cdf(a) + a * cf.normal_pdf(a)
         return np.log(g2 / g1(a) ** 2 - 1) - np.log(ratio)
 
     lo, hi = -25.0, 1e4
     if not excess(lo) > 0 > excess(hi):
         raise ParameterError(f"dist=relu-normal cannot have v/c² = {ratio:g}")
+    from scipy.optimize import brentq  # here: importing scipy.optimize costs a second at start-up
     a = brentq(excess, lo, hi, xtol=1e-14)
     s = c / g1(a)
     return a * s, s

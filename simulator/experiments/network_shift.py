@@ -17,9 +17,10 @@ statistics. All placements and the noise-free network run on the same inputs
 where the networks coincide (p = 1, or a remedy that keeps noise from every BN).
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import closed_forms as cf
+from ..arrays import _copy
 from ..nn import chain as net
 from ..nn.batchnorm import EPS, MOMENTUM
 from ..catalog import CheckSpec, Experiment, Param
@@ -79,8 +80,8 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
     acc = np.zeros((nnet * depth * NQ, ACC_WIDTH))
     for i in range(nnet):
         code = codes[i]
-        s_in[:] = s_in0
-        s_mask[:] = s_mask0
+        _copy(s_in0, s_in)
+        _copy(s_mask0, s_mask)
         rm[:, :] = 0.0
         rv[:, :] = 1.0
         relu_train[:] = 0.0
@@ -89,7 +90,7 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
         if code == net.RECAL:
             net._recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
                              x, h, z, y, bmean, bvar, scratch)
-        s_eval[:] = s_eval0
+        _copy(s_eval0, s_eval)
         zstats[:, :, :] = 0.0
         relu_eval[:] = 0.0
         done = 0
@@ -120,12 +121,12 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
     _finish(acc, out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _shift_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                   momentum, out, maxima):
     """Engine kernel: block b is one training run (streams ``3b``, ``3b + 1``, ``3b + 2`` of ``key``
     for inputs, masks and eval inputs) with ``base + (b < rem)`` eval inputs; see :func:`_shift_block`."""
-    for j in prange(count):
+    for j in range(count):
         blk = first + j
         _shift_block(_block_state(key, 3 * blk), _block_state(key, 3 * blk + 1), _block_state(key, 3 * blk + 2),
                      base + (1 if blk < rem else 0), W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,

@@ -14,7 +14,7 @@ difference and vanishes with MCSE 0 at p = 1:
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
@@ -60,13 +60,13 @@ def relu_gaussian_shift(mu, s):
     return s * (math.exp(-0.5 * t * t) / _SQRT2PI - t * 0.5 * math.erfc(t / _SQRT2))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, maxima):
     """Moments of [ReLU(h'), ReLU(h), ReLU(h') − ReLU(h)] per block.
 
     ``maxima[j]``: [largest |ReLU(δh/p) − δ ReLU(h)/p|, largest ReLU(h')].
     """
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         s = _block_state(key, b)
         acc = np.zeros((3, ACC_WIDTH))
@@ -87,7 +87,7 @@ def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, 
         _finish(acc, out[j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), z' − z] per block, for the fixed products ``wx = w * x``."""
     n = wx.size
@@ -95,7 +95,7 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     for i in range(n):
         z += wx[i]
     r_test = max(z, 0.0)
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         s = _block_state(key, b)
         acc = np.zeros((2, ACC_WIDTH))
@@ -108,7 +108,7 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
         _finish(acc, out[j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), Gaussian shift | x, their difference, z' − z] per block.
 
@@ -118,7 +118,7 @@ def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, 
     same kernel).
     """
     n = w.size
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         s = _block_state(key, b)
         acc = np.zeros((4, ACC_WIDTH))

@@ -25,9 +25,10 @@ linear regression (Wager et al. 2013; Srivastava et al. 2014 §9.1),
 enumerating them.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .. import closed_forms as cf
+from ..arrays import _copy
 from ..nn import chain as net
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
@@ -160,8 +161,8 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, bet
     acc = np.zeros((nnet * NQ, ACC_WIDTH))
     for i in range(nnet):
         code = codes[i]
-        s_in[:] = s_in0
-        s_mask[:] = s_mask0
+        _copy(s_in0, s_in)
+        _copy(s_mask0, s_mask)
         rm[:, :] = 0.0
         rv[:, :] = 1.0
         G[:, :] = 0.0
@@ -180,7 +181,7 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, bet
                              x, h, z, y, bmean, bvar, relu_sum)
         # Minimum-norm least squares: a feature can be constant on every training row (d = 1, small p).
         head = np.linalg.lstsq(G, B)[0]
-        s_eval[:] = s_eval0
+        _copy(s_eval0, s_eval)
         se, correct, agree, spt, sp, st, stt = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         done = 0
         while done < n_eval:
@@ -223,23 +224,23 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, bet
     _finish(acc, out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _task_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, rmT, rvT, A, mu, sd, out, maxima):
     """Engine kernel: block b is one training run, streams as in ``network_shift._shift_blocks``;
     see :func:`_task_block`."""
-    for j in prange(count):
+    for j in range(count):
         blk = first + j
         _task_block(_block_state(key, 3 * blk), _block_state(key, 3 * blk + 1), _block_state(key, 3 * blk + 2),
                     base + (1 if blk < rem else 0), W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                     momentum, rmT, rvT, A, mu, sd, out[j])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _ridge_blocks(key, first, count, base, rem, X, y, w, threshold, inv_p, out, maxima):
     """Moments of ``[‖y − X̃w‖², (X̃ᵀX̃)_{11}, (X̃ᵀX̃)_{12}, .., (X̃ᵀy)_1, ..]``, ``X̃ = X ∘ δ / p``, per block."""
     n, k = X.shape
-    for j in prange(count):
+    for j in range(count):
         blk = first + j
         s = _block_state(key, blk)
         acc = np.zeros((1 + k * k + k, ACC_WIDTH))

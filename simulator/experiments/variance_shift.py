@@ -16,10 +16,11 @@ Bernoulli inverted dropout ``a_i/p``, Uout ``1 + U(−β, β)`` or Gaussian drop
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..nn import batchnorm as bn
 from .. import closed_forms as cf
+from ..arrays import _copy_column, _set_column
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import MIN_SAMPLES
 from ..engine import run as run_engine
@@ -142,15 +143,15 @@ def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu,
             V[3, l] = b
             V[4, l] = a - b
         if done == 0:
-            shift[:] = V[:, 0]
+            _copy_column(V, 0, shift)
         for l in range(lanes, LANES):
-            V[:, l] = shift  # lanes past the end add exactly zero
+            _set_column(V, l, shift)  # lanes past the end add exactly zero
         _accumulate_lanes(V, shift, S)
         done += lanes
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
     """Moments of [X_train, X_test, A, B, A − B] per block, paired on the same inputs.
 
@@ -158,7 +159,7 @@ def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, 
     delta-method error of Var_test/Var_train (see :func:`shift_estimate`). Noise
     codes 0–2 (Bernoulli, Uout, Gaussian); see :func:`_shift_block` for the draws.
     """
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         _shift_block(_block_state(key, b), base + (1 if b < rem else 0), noise, threshold, p, spread, c, sv, sr,
                      sq, w, mu, out[j])
@@ -182,13 +183,13 @@ def shift_estimate(sample):
     return Estimate(float(delta), float(math.sqrt(lin / n) / mean_of(t, 3)))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w,
                       m, steps, momentum, eps, gamma, neval, out, maxima):
     """Per training run: [rv, rm, mean y, mean y²] of the BN trained with noise, then the same of
     the BN trained without noise on the same inputs; both evaluated on one noise-free eval batch."""
     d = w.size
-    for j in prange(count):
+    for j in range(count):
         b = first + j
         s = _block_state(key, b)
         acc = np.zeros((8, ACC_WIDTH))

@@ -31,6 +31,7 @@ from numba import njit
 
 from typing import NamedTuple
 
+from ..arrays import _copy
 from .batchnorm import _bn_train, _update_running, momentum_code
 from ..rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
 
@@ -226,7 +227,7 @@ def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step
         Σ of every post-ReLU value of each layer is added here.
     """
     m = x.shape[0]
-    h[:, :] = x
+    _copy(x, h)
     noise = _layer_noise(code)
     for layer in range(W.shape[0]):
         if noise != 0:
@@ -263,7 +264,7 @@ def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, 
     """
     rm[:, :] = 0.0
     rv[:, :] = 1.0
-    s_in[:] = s_in0
+    _copy(s_in0, s_in)
     _train_chain(s_in, s_mask, W, np.int64(NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, momentum, steps, 0,
                  rm, rv, x, h, z, y, bmean, bvar, scratch)
 
@@ -283,7 +284,7 @@ def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
         Σ of every post-ReLU value of each layer is added here.
     """
     r, d = x.shape
-    h[:, :] = x
+    _copy(x, h)
     inv = np.empty(d)
     s1, s2 = np.empty(d), np.empty(d)
     part = np.empty(d)

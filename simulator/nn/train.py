@@ -44,6 +44,7 @@ import numba
 import numpy as np
 from numba import njit
 
+from ..arrays import _copy
 from ..errors import ParameterError, shown
 from ..rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
 from .batchnorm import EPS, MOMENTUM, _bn_backward, _bn_eval, _bn_train, _update_running
@@ -325,18 +326,6 @@ def _transpose(theta, lay, Wt):
         for k in range(fout):
             for j in range(fin):
                 Wt[ow + j * fout + k] = theta[ow + k * fin + j]
-
-
-@njit(cache=True, error_model="numpy")
-def _copy(src, dst):
-    """``dst[...] = src`` for C-contiguous arrays of the same size.
-
-    (A slice assignment compiles a shape check whose error message formatting
-    costs seconds of compilation at every array rank.)
-    """
-    a, b = src.ravel(), dst.ravel()
-    for q in range(a.size):
-        b[q] = a[q]
 
 
 @njit(cache=True, error_model="numpy")
