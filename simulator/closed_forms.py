@@ -5,6 +5,17 @@ Inputs are described by their first two moments: ``m = E[I]`` (shape (n,)) and
 ``M = E[I Iᵀ]`` (shape (n, n)); for a fixed input ``m = I`` and ``M = I Iᵀ``.
 """
 import numpy as np
+from scipy.special import ndtr
+
+
+def normal_cdf(a):
+    """Φ(a), the standard normal CDF (what ``scipy.stats.norm.cdf`` computes, without its import time)."""
+    return ndtr(a)
+
+
+def normal_pdf(a):
+    """φ(a), the standard normal density, written as ``scipy.stats.norm.pdf`` writes it."""
+    return np.exp(-a ** 2 / 2.0) / np.sqrt(2 * np.pi)
 
 
 def moments_fixed(I):
@@ -122,21 +133,19 @@ def relu_gaussian_mean(mu, s):
     Used as the Gaussian (CLT) approximation of a weighted sum after dropout
     (Wang & Manning 2013, fast dropout). ``s = 0`` gives ``max(μ, 0)``.
     """
-    from scipy.stats import norm
     mu, s = np.asarray(mu, dtype=float), np.asarray(s, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(s > 0, mu / np.where(s > 0, s, 1.0), 0.0)
-        out = np.where(s > 0, mu * norm.cdf(a) + s * norm.pdf(a), np.maximum(mu, 0.0))
+        out = np.where(s > 0, mu * normal_cdf(a) + s * normal_pdf(a), np.maximum(mu, 0.0))
     return out[()] if out.ndim == 0 else out
 
 
 def relu_gaussian_second_moment(mu, s):
     """``E[ReLU(z)²] = (μ² + s²) Φ(a) + μ s φ(a)``, ``a = μ/s``, for ``z ~ N(μ, s²)``."""
-    from scipy.stats import norm
     if s == 0:
         return max(mu, 0.0) ** 2
     a = mu / s
-    return (mu * mu + s * s) * norm.cdf(a) + mu * s * norm.pdf(a)
+    return (mu * mu + s * s) * normal_cdf(a) + mu * s * normal_pdf(a)
 
 
 def dropout_sum_moments(w, x, p):
