@@ -17,8 +17,12 @@ Notes
 with t the teacher's output, so the noise is 20% of y's variance. Everything is
 drawn from ``np.random.default_rng(stream_key(seed, "teacher-task", ...))``.
 """
+import contextlib
 import functools
+import importlib.metadata
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -64,15 +68,50 @@ class Task:
     description: str
 
 
-@functools.lru_cache(maxsize=None)
-def _sklearn(name):
-    """``(X, y)`` of a scikit-learn bundled data set as float64 (read-only, cached)."""
-    import sklearn.datasets as datasets  # lazily: importing sklearn costs about a second
+def _from_sklearn(name):
+    """``(X, y)`` as float64 from scikit-learn's own loader."""
+    import sklearn.datasets as datasets  # lazily: importing it costs about two seconds
     loader = {"diabetes": datasets.load_diabetes, "digits": datasets.load_digits,
               "breast-cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}[name]
     bunch = loader()
-    X = np.ascontiguousarray(bunch.data, dtype=np.float64)
-    y = np.ascontiguousarray(bunch.target, dtype=np.float64)
+    return (np.ascontiguousarray(bunch.data, dtype=np.float64),
+            np.ascontiguousarray(bunch.target, dtype=np.float64))
+
+
+def _cache_file(name):
+    """Where the arrays of ``name`` are kept between runs: next to Numba's cache of this package, keyed by
+    the scikit-learn version (None when it is not installed)."""
+    try:
+        version = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(__file__).parent / "__pycache__" / f"tasks.{name}.sklearn-{version}.npz"
+
+
+@functools.lru_cache(maxsize=None)
+def _sklearn(name):
+    """``(X, y)`` of a scikit-learn bundled data set as float64 (read-only, cached).
+
+    The first load goes through scikit-learn's loader and stores the arrays
+    (an ``.npz`` under ``simulator/__pycache__``); later processes read them
+    back bit for bit without importing scikit-learn. Where that folder cannot
+    be written, every process uses the loader.
+    """
+    path = _cache_file(name)
+    try:
+        with np.load(path) as stored:
+            X, y = stored["X"], stored["y"]
+    except (OSError, TypeError, KeyError, ValueError):
+        X, y = _from_sklearn(name)
+        if path is not None:
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+            try:
+                path.parent.mkdir(exist_ok=True)
+                np.savez(tmp, X=X, y=y)
+                os.replace(tmp, path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
     X.flags.writeable = False
     y.flags.writeable = False
     return X, y

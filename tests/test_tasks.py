@@ -77,3 +77,36 @@ def test_unknown_name_lists_the_valid_ones(bad):
         tasks.load(bad, 0)
     message = str(info.value)
     assert "\n" not in message and all(name in message for name in tasks.TASK_NAMES)
+
+
+@pytest.mark.parametrize("name", ["diabetes", "digits", "breast-cancer", "wine"])
+def test_stored_copy_is_scikit_learns_data_bit_for_bit(name, tmp_path, monkeypatch):
+    path = tmp_path / f"{name}.npz"
+    monkeypatch.setattr(tasks, "_cache_file", lambda n: path)
+    tasks._sklearn.cache_clear()
+    try:
+        first = tasks._sklearn(name)  # through scikit-learn's loader; stores the arrays
+        assert path.exists()
+        tasks._sklearn.cache_clear()
+        monkeypatch.setattr(tasks, "_from_sklearn", lambda n: pytest.fail("the stored copy was not used"))
+        second = tasks._sklearn(name)
+    finally:
+        tasks._sklearn.cache_clear()
+    import sklearn.datasets as datasets
+    bunch = getattr(datasets, "load_" + name.replace("-", "_"))()
+    for got in (first, second):
+        np.testing.assert_array_equal(got[0], bunch.data, strict=True)
+        np.testing.assert_array_equal(got[1], bunch.target.astype(np.float64), strict=True)
+        assert got[0].flags.c_contiguous and not got[0].flags.writeable
+
+
+def test_an_unwritable_store_falls_back_to_the_loader(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setattr(tasks, "_cache_file", lambda n: blocker / "sub" / "x.npz")  # parent is a file
+    tasks._sklearn.cache_clear()
+    try:
+        X, y = tasks._sklearn("wine")
+    finally:
+        tasks._sklearn.cache_clear()
+    assert X.shape == (178, 13) and not list(tmp_path.glob("**/*.tmp.npz"))
