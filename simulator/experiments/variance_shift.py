@@ -195,9 +195,8 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
         acc = np.zeros((8, ACC_WIDTH))
         z = np.empty(_buffer_size(noise, d, sr))
         ze = np.empty(_buffer_size(_NONE, d, sr))
-        xn = np.empty((m, 1))
-        xc = np.empty((m, 1))
-        scratch = np.empty((m, 1))
+        xn = np.empty(m)
+        xc = np.empty(m)
         xe = np.empty((neval, 1))
         ye = np.empty((neval, 1))
         mean = np.empty(1)
@@ -209,10 +208,10 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
             rvs[:, 0] = 1.0
             for step in range(1, steps + 1):
                 for i in range(m):
-                    xn[i, 0], xc[i, 0] = _draw_sum(s, noise, threshold, p, spread, c, sv, sr, sq, w, z)
-                bn._bn_train(xn, eps, scratch, mean, var)
+                    xn[i], xc[i] = _draw_sum(s, noise, threshold, p, spread, c, sv, sr, sq, w, z)
+                mean[0], var[0] = bn._unit_moments(xn)
                 bn._update_running(rms[0], rvs[0], mean, var, m, momentum, step)
-                bn._bn_train(xc, eps, scratch, mean, var)
+                mean[0], var[0] = bn._unit_moments(xc)
                 bn._update_running(rms[1], rvs[1], mean, var, m, momentum, step)
             for i in range(neval):
                 xe[i, 0] = _draw_sum(s, _NONE, threshold, p, spread, c, sv, sr, sq, w, ze)[1]

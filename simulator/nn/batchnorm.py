@@ -48,6 +48,24 @@ def _bn_train(x, eps, out, mean, var):
 
 
 @njit(cache=True)
+def _unit_moments(x):
+    """``(mean, biased variance)`` of one unit's batch ``x`` (shape (m,)), summed as :func:`_bn_train` sums.
+
+    For kernels that need only the statistics of a single unit: the same numbers
+    bit for bit, without the normalized output or the per-unit arrays.
+    """
+    m = x.size
+    total = 0.0
+    for i in range(m):
+        total += x[i]
+    mean = total / m
+    total = 0.0
+    for i in range(m):
+        total += (x[i] - mean) ** 2
+    return mean, total / m
+
+
+@njit(cache=True)
 def _update_running(running_mean, running_var, mean, var, m, momentum, step):
     """One PyTorch update with batch mean and biased variance ``var`` of a batch of m; ``step`` counts from 1."""
     f = 1.0 / step if momentum < 0.0 else momentum
