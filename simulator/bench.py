@@ -93,7 +93,7 @@ class Spec:
 
 # --- random-number bookkeeping -------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _raw_draws(state, count):
     """``count`` raw draws on one core; returns their xor (so nothing is optimized away)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
@@ -104,7 +104,7 @@ def _raw_draws(state, count):
     return acc
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _steps_between(a, b, limit):
     """Raw draws that take state a to state b (−1 beyond ``limit``)."""
     s0, s1, s2, s3 = a[0], a[1], a[2], a[3]
@@ -115,7 +115,7 @@ def _steps_between(a, b, limit):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _normals_then_state(state, count):
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):
@@ -123,7 +123,7 @@ def _normals_then_state(state, count):
     return np.array([s0, s1, s2, s3])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _masks_then_state(state, count, threshold):
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):

@@ -33,7 +33,7 @@ ACC_WIDTH = 6
 MOM_WIDTH = 5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _push(acc, k, x):
     """Add value ``x`` of variable ``k`` to the accumulator ``acc``."""
     if acc[k, 0] == 0.0:
@@ -47,7 +47,7 @@ def _push(acc, k, x):
     acc[k, 5] += y2 * y2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _finish(acc, out):
     """Central moments ``(n, mean, M2, M3, M4)`` of each accumulator row into ``out``."""
     for k in range(acc.shape[0]):
@@ -72,7 +72,7 @@ LANES = 64
 HALF = LANES // 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _accumulate_lanes(V, shift, S):
     """Add the LANES values of each variable (rows of V, shape (K, LANES)) to the partial sums.
 
@@ -92,7 +92,7 @@ def _accumulate_lanes(V, shift, S):
             S[3, q, l] = (S[3, q, l] + a2 * a2) + b2 * b2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _finish_lanes(S, shift, count, out):
     """Central moments of a block from its partial sums (:func:`_finish` layout)."""
     K = shift.size
@@ -106,7 +106,7 @@ def _finish_lanes(S, shift, count, out):
     _finish(acc, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _merge(a, b):
     """Merge moment rows ``b`` into ``a`` in place (Pébay 2008, eq. 2.1-2.4)."""
     for k in range(a.shape[0]):
@@ -130,7 +130,7 @@ def _merge(a, b):
         a[k, 0] = n
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _merge_blocks(batches, blocks, first, blocks_per_batch):
     """Merge per-block moments, in block order, into their batches."""
     for j in range(blocks.shape[0]):

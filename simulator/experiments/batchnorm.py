@@ -28,7 +28,7 @@ EVAL_BATCH = 64
 TOLERANCE_FACTOR = 2.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, eps, gamma, neval,
                       out, maxima):
     """Per run: [running_mean, running_var, σ_B² (every batch), mean y_eval, mean y_eval²].

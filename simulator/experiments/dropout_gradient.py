@@ -27,7 +27,7 @@ from ..verdict import Check
 ENUM_MAX_N = 20
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, out):
     """Moments of one block of ``size`` samples; see :func:`_gradient_blocks`.
 
@@ -87,7 +87,7 @@ def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, o
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
                      out, maxima):
     """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block.
@@ -101,7 +101,7 @@ def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, rando
                         random_inputs, c, sd, out[j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _enumerate_masks(w, I, p, t):
     """Exact expectations over all 2ⁿ masks, same layout as :func:`_gradient_blocks`.
 

@@ -19,7 +19,7 @@ from ..verdict import Check
 DISTS = ("normal", "uniform", "relu-normal")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _draw(s, dist, a, b):
     """One input: normal N(a, b²), uniform on [a − b, a + b], or max(0, N(a, b²))."""
     if dist == 0:
@@ -29,7 +29,7 @@ def _draw(s, dist, a, b):
     return max(0.0, a + b * _normal(s))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _inverted_blocks(key, first, count, base, rem, dist, a, b, threshold, p, out, maxima):
     """Moments of [h', (h' − h)²] per block."""
     for j in range(count):

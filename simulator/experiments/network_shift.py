@@ -37,7 +37,7 @@ REAL, MOVING, LI, RELU_TRAIN, RELU_EVAL = range(5)
 NQ = 5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, out):
     """One block: train every network in ``codes`` on the same batches, evaluate on the same n_eval inputs.
@@ -121,7 +121,7 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
     _finish(acc, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _shift_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                   momentum, out, maxima):
     """Engine kernel: block b is one training run (streams ``3b``, ``3b + 1``, ``3b + 2`` of ``key``

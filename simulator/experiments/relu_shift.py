@@ -31,7 +31,7 @@ _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def relu_gaussian_shift(mu, s):
     """``E[ReLU(z)] − ReLU(μ)`` for ``z ~ N(μ, s²)``: the rectified-Gaussian mean shift.
 
@@ -60,7 +60,7 @@ def relu_gaussian_shift(mu, s):
     return s * (math.exp(-0.5 * t * t) / _SQRT2PI - t * 0.5 * math.erfc(t / _SQRT2))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, maxima):
     """Moments of [ReLU(h'), ReLU(h), ReLU(h') − ReLU(h)] per block.
 
@@ -87,7 +87,7 @@ def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, 
         _finish(acc, out[j])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), z' − z] per block, for the fixed products ``wx = w * x``."""
     n = wx.size
@@ -108,7 +108,7 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
         _finish(acc, out[j])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), Gaussian shift | x, their difference, z' − z] per block.
 
@@ -142,7 +142,7 @@ def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, 
         _finish(acc, out[j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _enumerate_sum(wx, p):
     """Exact ``(E[z'], E[(z' − μ)²])`` over all 2^d masks, ``z' = Σ δ_i wx_i / p``, ``μ = Σ wx_i``."""
     n = wx.size

@@ -43,7 +43,7 @@ WIDTH_DEMO = 64
 RHO_DEMO = 0.5
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _draw_sum(s, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     """One weighted sum on fresh inputs: returns ``(X with noise, X without noise)``.
 
@@ -74,13 +74,13 @@ def _draw_sum(s, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     return noisy, clean
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _buffer_size(noise, d, sr):
     """Normals per draw: d inputs, a common factor when ρ > 0, d Gaussian noises."""
     return d + (1 if sr > 0.0 else 0) + (d if noise == 2 else 0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out):
     """Moments of one block of ``size`` samples; see :func:`_shift_blocks`.
 
@@ -151,7 +151,7 @@ def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu,
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
     """Moments of [X_train, X_test, A, B, A − B] per block, paired on the same inputs.
 
@@ -183,7 +183,7 @@ def shift_estimate(sample):
     return Estimate(float(delta), float(math.sqrt(lin / n) / mean_of(t, 3)))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w,
                       m, steps, momentum, eps, gamma, neval, out, maxima):
     """Per training run: [rv, rm, mean y, mean y²] of the BN trained with noise, then the same of
@@ -229,7 +229,7 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
         _finish(acc, out[j])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _enumerate_masks(w, p, mu, M):
     """``(E[X], E[X²])`` of ``X = Σ w_i a_i x_i / p`` summed over all 2^d masks.
 
