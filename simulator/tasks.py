@@ -21,6 +21,7 @@ import contextlib
 import functools
 import importlib.metadata
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def _sklearn(name):
     try:
         with np.load(path) as stored:
             X, y = stored["X"], stored["y"]
-    except (OSError, TypeError, KeyError, ValueError):
+    except (OSError, TypeError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # none yet, or damaged
         X, y = _from_sklearn(name)
         if path is not None:
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")

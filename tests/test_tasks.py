@@ -110,3 +110,17 @@ def test_an_unwritable_store_falls_back_to_the_loader(tmp_path, monkeypatch):
     finally:
         tasks._sklearn.cache_clear()
     assert X.shape == (178, 13) and not list(tmp_path.glob("**/*.tmp.npz"))
+
+
+def test_a_damaged_stored_copy_is_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "wine.npz"
+    path.write_bytes(b"PK\x03\x04 not a zip file")
+    monkeypatch.setattr(tasks, "_cache_file", lambda n: path)
+    tasks._sklearn.cache_clear()
+    try:
+        X, _ = tasks._sklearn("wine")
+    finally:
+        tasks._sklearn.cache_clear()
+    assert X.shape == (178, 13)
+    with np.load(path) as stored:
+        np.testing.assert_array_equal(stored["X"], X)
