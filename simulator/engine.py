@@ -74,8 +74,8 @@ def set_threads(threads):
 _POOLS = {}
 
 
-def _pool(threads):
-    """A thread pool of ``threads`` workers, kept for the next call."""
+def thread_pool(threads):
+    """A thread pool of ``threads`` workers, kept for the next call (the engine's and the trainer's)."""
     if threads not in _POOLS:
         _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="simulator-engine")
     return _POOLS[threads]
@@ -93,7 +93,7 @@ def call_blocks(kernel, key, first, count, base, rem, args, out, maxima, threads
         kernel(key, first, count, base, rem, *args, out, maxima)
         return
     cuts = [count * t // threads for t in range(threads + 1)]
-    jobs = [_pool(threads).submit(kernel, key, first + a, b - a, base, rem, *args, out[a:b], maxima[a:b])
+    jobs = [thread_pool(threads).submit(kernel, key, first + a, b - a, base, rem, *args, out[a:b], maxima[a:b])
             for a, b in zip(cuts, cuts[1:])]
     for job in jobs:
         job.result()

@@ -37,7 +37,6 @@ row: dropout takes ⌈width/64⌉ words of ``rng._draw_mask`` (bit k of word q
 gates unit 64q + k), Uout one ``rng._draw_uniform`` per unit.
 """
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
@@ -45,6 +44,7 @@ import numpy as np
 from numba import njit
 
 from ..arrays import _copy
+from ..engine import thread_pool
 from ..errors import ParameterError, shown
 from ..rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
 from .batchnorm import EPS, MOMENTUM, _bn_backward, _bn_eval, _bn_train, _update_running
@@ -871,9 +871,8 @@ def _train_chunk(key, first, count, threads, modes, variants, X, y, target, clas
         for q in range(first, first + count):
             task(q)
         return
-    with ThreadPoolExecutor(max_workers=min(threads, count)) as pool:
-        for done in pool.map(task, range(first, first + count)):
-            pass
+    for done in thread_pool(min(threads, count)).map(task, range(first, first + count)):
+        pass
 
 
 # ---------------------------------------------------------------------------
