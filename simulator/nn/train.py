@@ -323,9 +323,16 @@ def _transpose(theta, lay, Wt):
     """``Wt`` (same offsets) holds every W transposed, (fan_in, fan_out): the forward pass runs along it."""
     for layer in range(lay.shape[0]):
         fin, fout, ow = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW]
-        for k in range(fout):
-            for j in range(fin):
-                Wt[ow + j * fout + k] = theta[ow + k * fin + j]
+        _transpose_into(theta[ow:ow + fin * fout].reshape((fout, fin)), Wt[ow:ow + fin * fout].reshape((fin, fout)))
+
+
+@njit(cache=True, error_model="numpy")
+def _transpose_into(a, out):
+    """``out = aᵀ`` (out of shape (a.shape[1], a.shape[0])), written row by row."""
+    r, c = a.shape
+    for j in range(c):
+        for i in range(r):
+            out[j, i] = a[i, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -373,10 +380,15 @@ def _add_bias(z, m, b):
 
 @njit(cache=True, error_model="numpy")
 def _bias_grad_and_transpose(dz, m, gb, dzT):
-    """``gb = Σ_i dz_i`` (rows in order) and ``dzT = dzᵀ`` for rows 0..m−1."""
+    """``gb = Σ_i dz_i`` (rows in order) and, if dzT has rows, ``dzT = dzᵀ`` for rows 0..m−1."""
     fout = gb.size
     for k in range(fout):
         gb[k] = 0.0
+    if dzT.shape[0] == 0:
+        for i in range(m):
+            for k in range(fout):
+                gb[k] += dz[i, k]
+        return
     for i in range(m):
         for k in range(fout):
             gb[k] += dz[i, k]
@@ -473,7 +485,8 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
     it matters, ``y > 0`` is ``h > 0``); BN as :func:`batchnorm._bn_backward`.
     Through ``z = a Wᵀ + b``: ``∂W[k, j] = Σ_i dz[i, k] a[i, j]`` (the product
     ``dzᵀ a``, from a transposed copy of dz so that its inner loops run along
-    contiguous rows), ``∂b_k = Σ_i dz[i, k]``, ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``
+    contiguous rows; for a layer with few inputs, ``(aᵀ dz)ᵀ`` instead, the same
+    sums), ``∂b_k = Σ_i dz[i, k]``, ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``
     (``dz W``); every sum runs over its index in order. Both products are
     :func:`chain._linear`.
     """
@@ -496,15 +509,22 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
                 dz = dZ
             else:
                 dz = dY
-        dzT = np.empty((fout, m))
+        # gW = dzᵀ a, or for a narrow input (fewer inputs than half the outputs, e.g. the first layer)
+        # gWᵀ = aᵀ dz, whose rows are long; then (below the input layer) dH = dz W. The same sums either way.
+        narrow = 2 * fin <= fout
+        dzT = np.empty((0 if narrow else fout, m))
         _bias_grad_and_transpose(dz, m, grad[ob:ob + fout], dzT)
-        # gW = dzᵀ a, then (below the input layer) dH = dz W: one call site of the product.
-        for part in range(2 if layer > 0 else 1):
+        gWT, aT = np.empty((fin if narrow else 0, fout)), np.empty((fin if narrow else 0, m))
+        if narrow:
+            _transpose_into(a[:m], aT)
+        for part in range(2 if layer > 0 else 1):  # one call site of the product
             if part == 0:
-                x, B, prod = dzT, a[:m], gW
+                x, B, prod = (aT, dz[:m], gWT) if narrow else (dzT, a[:m], gW)
             else:
                 x, B, prod = dz[:m], W, dH[:m]
             _linear(x, B, prod)
+        if narrow:
+            _transpose_into(gWT, gW)
 
 
 @njit(cache=True, error_model="numpy")
