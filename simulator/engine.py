@@ -21,6 +21,7 @@ or more of an experiment's first-run compilation, for no speed at block level.
 """
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,10 +76,12 @@ _POOLS = {}
 
 
 def thread_pool(threads):
-    """A thread pool of ``threads`` workers, kept for the next call (the engine's and the trainer's)."""
-    if threads not in _POOLS:
-        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="simulator-engine")
-    return _POOLS[threads]
+    """A thread pool of ``threads`` workers for the calling thread, kept for its next call (the engine's and
+    the trainer's); two runs measured at once (``verify``) do not share one."""
+    k = (threads, threading.get_ident())
+    if k not in _POOLS:
+        _POOLS[k] = ThreadPoolExecutor(threads, thread_name_prefix="simulator-engine")
+    return _POOLS[k]
 
 
 def call_blocks(kernel, key, first, count, base, rem, args, out, maxima, threads=None):

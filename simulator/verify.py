@@ -10,7 +10,9 @@ the simulator: erratum checks refuted (or inconclusive), identities confirmed;
 effects, equivalences and derivations are findings about the document and never
 fail the run.
 """
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
 from .catalog import Experiment
@@ -31,6 +33,7 @@ DERIVATIONS = Experiment(name="derivations", claim_id="C", claim="the document's
                          source="document; simulator.derive", params=(), checks=(), run=None,
                          subclaim=lambda c: c.params["claim"])
 QUICK_DIVISOR = 20
+RUNS_AT_ONCE = 2  # with 2 or more threads: runs of the grid measured at the same time (see measure_runs)
 
 @dataclass(frozen=True)
 class Verification:
@@ -77,6 +80,58 @@ def plan(experiments=None, quick=False, samples=None):
     return runs
 
 
+def _longest_first(todo):
+    """The runs of ``todo`` in a good order for running several at once: the trained networks first (the
+    longest runs; those with more tasks first), then the others as planned."""
+    def cost(item):
+        _, exp, values, _, _ = item
+        return len(values.get("task", ())) + 1 if exp.runs_param else 0
+    return sorted(todo, key=cost, reverse=True)
+
+
+def measure_runs(todo, seed, threads, progress, save):
+    """Measure the runs ``todo`` (tuples ``(key, experiment, values, p, samples)``) and call
+    ``save(key, measured)`` (what :func:`measure` returns), in this thread, as each ends.
+
+    With one thread they run in order. With more, :data:`RUNS_AT_ONCE` runs go
+    at once, each on its share of the threads (on 2 cores: one each), so that no
+    core waits while a run merges its last blocks or computes its closed forms
+    in Python (verify: 8% less time on 2 cores). More runs at once would leave
+    the longest run (a trained-network study) on too few threads. A run's
+    numbers depend on its seed and budget only, so the result is the same
+    either way; only the order in which runs end changes. KeyboardInterrupt
+    stops the runs under way at their next chunk of blocks.
+    """
+    if threads <= 1 or len(todo) <= 1:
+        for k, exp, values, p, n in todo:
+            save(k, measure(p, [exp], [values], seed, n, progress))
+        return
+    stop = threading.Event()
+
+    def checked(*_):  # the engine reports each chunk: the moment to stop when asked
+        if stop.is_set():
+            raise KeyboardInterrupt
+
+    def work(item):
+        k, exp, values, p, n = item
+        set_threads(-(-threads // RUNS_AT_ONCE))
+        return k, measure(p, [exp], [values], seed, n, checked)
+
+    label = f"verify ({RUNS_AT_ONCE} runs at a time)"
+    if progress is not None:
+        progress(label, 0, len(todo))
+    pool = ThreadPoolExecutor(RUNS_AT_ONCE, thread_name_prefix="simulator-verify")
+    jobs = [pool.submit(work, item) for item in _longest_first(todo)]
+    try:
+        for i, job in enumerate(as_completed(jobs)):
+            save(*job.result())
+            if progress is not None:
+                progress(label, i + 1, len(todo))
+    finally:
+        stop.set()  # a no-op after the last run; after an error or ^C it stops the others
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def derivation_rows():
     """The document's derivations, step by step (:mod:`simulator.derive`), as measured checks to judge."""
     from .derive import derivation_checks
@@ -116,15 +171,20 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     start = time.perf_counter()
     warm_up([exp for exp, _, _, _ in runs], progress)
     done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
-    measured = []
-    for exp, values, p, n in runs:
-        k = key(stage="verify", experiment=exp.name, values=values, p=p, samples=n, seed=seed)
-        if k not in done:
-            done.save(k, [asdict(c) for _, _, c in measure(p, [exp], [values], seed, n, progress)])
-        count = values[exp.runs_param] if exp.runs_param else n  # training runs, or samples per stream
-        measured += [(exp, count, Check(**c)) for c in done[k]]
-    if derivations:
-        measured += derivation_rows()
+    keys = [key(stage="verify", experiment=exp.name, values=values, p=p, samples=n, seed=seed)
+            for exp, values, p, n in runs]
+    todo = [(k, *run) for k, run in zip(keys, runs) if k not in done]
+    with ThreadPoolExecutor(1, thread_name_prefix="simulator-derive") as side:
+        # SymPy holds the GIL but the kernels do not: with threads to spare, the derivations run meanwhile.
+        derived = side.submit(derivation_rows) if derivations and threads > 1 else None
+        measure_runs(todo, seed, threads, progress,
+                     lambda k, measured: done.save(k, [asdict(c) for _, _, c in measured]))
+        measured = []
+        for k, (exp, values, p, n) in zip(keys, runs):
+            count = values[exp.runs_param] if exp.runs_param else n  # training runs, or samples per stream
+            measured += [(exp, count, Check(**c)) for c in done[k]]
+        if derivations:
+            measured += derived.result() if derived is not None else derivation_rows()
     rows, zstar, tested = judge_all(measured, alpha)
     claims = summarize_all(rows, zstar, HEADLINE_P, quotes(rows, HEADLINE_P), acceptable)
     meta = {"p_grid": list(P_GRID), "p_meaning": P_MEANING, "seed": seed, "samples": samples, "quick": quick,

@@ -33,6 +33,32 @@ def test_verify_json_contract():
     assert all("resolution_rel" in r for r in v.checks)
 
 
+def test_verify_runs_at_once_give_the_sequential_result():
+    # Two runs of the grid at a time, each on one thread, against one run at a time: the same rows,
+    # in the plan's order, whichever run ends first.
+    chosen = ["inverted-dropout", "batchnorm", "relu-shift"]
+    one = verify(samples=2000, experiments=chosen, threads=1)
+    two = verify(samples=2000, experiments=chosen, threads=2)
+    assert one.checks == two.checks and one.claims == two.claims
+
+
+def test_verify_runs_at_once_stop_on_an_error(monkeypatch):
+    # A run that fails stops the others and its error reaches the caller (no hang, no half result).
+    from simulator import verify as V
+    from simulator.errors import SimulationError
+
+    real = V.measure
+
+    def failing(p, chosen, values, seed, n, progress=None):
+        if chosen[0].name == "batchnorm" and p == 0.5:
+            raise SimulationError("batchnorm diverged (injected)")
+        return real(p, chosen, values, seed, n, progress)
+
+    monkeypatch.setattr(V, "measure", failing)
+    with pytest.raises(SimulationError, match="injected"):
+        verify(samples=2000, experiments=["inverted-dropout", "batchnorm"], threads=2)
+
+
 def test_erratum_underpowered_is_inconclusive_not_confirmed():
     # At p = 0.1 the two formulas differ by 2 in a variance of 46: 1000 samples cannot tell them apart.
     v = verify(samples=1000, experiments=["inverted-dropout"])
