@@ -17,6 +17,7 @@ interrupted report resumes.
 import html
 import json
 import math
+import multiprocessing
 import os
 import platform
 import shutil
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import matplotlib
 
@@ -34,7 +37,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from .experiments import CATALOG  # noqa: E402
 from .figures import FIGURES  # noqa: E402
-from .output import to_csv, to_json  # noqa: E402
+from .output import to_csv  # noqa: E402
 from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
 from .sweep import sweep  # noqa: E402
 from .verify import verify  # noqa: E402
@@ -325,9 +328,12 @@ def draw(figure, rows, stem):
                 ax.text(0.5, 0.5, "no rows to plot", ha="center", transform=ax.transAxes)
             fig.tight_layout()
         extra = fig.get_default_bbox_extra_artists() + [a.get_legend() for a in fig.axes if a.get_legend()]
-        fig.savefig(stem + ".png", dpi=DPI, bbox_inches="tight", bbox_extra_artists=extra)
+        # The tight box once for both files (savefig's bbox_inches="tight" would lay out every text twice more).
+        box = fig.get_tightbbox(fig.canvas.get_renderer(), bbox_extra_artists=extra).padded(
+            matplotlib.rcParams["savefig.pad_inches"])
+        fig.savefig(stem + ".png", dpi=DPI, bbox_inches=box)
         with matplotlib.rc_context({"svg.hashsalt": "dropout-bn"}):  # with no date: same data, same bytes
-            fig.savefig(stem + ".svg", metadata={"Date": None}, bbox_inches="tight", bbox_extra_artists=extra)
+            fig.savefig(stem + ".svg", metadata={"Date": None}, bbox_inches=box)
         plt.close(fig)
 
 
@@ -732,16 +738,37 @@ def figures():
     return out
 
 
-def write(folder, verification, figure_rows, manifest):
-    """Write the page, the figures and the data into ``folder`` (which exists)."""
+def draw_figures(folder, figure_rows):
+    """Draw every figure of :data:`FIGURES` that has rows into ``folder``; return ``(claim, name, title,
+    caption)`` of each, in order."""
     done = []
     for f in FIGURES:
         if f.name not in figure_rows:
             continue
         draw(f, figure_rows[f.name], os.path.join(folder, f.name))
         done.append((f.claim, f.name, f.title, f.caption))
+    return done
+
+
+def _drawing(folder, figure_rows):
+    """Start :func:`draw_figures` in a separate process (it runs while ``verify`` computes); a
+    ``concurrent.futures.Future``, or None where no process can be started."""
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        job = pool.submit(draw_figures, folder, figure_rows)
+    except OSError:
+        return None
+    pool.shutdown(wait=False)  # the job still runs; the pool goes when it is done
+    return job
+
+
+def write(folder, verification, figure_rows, manifest, drawn=None):
+    """Write the page, the figures (unless ``drawn``, the result of :func:`draw_figures` for this folder,
+    says they are there) and the data into ``folder`` (which exists)."""
+    done = draw_figures(folder, figure_rows) if drawn is None else drawn
     with open(os.path.join(folder, "results.json"), "w", encoding="utf-8") as fh:
-        data = json.loads(to_json(verification))
+        data = json.loads(json.dumps({"meta": verification.meta, "claims": verification.claims,
+                                      "checks": verification.checks}, ensure_ascii=False))  # as to_json writes it
         # Only what the seed determines: timings and threads live in the manifest.
         data["meta"] = {k: v for k, v in data["meta"].items() if k not in ("elapsed_s", "threads")}
         data["figures"] = figure_rows
@@ -786,9 +813,6 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     os.makedirs(tmp)
     timings = {}
     start = time.perf_counter()
-    verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
-                          checkpoint=os.path.join(checkpoints, "verify.jsonl"))
-    timings["verify_s"] = round(time.perf_counter() - start, 3)
     figure_rows, swept = {}, {}
     for f in figures():
         t0 = time.perf_counter()
@@ -800,11 +824,23 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
                                 progress=progress, checkpoint=os.path.join(checkpoints, f.name + ".jsonl")).checks
         figure_rows[f.name] = [r for r in swept[same] if f.keep(r)]
         timings[f"figure_{f.name}_s"] = round(time.perf_counter() - t0, 3)
+    # The figures are drawn (one core, matplotlib) while verify runs, which leaves a core idle at times.
+    drawing = _drawing(tmp, figure_rows)
+    t0 = time.perf_counter()
+    verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
+                          checkpoint=os.path.join(checkpoints, "verify.jsonl"))
+    timings["verify_s"] = round(time.perf_counter() - t0, 3)
+    drawn = None
+    if drawing is not None:
+        try:
+            drawn = drawing.result()
+        except BrokenProcessPool:  # the drawing process died (e.g. out of memory): draw here
+            drawn = None
     timings["total_s"] = round(time.perf_counter() - start, 3)
     manifest = {"command": command or sys.argv, "seed": seed, "samples": samples, "quick": quick,
                 "threads": verification.meta["threads"], "versions": {**versions(), "seaborn": sns.__version__},
                 "platform": platform.platform(), "git_commit": _git_commit(), "timings": timings}
-    write(tmp, verification, figure_rows, manifest)
+    write(tmp, verification, figure_rows, manifest, drawn)
     old = out + ".old"
     shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(out):
