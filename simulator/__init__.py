@@ -5,6 +5,10 @@
 """
 __version__ = "0.1.0"
 
+from .cache import use_kernel_cache  # noqa: E402
+
+use_kernel_cache()  # before any kernel is defined: compiled code is keyed by every kernel module's source
+
 from .errors import ParameterError, SimulationError  # noqa: E402
 from .simulate import Result, simulate  # noqa: E402
 

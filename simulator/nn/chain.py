@@ -101,7 +101,6 @@ def _apply_noise(s, h, kind, threshold, inv_p, beta):
 
 
 DENSE = 0.4  # fraction of nonzero inputs from which _linear multiplies the zeros too (it is faster)
-NARROW = 4  # outputs below which _linear runs along the inputs (a 256-bit vector holds 4 float64)
 
 
 @njit(cache=True, error_model="numpy")
@@ -112,14 +111,9 @@ def _linear(h, W, z):
     terms ``0 · W`` = ±0, which do not change a sum that starts at +0.0: the
     result does not depend on the path. Mostly-zero h (ReLU zeros and dropped
     units) skips its zeros row by row (:func:`_sparse_row`); denser h goes four
-    rows at a time through every input (:func:`_dense_rows`). Fewer outputs than
-    a vector register holds (a regression head) go eight rows at a time along
-    the inputs (:func:`_narrow_rows`).
+    rows at a time through every input (:func:`_dense_rows`).
     """
     r, d_in = h.shape
-    if W.shape[1] < NARROW:
-        _narrow_rows(h, W, z)
-        return
     nonzero = 0
     for i in range(r):
         for j in range(d_in):
@@ -133,37 +127,6 @@ def _linear(h, W, z):
         idx = np.empty(d_in, dtype=np.int64)
         for i in range(first, r):
             _sparse_row(h, W, z, i, idx)
-
-
-@njit(cache=True, error_model="numpy")
-def _narrow_rows(h, W, z):
-    """``z = h W`` for a few outputs: per output, eight rows at a time, each sum along j in order.
-
-    With fewer outputs than a vector holds, the loop over outputs cannot
-    vectorize; eight independent sums keep the adders busy instead.
-    """
-    r, d_in = h.shape
-    top = r - r % 8
-    for k in range(W.shape[1]):
-        for i in range(0, top, 8):
-            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-            for j in range(d_in):
-                w = W[j, k]
-                s0 += h[i, j] * w
-                s1 += h[i + 1, j] * w
-                s2 += h[i + 2, j] * w
-                s3 += h[i + 3, j] * w
-                s4 += h[i + 4, j] * w
-                s5 += h[i + 5, j] * w
-                s6 += h[i + 6, j] * w
-                s7 += h[i + 7, j] * w
-            z[i, k], z[i + 1, k], z[i + 2, k], z[i + 3, k] = s0, s1, s2, s3
-            z[i + 4, k], z[i + 5, k], z[i + 6, k], z[i + 7, k] = s4, s5, s6, s7
-        for i in range(top, r):
-            s = 0.0
-            for j in range(d_in):
-                s += h[i, j] * W[j, k]
-            z[i, k] = s
 
 
 @njit(cache=True, error_model="numpy")
