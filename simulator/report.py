@@ -25,8 +25,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 import matplotlib
 
@@ -750,16 +748,44 @@ def draw_figures(folder, figure_rows):
     return done
 
 
-def _drawing(folder, figure_rows):
-    """Start :func:`draw_figures` in a separate process (it runs while ``verify`` computes); a
-    ``concurrent.futures.Future``, or None where no process can be started."""
+def _draw_child(folder, figure_rows, conn):
+    """The drawing process: :func:`draw_figures`, its result (or its exception) sent back on ``conn``."""
     try:
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        job = pool.submit(draw_figures, folder, figure_rows)
+        conn.send((True, draw_figures(folder, figure_rows)))
+    except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it
+        conn.send((False, e))
+    conn.close()
+
+
+def _drawing(folder, figure_rows):
+    """Start :func:`draw_figures` in a separate process, to run while ``verify`` computes.
+
+    Returns a function that waits for it and returns what :func:`draw_figures`
+    returns (or raises what it raised), or None where no process could be
+    started or it died (the caller then draws itself). The process is a daemon:
+    an interrupted report does not wait for it.
+    """
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe(duplex=False)
+    try:
+        process = context.Process(target=_draw_child, args=(folder, figure_rows, child), daemon=True)
+        process.start()
     except OSError:
-        return None
-    pool.shutdown(wait=False)  # the job still runs; the pool goes when it is done
-    return job
+        return lambda: None
+    child.close()
+
+    def wait():
+        try:
+            ok, value = parent.recv()
+        except EOFError:  # the process died (e.g. out of memory)
+            return None
+        finally:
+            process.join()
+        if not ok:
+            raise value
+        return value
+
+    return wait
 
 
 def write(folder, verification, figure_rows, manifest, drawn=None):
@@ -830,12 +856,7 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
                           checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     timings["verify_s"] = round(time.perf_counter() - t0, 3)
-    drawn = None
-    if drawing is not None:
-        try:
-            drawn = drawing.result()
-        except BrokenProcessPool:  # the drawing process died (e.g. out of memory): draw here
-            drawn = None
+    drawn = drawing()
     timings["total_s"] = round(time.perf_counter() - start, 3)
     manifest = {"command": command or sys.argv, "seed": seed, "samples": samples, "quick": quick,
                 "threads": verification.meta["threads"], "versions": {**versions(), "seaborn": sns.__version__},
