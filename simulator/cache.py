@@ -19,28 +19,31 @@ PACKAGE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = "numba-"
 
 
-def kernel_sources(root=None):
-    """The modules under ``root`` (this package) that define Numba kernels, as sorted relative paths."""
-    root = PACKAGE if root is None else root
+def _kernel_modules(root):
+    """``(relative path, contents)`` of each module under ``root`` that defines Numba kernels, sorted."""
     found = []
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in files:
             if name.endswith(".py"):
                 path = os.path.join(folder, name)
-                with open(path, encoding="utf-8") as f:
-                    if "njit" in f.read():
-                        found.append(os.path.relpath(path, root))
+                with open(path, "rb") as f:
+                    text = f.read()
+                if b"njit" in text:
+                    found.append((os.path.relpath(path, root), text))
     return sorted(found)
+
+
+def kernel_sources(root=None):
+    """The modules under ``root`` (this package) that define Numba kernels, as sorted relative paths."""
+    return [rel for rel, _ in _kernel_modules(PACKAGE if root is None else root)]
 
 
 def digest(root=None):
     """A hash of the names and contents of :func:`kernel_sources` (16 hex digits)."""
-    root = PACKAGE if root is None else root
     h = hashlib.sha256()
-    for rel in kernel_sources(root):
-        with open(os.path.join(root, rel), "rb") as f:
-            h.update(rel.replace(os.sep, "/").encode() + b"\0" + f.read() + b"\0")
+    for rel, text in _kernel_modules(PACKAGE if root is None else root):
+        h.update(rel.replace(os.sep, "/").encode() + b"\0" + text + b"\0")
     return h.hexdigest()[:16]
 
 

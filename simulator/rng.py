@@ -172,6 +172,13 @@ def _draw_uniform(s0, s1, s2, s3):
 
 
 @njit(cache=True, error_model="numpy")
+def _draw_keep(s0, s1, s2, s3, threshold):
+    """A Bernoulli gate: ``(g, s0, s1, s2, s3)``, g = 1.0 with probability threshold / 2**53, else 0.0."""
+    r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+    return (1.0 if (r >> np.uint64(11)) < threshold else 0.0), s0, s1, s2, s3
+
+
+@njit(cache=True, error_model="numpy")
 def _draw_mask(s0, s1, s2, s3, threshold):
     """64 independent Bernoulli gates in one word: ``(word, s0, s1, s2, s3)``.
 
@@ -256,7 +263,8 @@ def _uniform(s):
 @njit(cache=True, inline="always", error_model="numpy")
 def _keep(s, threshold):
     """A Bernoulli gate: 1.0 with probability threshold / 2**53, else 0.0."""
-    return 1.0 if (_next(s) >> np.uint64(11)) < threshold else 0.0
+    g, s[0], s[1], s[2], s[3] = _draw_keep(s[0], s[1], s[2], s[3], threshold)
+    return g
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -283,11 +291,16 @@ def _normal_pair(s):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fill_normal(s, out, mean, sd):
-    """Fill ``out`` with N(mean, sd**2) draws."""
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
+def _draw_fill_normal(s0, s1, s2, s3, out, mean, sd):
+    """Fill ``out`` with N(mean, sd**2) draws; returns the state ``(s0, s1, s2, s3)``."""
     for i in range(out.size):
         x, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
         out[i] = mean + sd * x
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    return s0, s1, s2, s3
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _fill_normal(s, out, mean, sd):
+    """Fill ``out`` with N(mean, sd**2) draws."""
+    s[0], s[1], s[2], s[3] = _draw_fill_normal(s[0], s[1], s[2], s[3], out, mean, sd)
 

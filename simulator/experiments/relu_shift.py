@@ -20,7 +20,7 @@ from .. import closed_forms as cf
 from ..catalog import CheckSpec, Experiment, Param
 from ..engine import run as run_engine
 from ..errors import ParameterError
-from ..rng import _block_state, _draw, _draw_normal, _keep, _normal_pair, keep_threshold, stream_key
+from ..rng import _block_state, _draw_fill_normal, _draw_keep, _keep, _normal_pair, keep_threshold, stream_key
 from ..stats import ACC_WIDTH, _finish, _push, var_of
 from ..verdict import Check
 
@@ -103,8 +103,8 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
         for _ in range(base + (1 if b < rem else 0)):
             zt = 0.0
             for i in range(n):
-                r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
-                zt += (1.0 if (r >> np.uint64(11)) < threshold else 0.0) * wx[i] / p  # rng._keep
+                g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+                zt += g * wx[i] / p
             _push(acc, 0, max(zt, 0.0) - r_test)
             _push(acc, 1, zt - z)
         _finish(acc, out[j])
@@ -127,17 +127,15 @@ def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, 
         acc = np.zeros((4, ACC_WIDTH))
         x = np.empty(n)
         for _ in range(base + (1 if b < rem else 0)):
-            for i in range(n):  # rng._fill_normal(s, x, c, sd)
-                g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-                x[i] = c + sd * g
+            s0, s1, s2, s3 = _draw_fill_normal(s0, s1, s2, s3, x, c, sd)
             z = 0.0
             zt = 0.0
             q = 0.0
             for i in range(n):
                 wx = w[i] * x[i]
                 z += wx
-                r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
-                zt += (1.0 if (r >> np.uint64(11)) < threshold else 0.0) * wx / p  # rng._keep
+                g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+                zt += g * wx / p
                 q += wx * wx
             diff = max(zt, 0.0) - max(z, 0.0)
             f = relu_gaussian_shift(z, math.sqrt(ratio * q))

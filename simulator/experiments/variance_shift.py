@@ -25,7 +25,8 @@ from ..catalog import CheckSpec, Experiment, Param
 from ..engine import MIN_SAMPLES
 from ..engine import run as run_engine
 from ..errors import ParameterError, SimulationError
-from ..rng import _block_state, _draw, _draw_mask, _draw_normal, _draw_uniform, keep_threshold, stream_key
+from ..rng import (_block_state, _draw_fill_normal, _draw_keep, _draw_mask, _draw_normal, _draw_uniform, keep_threshold,
+                   stream_key)
 from ..stats import (ACC_WIDTH, HALF, LANES, Estimate, _accumulate_lanes, _finish, _finish_lanes, _push, mean_of,
                      var_of)
 from ..verdict import Check
@@ -54,9 +55,7 @@ def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     one per input.
     """
     d = w.size
-    for i in range(z.size):
-        x, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-        z[i] = 0.0 + 1.0 * x  # as rng._fill_normal(s, z, 0.0, 1.0) writes it
+    s0, s1, s2, s3 = _draw_fill_normal(s0, s1, s2, s3, z, 0.0, 1.0)
     common = sr * z[d] if sr > 0.0 else 0.0
     gauss = z.size - d
     noisy = 0.0
@@ -64,8 +63,8 @@ def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     for i in range(d):
         wx = w[i] * (c + sv * (common + sq * z[i]))
         if noise == 0:
-            r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
-            f = (1.0 if (r >> np.uint64(11)) < threshold else 0.0) / p  # rng._keep
+            g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+            f = g / p
         elif noise == 1:
             u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
             f = 1.0 + spread * (2.0 * u - 1.0)

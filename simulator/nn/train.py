@@ -379,20 +379,13 @@ def _add_bias(z, m, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _bias_grad_and_transpose(dz, m, gb, dzT):
-    """``gb = Σ_i dz_i`` (rows in order) and, if dzT has rows, ``dzT = dzᵀ`` for rows 0..m−1."""
-    fout = gb.size
-    for k in range(fout):
+def _bias_grad(dz, m, gb):
+    """``gb = Σ_i dz_i`` over rows 0..m−1, in order."""
+    for k in range(gb.size):
         gb[k] = 0.0
-    if dzT.shape[0] == 0:
-        for i in range(m):
-            for k in range(fout):
-                gb[k] += dz[i, k]
-        return
     for i in range(m):
-        for k in range(fout):
+        for k in range(gb.size):
             gb[k] += dz[i, k]
-            dzT[k, i] = dz[i, k]
 
 
 @njit(cache=True, error_model="numpy")
@@ -512,11 +505,11 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
         # gW = dzᵀ a, or for a narrow input (fewer inputs than half the outputs, e.g. the first layer)
         # gWᵀ = aᵀ dz, whose rows are long; then (below the input layer) dH = dz W. The same sums either way.
         narrow = 2 * fin <= fout
+        _bias_grad(dz, m, grad[ob:ob + fout])
         dzT = np.empty((0 if narrow else fout, m))
-        _bias_grad_and_transpose(dz, m, grad[ob:ob + fout], dzT)
-        gWT, aT = np.empty((fin if narrow else 0, fout)), np.empty((fin if narrow else 0, m))
-        if narrow:
-            _transpose_into(a[:m], aT)
+        aT, gWT = np.empty((fin if narrow else 0, m)), np.empty((fin if narrow else 0, fout))
+        src, dst = (a[:m], aT) if narrow else (dz[:m], dzT)
+        _transpose_into(src, dst)
         for part in range(2 if layer > 0 else 1):  # one call site of the product
             if part == 0:
                 x, B, prod = (aT, dz[:m], gWT) if narrow else (dzT, a[:m], gW)
