@@ -130,15 +130,15 @@ def test_dropout_after_last_bn_no_shift():
     r = audit_model(mlp("after"), input_shape=(20,), batches=60, seed=5)
     for row in r.rows:
         assert row["verdict"] == "no shift", row
-        assert row["dropout_upstream"] == "none"
+        assert row["sources"] == "none"
 
 
-def test_functional_dropout_measured_not_predicted():
+def test_functional_dropout_found_and_predicted():
+    """F.dropout called in forward (no module): found by the trace, named with its module, and predicted."""
     r = audit_model(Functional(), input_shape=(10,), batches=30, seed=6)
     (row,) = r.rows
-    assert row["predicted_mean"] is None and row["structure"].startswith("no prediction")
-    assert row["ratio_mean"] < 1 - Z * row["ratio_mcse"]
-    assert "no dropout module upstream" in row["verdict"] and "F.dropout" in row["remedy"]
+    assert_agrees(row)
+    assert "F.dropout in the model's forward, keep 0.5" in row["verdict"] and row["remedy"]
 
 
 def test_no_bn_nothing_to_shift():

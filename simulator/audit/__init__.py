@@ -3,19 +3,21 @@
 ``audit_model`` takes a PyTorch model (PyTorch is an optional extra, imported only
 there); ``audit_arch`` takes a layer spec and runs the project's own Numba layers.
 Both return an :class:`AuditResult`: per BN layer the measured ratio
-Var_eval / running_var, the closed-form prediction where the structure allows one,
-a verdict and the remedy. p is the KEEP probability (PyTorch's nn.Dropout(p) takes
-the drop probability 1 − p).
+Var_eval / running_var, the noise sources that reach it, the closed-form prediction
+where the path from the noise is linear, a verdict and the remedy. p is the KEEP
+probability (PyTorch's nn.Dropout(p) takes the drop probability 1 − p).
 """
 from .result import AuditResult
-from .torch_model import audit_model, recalibrate
 
-__all__ = ["AuditResult", "audit_arch", "audit_model", "recalibrate"]
+__all__ = ["AuditResult", "audit_arch", "audit_model", "recalibrate", "recalibrate_exact", "audit_speed"]
+
+_HOME = {"audit_arch": "arch", "parse_arch": "arch", "arch_to_torch": "arch", "audit_model": "model",
+         "recalibrate": "fix", "recalibrate_exact": "fix", "audit_speed": "speed"}
 
 
 def __getattr__(name):
-    if name in ("audit_arch", "parse_arch", "arch_to_torch"):
-        from . import arch
+    if name in _HOME:
+        from importlib import import_module
 
-        return getattr(arch, name)
+        return getattr(import_module(f".{_HOME[name]}", __name__), name)
     raise AttributeError(name)

@@ -15,7 +15,7 @@ from ..nn.batchnorm import EPS, MOMENTUM, _bn_eval, _bn_train, _update_running, 
 from ..nn.layers import _dropout, _linear_bias, _relu, _uout
 from ..rng import _block_state, keep_threshold, stream_key
 from ..simulate import DEFAULT_SEED, check_seed
-from .data import batches_of, load_data, normal_batches
+from .data import batches_of, check_size, load_data, normal_batches
 from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, mark_after,
                       output_effect, summarize)
 from .result import AuditResult
@@ -42,10 +42,10 @@ def parse_arch(spec, n_in):
             raise ParameterError(f"{where}: unknown layer; valid layers: {WORDS}")
         try:
             if word == "linear":
-                k = int(value)
-                if k < 1:
+                k = float(value)
+                if k != int(k) or k < 1:
                     raise ValueError
-                layers.append(("linear", k))
+                layers.append(("linear", int(k)))
             elif word in ("bn", "relu") and not value:
                 layers.append((word, None))
             elif word == "dropout":
@@ -64,6 +64,18 @@ def parse_arch(spec, n_in):
             raise ParameterError(f"{where}: bad value; valid layers: {WORDS} (linear width ≥ 1, dropout keep "
                                  "probability in (0, 1], uout beta in [0, 1])") from None
     return layers
+
+
+def _check_memory(layers, n_in, batch, batches):
+    """Refuse a spec whose weights or activations would not fit in memory, before allocating them."""
+    d, values = n_in, float(n_in) * batch * batches
+    for word, value in layers:
+        if word == "linear":
+            values += float(value) * d + 4.0 * value * batch
+            d = value
+        else:
+            values += 4.0 * d * batch
+    check_size((1,), values, f"--arch with --in {n_in}")
 
 
 class Net:
@@ -140,8 +152,8 @@ def _structure(layers):
     for i, (word, _) in enumerate(layers):
         if word != "bn":
             continue
-        upstream[i] = [(f"{j}:{w}", w, v if w == "dropout" else None) for j, (w, v) in enumerate(layers[:i])
-                       if w in NOISE]
+        upstream[i] = [f"{w} {j}:{w}, {'keep' if w == 'dropout' else 'beta'} {v:g}"
+                       for j, (w, v) in enumerate(layers[:i]) if w in NOISE]
         why_not[i] = "no dropout layer upstream" if not upstream[i] else \
             "the dropout does not feed a linear that feeds this BN"
         if i >= 1 and layers[i - 1][0] in NOISE:
@@ -241,13 +253,14 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
     AuditResult
     """
     seed = check_seed(seed)
-    if fix not in (None, "recalibrate"):
-        raise ParameterError(f"--fix {shown(fix)}: the only fix is 'recalibrate'")
+    if fix not in (None, "recalibrate", "exact"):
+        raise ParameterError(f"--fix {shown(fix)}: the fixes are recalibrate, exact")
     if int(mc) < 2:
         raise ParameterError(f"--mc {mc}: need at least 2 dropout-on passes")
     arr = None
     if data is not None:
-        arr = load_data(data) if isinstance(data, str) else np.asarray(data, dtype=float)
+        arr = load_data(data, rows=int(batch) * int(batches)) if isinstance(data, str) else \
+            np.asarray(data, dtype=float)
         if arr.ndim != 2:
             raise ParameterError(f"--data: --arch takes rows of features, got an array of shape {arr.shape}")
         if n_in is None:
@@ -255,20 +268,21 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
         elif arr.shape[1] != int(n_in):
             raise ParameterError(f"--data has {arr.shape[1]} columns but --in is {n_in}")
     layers = parse_arch(spec, n_in)
+    _check_memory(layers, int(n_in), int(batch), int(batches))
     xs = batches_of(arr, int(batch), int(batches)) if arr is not None else \
         normal_batches(seed, (int(n_in),), int(batch), int(batches))
     net = Net(layers, n_in, seed)
     notes = []
     has_bn = any(w == "bn" for w, _ in layers)
-    train_info = _gather(net, xs, stream_key(seed, "audit-arch-noise", "gather"), False, True)
+    train_info = _gather(net, xs, stream_key(seed, "audit-arch-noise", "gather"), True, True)
     if has_bn:
-        notes.append(f"Running statistics gathered in train mode (noise on, momentum {MOMENTUM:g}) over "
-                     f"{len(xs)} batches of {int(batch)}, as training would.")
+        notes.append(f"Running statistics gathered in train mode (noise on) over {len(xs)} batches of "
+                     f"{int(batch)} as a cumulative average (no weight left on the initial value).")
     rows, out = _measure(net, xs, stream_key(seed, "audit-arch-noise", "measure"), train_info, int(mc),
                          z_star, tolerance)
     for r in rows:
         r["stage"] = "before"
-    if fix == "recalibrate":
+    if fix is not None:  # BN1d chains: the exact variant is the same one pass here (see FIX_NOTE)
         info = _gather(net, xs, None, True, False)
         after, _ = _measure(net, xs, stream_key(seed, "audit-arch-noise", "after"), info, int(mc), z_star,
                             tolerance, noise=False)
@@ -289,11 +303,12 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
 
 def arch_to_torch(spec, n_in, seed=DEFAULT_SEED):
     """The same network as a ``torch.nn.Sequential``, same initial weights (dropout keep P → nn.Dropout(1 − P))."""
-    from .torch_model import _torch
+    from .load import torch_or_fail as _torch
 
     torch = _torch()
     nn = torch.nn
     layers = parse_arch(spec, n_in)
+    _check_memory(layers, int(n_in), 1, 1)
     net = Net(layers, n_in, check_seed(seed))
     mods = []
     for (word, value), params in zip(layers, net.params):

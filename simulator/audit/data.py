@@ -3,6 +3,7 @@
 Rows (the first axis) are samples. Only full batches are used; the batches are
 the same for gathering statistics, measuring and recalibrating.
 """
+import math
 import os
 
 import numpy as np
@@ -11,12 +12,60 @@ from ..errors import ParameterError, shown
 from ..rng import stream_key
 
 
-def load_data(spec):
+def available_memory():
+    """Bytes of memory available now (MemAvailable on Linux; else the physical size)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def check_size(shape, rows, what, itemsize=8):
+    """Refuse ``rows`` samples of ``shape`` when they would not fit in half the available memory."""
+    need = float(rows) * float(math.prod(shape)) * itemsize
+    limit = available_memory() / 2
+    if need > limit:
+        raise ParameterError(f"{what}: {rows} samples of {math.prod(shape):.4g} values need {need:.3g} bytes, more "
+                             f"than half the available memory ({limit:.3g} bytes); use fewer or smaller inputs")
+
+
+def _real(x, spec):
+    if x.dtype.kind not in "iuf":
+        raise ParameterError(f"--data {shown(spec)}: not a real numeric array (dtype {x.dtype})")
+    if x.ndim == 0:
+        raise ParameterError(f"--data {shown(spec)}: a 0-d array (a single number); rows are samples")
+    return x
+
+
+def _npz_member(z, spec, name):
+    if not z.files:
+        raise ParameterError(f"--data {shown(spec)}: the archive holds no array")
+    if name is not None and name not in z.files:
+        raise ParameterError(f"--data {shown(spec)}: no array {shown(name)}; it holds " + ", ".join(z.files))
+    key = name if name is not None else z.files[0]
+    with z.zip.open(key + ".npy") as f:  # the header first: shape and dtype before any data is read
+        fmt = np.lib.format
+        version = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return key, shape, np.dtype(dtype)
+
+
+def load_data(spec, rows=None):
     """Read ``FILE.npy``, ``FILE.npz`` (its first array) or ``FILE.npz:name``, or a numeric ``FILE.csv``.
 
     Parameters
     ----------
     spec : str
+    rows : int, optional
+        Only the first ``rows`` rows are needed (a .npy is memory-mapped and sliced).
 
     Returns
     -------
@@ -28,33 +77,40 @@ def load_data(spec):
     if not os.path.isfile(path):
         raise ParameterError(f"--data {shown(spec)}: no such file")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".npz", ".csv"):
+        raise ParameterError(f"--data {shown(spec)}: expected .npy, .npz or .csv")
     try:
-        if ext == ".npy":
-            x = np.load(path, allow_pickle=False)
-        elif ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if not z.files:
-                    raise ParameterError(f"--data {shown(spec)}: the archive holds no array")
-                if name is not None and name not in z.files:
-                    raise ParameterError(f"--data {shown(spec)}: no array {shown(name)}; it holds "
-                                         + ", ".join(z.files))
-                x = z[name if name is not None else z.files[0]]
-        elif ext == ".csv":
-            x = np.loadtxt(path, delimiter=",", ndmin=2)
-        else:
-            raise ParameterError(f"--data {shown(spec)}: expected .npy, .npz or .csv")
+        x = _read(spec, path, name, ext, rows)
     except ParameterError:
         raise
-    except (ValueError, OSError) as e:
-        raise ParameterError(f"--data {shown(spec)}: cannot read it ({' '.join(str(e).split())})") from None
-    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.complex128:
-        raise ParameterError(f"--data {shown(spec)}: not a real numeric array (dtype {x.dtype})")
-    x = np.asarray(x, dtype=float)
+    except (Exception, EOFError) as e:
+        text = " ".join(str(e).split()) or type(e).__name__
+        raise ParameterError(f"--data {shown(spec)}: cannot read it ({text})") from None
     if x.ndim == 1:
         x = x[:, None]
     if not np.all(np.isfinite(x)):
         raise ParameterError(f"--data {shown(spec)}: holds NaN or infinite values")
     return x
+
+
+def _read(spec, path, name, ext, rows):
+    if ext == ".npy":
+        if os.path.getsize(path) == 0:
+            raise ParameterError(f"--data {shown(spec)}: cannot read it (the file is empty)")
+        x = _real(np.load(path, mmap_mode="r", allow_pickle=False), spec)
+        x = x[:rows] if rows is not None else x
+        check_size(x.shape[1:], x.shape[0], f"--data {shown(spec)}")
+        return np.array(x, dtype=float)
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            key, shape, dtype = _npz_member(z, spec, name)
+            _real(np.empty((0,) * max(len(shape), 1) if shape else (), dtype=dtype), spec)
+            if not shape:
+                raise ParameterError(f"--data {shown(spec)}: a 0-d array (a single number); rows are samples")
+            check_size(shape[1:], shape[0], f"--data {shown(spec)}")
+            return np.asarray(_real(z[key], spec), dtype=float)
+    check_size((1,), os.path.getsize(path), f"--data {shown(spec)}")
+    return np.asarray(_real(np.loadtxt(path, delimiter=",", ndmin=2), spec), dtype=float)
 
 
 def batches_of(data, batch, batches):

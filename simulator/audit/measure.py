@@ -32,6 +32,7 @@ import numpy as np
 
 Z_STAR = 5.0
 TOLERANCE = 0.01  # smallest relative shift called a shift, whatever the MCSE
+CONVERGED = 0.01  # largest weight left on running_var's initial value for a verdict
 
 REMEDY_DROPOUT = ("move the dropout after the last BN (just before the head), or re-estimate BN statistics "
                   "with dropout off after training (--fix recalibrate), or use Uout (beta ~ 0.1)")
@@ -41,6 +42,8 @@ PREDICTION_NOTE = ("The closed form uses the eval-mode moments of the dropped ac
                    "element; Dropout1d/2d/3d as one gate per sample and channel (exact same-channel term).")
 FIX_NOTE = ("After the fix a BN fed by another BN can keep a residual of order 1/batch: while recalibrating, the "
             "upstream BN normalizes with batch statistics; a larger --batch shrinks it.")
+REMEDY_EVAL = ("noise called with training=True stays on at inference: pass training=self.training (or use the "
+               "nn module); recalibrating the statistics cannot remove it")
 REMEDY_OTHER = ("re-estimate BN statistics with dropout off (--fix recalibrate); look upstream for "
                 "functional dropout (F.dropout) or other code that behaves differently in train mode")
 
@@ -61,7 +64,8 @@ class LayerRecord:
     N: list = field(default_factory=list)    # samples
     t: list = field(default_factory=list)    # Σ over elements of the dropout noise variance (s² included)
     tbar: list = field(default_factory=list)  # Σ over samples of the noise variance of the sample mean
-    upstream: list = field(default_factory=list)  # (name, kind, keep or None) of noise modules run before
+    upstream: list = field(default_factory=list)  # labels of the noise sources that reach this BN
+    eval_noise: list = field(default_factory=list)  # labels of those that stay on in eval mode
     structure: str = None                # e.g. "Dropout(keep 0.5) → Linear → BN"; None: no prediction
     why_not: str = ""                    # why there is no prediction
     train_var: np.ndarray = None         # (K, C) unbiased batch variances of the gathering pass
@@ -82,6 +86,19 @@ class LayerRecord:
         self.N.append(x.shape[0])
         if self.train_N is None:
             self.train_N, self.train_L = x.shape[0], x.shape[2]
+
+    def clear(self):
+        """Forget the measured batches (the noise terms stay)."""
+        for name in ("s1", "s2", "n", "m1", "m2", "N"):
+            getattr(self, name).clear()
+        self.train_N, self.train_L = None, 1
+
+    def add_sums(self, s1, s2, n, m1, m2, N, L):
+        """Add one batch from its sums (about ``ref``): Σx, Σx², elements, Σ sample means, Σ their squares."""
+        self.s1.append(s1); self.s2.append(s2); self.n.append(n)
+        self.m1.append(m1); self.m2.append(m2); self.N.append(N)
+        if self.train_N is None:
+            self.train_N, self.train_L = N, L
 
 
 def _pooled(s1, s2, n):
@@ -134,8 +151,7 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
         "ratio_median": float(np.median(r)), "ratio_min": float(r.min()), "ratio_max": float(r.max()),
         "ratio_mean": ratio_mean, "ratio_mcse": se,
         "li_ratio": float(np.maximum(r, 1.0 / r).mean()),
-        "dropout_upstream": ", ".join(f"{nm} ({kd}{'' if k is None else f', keep {k:g}'})"
-                                      for nm, kd, k in rec.upstream) or "none",
+        "sources": "; ".join(rec.upstream) or "none", "n_sources": len(rec.upstream),
         "structure": rec.structure or f"no prediction: {rec.why_not}",
         "predicted_mean": None, "predicted_median": None, "predicted_mcse": None, "z": None,
         "running_var_source": "gathered by the audit" if rec.train_var is not None else "as given",
@@ -159,28 +175,37 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
         row.update(predicted_mean=float(pred.mean()), predicted_median=float(np.median(pred)),
                    predicted_mcse=_se(infl_pred),
                    z=float((ratio_mean - pred.mean()) / se_diff) if se_diff > 0 else None)
-    shift = ratio_mean - 1.0
+    row.update(_verdict(rec, ratio_mean - 1.0, se, z_star, tolerance), batches=B, a0=float(rec.a0))
+    return row
+
+
+def _verdict(rec, shift, se, z_star, tolerance):
+    """The verdict of one layer: never a percentage on statistics that have not converged."""
     shifted = abs(shift) > max(z_star * se, tolerance)
     drops = rec.upstream
-    if not shifted:
+    if rec.a0 > CONVERGED:
+        verdict, remedy = (f"not converged: more batches (weight {rec.a0:.2f} still on the initial value 1 of "
+                           "running_var)"), ""
+    elif not shifted:
         verdict, remedy = "no shift", ""
     elif drops:
-        verdict = f"shift of {100 * shift:+.1f}%: dropout before BN ({drops[-1][0]})"
+        more = f", +{len(drops) - 1} more" if len(drops) > 1 else ""
+        verdict = f"shift of {100 * shift:+.1f}%: dropout before BN ({drops[-1]}{more})"
         remedy = REMEDY_DROPOUT
     else:
-        verdict = f"shift of {100 * shift:+.1f}%: no dropout module upstream"
+        verdict = f"shift of {100 * shift:+.1f}%: no noise source reaches it"
         remedy = REMEDY_OTHER
-    if shifted and rec.a0 > 0.01:
-        verdict += f" (running statistics not converged: weight {rec.a0:.2f} still on the initial value 1)"
-    row.update(shift=shift, verdict=verdict, remedy=remedy, batches=B)
-    return row
+    if rec.eval_noise:
+        verdict += f"; {rec.eval_noise[0]} stays on in eval mode (a bug in the model: recalibration cannot remove it)"
+        remedy = REMEDY_EVAL
+    return {"shift": shift, "shifted": bool(shifted and rec.a0 <= CONVERGED), "verdict": verdict, "remedy": remedy}
 
 
 def mark_after(rows):
     """Label rows measured after the fix: a remaining shift is not the dropout's (its noise was off)."""
     for r in rows:
         r["stage"] = "after"
-        if r["verdict"] != "no shift":
+        if r["verdict"] != "no shift" and not r["verdict"].startswith("not converged"):
             r["verdict"] = (f"residual of {100 * r['shift']:+.1f}% after recalibration (BN upstream on batch "
                             "statistics while recalibrating; try a larger --batch)")
             r["remedy"] = ""

@@ -20,49 +20,98 @@ def _pm(x, se, digits=4):
 def _output_lines(stage, out):
     if not out:
         return []
-    return [f"  output ({stage}): eval vs Monte Carlo average of {out['mc_samples']} dropout-on passes "
+    return [f"output ({stage}): eval vs Monte Carlo average of {out['mc_samples']} dropout-on passes "
             f"(BN on running statistics): mean shift {_pm(out['mean_shift'], out['mean_shift_mcse'])}, "
             f"variance shift {_pm(out['var_shift'], out['var_shift_mcse'])} (eval variance "
             f"{_g(out['var_eval'])}), rms difference {_g(out['rms_diff'])} — in the output's units"]
 
 
-def table(result):
-    """Lead with the verdicts, then the per-layer evidence, the output effect and the notes."""
-    m = result.meta
-    lines = [f"audit of {m['model']} on {m['data']}: {m['batches']} batches of {m['batch']}, seed {m['seed']}",
-             KEEP_NOTE, ""]
+def _worst(rows, k):
+    shifted = [r for r in rows if r.get("shifted")]
+    return sorted(shifted, key=lambda r: -abs(r["shift"]))[:k]
+
+
+def _spread(rows):
+    ratios = sorted(r["ratio_mean"] for r in rows)
+    return f"median {ratios[len(ratios) // 2]:.3f} [{ratios[0]:.3f}, {ratios[-1]:.3f}]" if ratios else "—"
+
+
+def summary(result, worst=5):
+    """One screen: counts, the worst layers with their sources, the noise sources, the fix's effect."""
+    before, after = result.stage("before"), result.stage("after")
+    n_shift = sum(bool(r.get("shifted")) for r in before)
+    unconv = sum(r["verdict"].startswith("not converged") for r in before)
+    lines = [f"{len(before)} BatchNorm layers: {n_shift} shifted, {len(before) - n_shift - unconv} without shift"
+             + (f", {unconv} not converged (more batches)" if unconv else "")
+             + f"; ratio Var_eval/running_var {_spread(before)}"]
+    sources = result.meta.get("noise_sources", [])
+    if sources:
+        shown_ = "; ".join(sources[:4]) + (f"; +{len(sources) - 4} more" if len(sources) > 4 else "")
+        lines.append(f"noise sources found ({len(sources)}): {shown_}")
+    for label in result.meta.get("eval_noise", []):
+        lines.append(f"ON IN EVAL MODE: {label} (a bug in the model: recalibration cannot remove it)")
+    bad = _worst(before, worst)
+    if bad:
+        name_w = max(len(r["layer"]) for r in bad)
+        lines.append(f"worst {len(bad)}:")
+        for r in bad:
+            pred = "" if r["predicted_mean"] is None else f"  (predicted {_pm(r['predicted_mean'], r['predicted_mcse'])})"
+            lines.append(f"  {r['layer'].ljust(name_w)}  {_pm(r['ratio_mean'], r['ratio_mcse'])}{pred}  "
+                         f"{r['verdict'].split(': ', 1)[-1]}")
+    if after:
+        n_after = sum(bool(r.get("shifted")) for r in after)
+        fix = {"exact": "BN by BN, exact", "recalibrate": "one pass"}.get(result.meta.get("fix"), "")
+        lines.append(f"fix (BN recalibrated with every noise off, {fix}): shifted {n_shift} → {n_after}; ratio "
+                     f"{_spread(before)} → {_spread(after)}")
+    return lines
+
+
+def detail(result):
+    """Every layer and stage, in columns that fit the longest name."""
     head = ("layer", "kind", "ratio median [min, max]", "mean ± MCSE", "Li max(r,1/r)", "predicted", "z",
             "verdict")
-    width = (14, 13, 28, 20, 14, 20, 8, 0)
-    stages = [s for s in ("before", "after") if result.stage(s)]
-    for stage in stages:
-        title = {"before": "as found", "after": "after the fix (BN recalibrated with dropout off)"}[stage]
-        lines.append(f"{title}:")
+    rows = [(r["stage"], (r["layer"], r["kind"], f"{r['ratio_median']:.4f} [{r['ratio_min']:.3f}, "
+             f"{r['ratio_max']:.3f}]", _pm(r["ratio_mean"], r["ratio_mcse"]), f"{r['li_ratio']:.4f}",
+             _pm(r["predicted_mean"], r["predicted_mcse"]), "—" if r["z"] is None else f"{r['z']:+.2f}",
+             r["verdict"])) for r in result.rows]
+    width = [max([len(h)] + [len(c[i]) for _, c in rows]) + 2 for i, h in enumerate(head)]
+    lines = []
+    for stage in ("before", "after"):
+        mine = [c for s, c in rows if s == stage]
+        if not mine:
+            continue
+        lines.append({"before": "as found:", "after": "after the fix (BN recalibrated with every noise off):"}[stage])
         lines.append("  " + "".join(h.ljust(w) for h, w in zip(head, width)).rstrip())
-        for r in result.stage(stage):
-            cells = (r["layer"], r["kind"],
-                     f"{r['ratio_median']:.4f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]",
-                     _pm(r["ratio_mean"], r["ratio_mcse"]), f"{r['li_ratio']:.4f}",
-                     _pm(r["predicted_mean"], r["predicted_mcse"]),
-                     "—" if r["z"] is None else f"{r['z']:+.2f}", r["verdict"])
-            lines.append("  " + "".join(str(c).ljust(w) for c, w in zip(cells, width)).rstrip())
-        lines += _output_lines(stage, result.output.get(stage))
+        lines += ["  " + "".join(c.ljust(w) for c, w in zip(cells, width)).rstrip() for cells in mine]
         lines.append("")
     before = result.stage("before")
     if before:
-        lines.append("structure (modules in the order they run):")
-        for r in before:
-            lines.append(f"  {r['layer']}: dropout upstream: {r['dropout_upstream']}; {r['structure']}")
-        remedies = sorted({r["remedy"] for r in before if r["remedy"]})
-        if remedies:
-            lines.append("")
-            lines += ["remedy: " + x for x in remedies]
+        lines.append("noise sources and structure, per layer:")
+        lines += [f"  {r['layer']}: sources: {r['sources']}; {r['structure']}" for r in before]
         lines.append("")
-    lines.append("Read: ratio < 1 means BN's running_var (learned with dropout on) is larger than the variance its "
-                 "input has at inference; predicted = closed form Var_eval/(Var_eval + s²·Σ W² E[h²]) "
-                 f"(s² = (1−p)/p; Uout β²/3); z = (measured − predicted)/MCSE; a shift counts beyond "
-                 f"{m['z_star']:g} MCSE and {100 * m['tolerance']:g}%.")
+    return lines
+
+
+def table(result, detailed=False):
+    """Lead with the summary, then (``detailed``) every layer, the output effect and the notes."""
+    m = result.meta
+    lines = [f"audit of {m['model']} on {m['data']}: {m['batches']} batches of {m['batch']}, seed {m['seed']}",
+             KEEP_NOTE, ""]
+    if result.rows:
+        lines += summary(result)
+    lines += _output_lines("as found", result.output.get("before"))
+    remedies = sorted({r["remedy"] for r in result.stage("before") if r["remedy"]})
+    lines += ["remedy: " + x for x in remedies]
+    lines.append("")
+    if detailed:
+        lines += detail(result)
+        lines.append("Read: ratio < 1 means BN's running_var (learned with dropout on) is larger than the variance "
+                     "its input has at inference; predicted = closed form Var_eval/(Var_eval + noise variance) on "
+                     f"a linear path from the noise; z = (measured − predicted)/MCSE; a shift counts beyond "
+                     f"{m['z_star']:g} MCSE and {100 * m['tolerance']:g}%.")
     lines += result.notes
+    if result.rows and not detailed:
+        lines.append("(--detail prints every layer; --format json|csv keeps every row)")
     return "\n".join(lines) + "\n"
 
 
@@ -74,7 +123,7 @@ def to_json(result):
 
 FIELDS = ("stage", "layer", "kind", "channels", "ratio_median", "ratio_min", "ratio_max", "ratio_mean",
           "ratio_mcse", "li_ratio", "predicted_mean", "predicted_median", "predicted_mcse", "z", "shift",
-          "verdict", "dropout_upstream", "structure", "running_var_source", "remedy", "batches")
+          "shifted", "verdict", "sources", "n_sources", "structure", "running_var_source", "a0", "remedy", "batches")
 
 
 def to_csv(result):
@@ -87,3 +136,8 @@ def to_csv(result):
 
 
 FORMATS = {"table": table, "json": to_json, "csv": to_csv}
+
+
+def render(result, fmt, detailed=False):
+    """The text of ``result`` in ``fmt`` (table, json, csv); json and csv keep every row."""
+    return table(result, detailed) if fmt == "table" else FORMATS[fmt](result)
