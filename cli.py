@@ -254,12 +254,14 @@ def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, p
 
 
 @cli.command("audit")
-@click.option("--model", "model", default=None, metavar="FILE.py:FACTORY",
-              help="A function in FILE.py returning a torch.nn.Module. The file is RUN as Python: it is your own "
-                   "code, audit only files you trust. Needs PyTorch: pip install '.[torch]'.")
+@click.option("--model", "model", default=None, metavar="FILE.py:FACTORY|package.module:FACTORY",
+              help="A function returning a torch.nn.Module, in FILE.py or in an installed package. A file is RUN as "
+                   "Python: it is your own code, audit only files you trust. Needs PyTorch: pip install '.[torch]'.")
+@click.option("--model-arg", "model_args", multiple=True, metavar="NAME=VALUE",
+              help="Keyword argument for the factory (repeatable; VALUE a Python literal), e.g. drop_rate=0.2.")
 @click.option("--weights", default=None, metavar="FILE.pt",
               help="State dict to load (torch.load(weights_only=True): no other objects are unpickled). Without "
-                   "it, BN statistics are first gathered in train mode over the data, as training would.")
+                   "it, BN statistics are first gathered in train mode over the data (cumulative average).")
 @click.option("--arch", default=None, metavar="SPEC",
               help="Instead of --model, a layer spec run by the project's own layers (no PyTorch), e.g. "
                    "linear:64,bn,relu,dropout:0.5,linear:64,bn,relu,linear:1. dropout:P takes the KEEP "
@@ -271,51 +273,65 @@ def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, p
               help="Standard-normal inputs of this shape per sample, e.g. 3,32,32 (--model).")
 @click.option("--batch", type=int, default=32, show_default=True)
 @click.option("--batches", type=int, default=50, show_default=True)
-@click.option("--mc", type=int, default=8, show_default=True, help="Dropout-on passes per batch (output effect).")
+@click.option("--mc", type=int, default=2, show_default=True,
+              help="Dropout-on passes per batch for the output effect (its MCSE includes the mask noise).")
 @click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
 @click.option("--threads", type=int, default=None, help="torch threads (--model) [default: torch's].")
-@click.option("--fix", type=click.Choice(["recalibrate"]), default=None,
-              help="Re-estimate BN statistics with BN in train mode and dropout OFF (cumulative average), then "
-                   "measure again. torch.optim.swa_utils.update_bn keeps dropout ON and re-learns the shift.")
+@click.option("--fix", type=click.Choice(["recalibrate", "exact"]), default=None,
+              help="Re-estimate BN statistics with only BN in train mode (every dropout, functional dropout and "
+                   "DropPath off), then measure again: 'recalibrate' in one pass, 'exact' BN by BN in the order "
+                   "they run (no O(1/batch) residual; one partial pass per BN). torch.optim.swa_utils.update_bn "
+                   "keeps dropout ON and re-learns the shift.")
 @click.option("--save", default=None, metavar="OUT.pt", help="Write the fixed state dict here (atomically).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
 @click.option("--plot", default=None, metavar="FILE.png|FILE.svg", help="Ratio per BN layer: measured, predicted, "
               "before and after the fix.")
-def audit_cmd(model, weights, arch, n_in, data, input_shape, batch, batches, mc, seed, threads, fix, save, fmt,
-              out, plot):
+@DETAIL
+@PROGRESS
+def audit_cmd(model, model_args, weights, arch, n_in, data, input_shape, batch, batches, mc, seed, threads, fix,
+              save, fmt, out, plot, detail, progress):
     """Check your own network for the variance shift (dropout before BatchNorm) and fix it.
 
     p is the KEEP probability (PyTorch's nn.Dropout(p) takes the DROP probability: keep = 1 - p).
     """
     from simulator.audit.data import parse_shape
-    from simulator.audit.report import FORMATS as AUDIT_FORMATS
+    from simulator.audit.load import parse_kwargs
+    from simulator.audit.report import render as audit_render
 
     if (model is None) == (arch is None):
         raise ParameterError("give --model FILE.py:FACTORY or --arch SPEC (one of them)")
     if plot is not None and not plot.lower().endswith((".png", ".svg")):
         raise ParameterError(f"--plot {plot}: must end in .png or .svg")
+    from os.path import isdir
+
+    for option, target in (("--save", save), ("--plot", plot)):
+        if target is not None and isdir(target):
+            raise ParameterError(f"{option} {target}: is a folder; give a file name")
     for target in (out, save, plot):
         check_out(target)
-    if model is not None:
-        from simulator.audit import audit_model
+    with Progress(progress) as bar:
+        if model is not None:
+            from simulator.audit import audit_model
 
-        if n_in is not None:
-            raise ParameterError("--in goes with --arch; give --input-shape or --data with --model")
-        result = audit_model(model, data=data, input_shape=None if input_shape is None else parse_shape(input_shape),
-                             weights=weights, batch=batch, batches=batches, seed=seed, mc=mc, fix=fix, save=save,
-                             threads=threads)
-    else:
-        from simulator.audit import audit_arch
+            if n_in is not None:
+                raise ParameterError("--in goes with --arch; give --input-shape or --data with --model")
+            shape = None if input_shape is None else parse_shape(input_shape)
+            result = audit_model(model, data=data, input_shape=shape, weights=weights, batch=batch, batches=batches,
+                                 seed=seed, mc=mc, fix=fix, save=save, threads=threads,
+                                 model_args=parse_kwargs(model_args), progress=bar)
+        else:
+            from simulator.audit import audit_arch
 
-        if weights is not None or input_shape is not None or save is not None:
-            raise ParameterError("--weights, --input-shape and --save go with --model; --arch takes --in and --data")
-        result = audit_arch(arch, n_in, data=data, batch=batch, batches=batches, seed=seed, mc=mc, fix=fix)
+            if weights is not None or input_shape is not None or save is not None or model_args:
+                raise ParameterError("--weights, --model-arg, --input-shape and --save go with --model; --arch "
+                                     "takes --in and --data")
+            result = audit_arch(arch, n_in, data=data, batch=batch, batches=batches, seed=seed, mc=mc, fix=fix)
     if plot is not None:
         from simulator.audit.plot import plot_ratios
 
         plot_ratios(result, plot)
-    emit(AUDIT_FORMATS[fmt](result), out)
+    emit(audit_render(result, fmt, detail or bool(out)), out)
 
 
 @cli.command("derive")
