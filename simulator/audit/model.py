@@ -113,7 +113,8 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # the masks of every pass depend on the seed alone
+            torch.manual_seed(int(stream_key(seed, "audit-masks")[0]) % (1 << 63))
             result = _audit(torch, model, xs, seed, int(mc), fix, z_star, tolerance, progress, weights)
     finally:
         torch.set_num_threads(threads_before)
@@ -132,9 +133,8 @@ def _stage(progress, label, total):
 
 def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights):
     bns = batchnorms(model)
-    tracer0, eval_inputs, y0 = structure_pass(torch, model, bns, xs[0])
+    tracer0 = structure_pass(torch, model, bns, xs[0])
     bns = batchnorms(model)
-    eval_inputs[None] = y0
     order = tracer0.order + [n for n, _ in bns if n not in tracer0.order]
     on_in_eval = [op.label for op in tracer0.ops]
     notes = [f"Noise that stays on in eval mode: {'; '.join(on_in_eval)} (training=True hard-coded?). It is a "
@@ -151,15 +151,14 @@ def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights
         notes.append(f"No weights given: running statistics gathered in train mode (noise on) over {len(xs)} "
                      "batches as a cumulative average (no weight left on the initial value).")
     records = _records(bns, train_info, tracer0)
-    tracer, out, linear_is_eval = measure(torch, model, bns, xs, records, mc, seed, trace=True,
-                                          eval_inputs=eval_inputs,
+    tracer, out, linear_is_eval = measure(torch, model, bns, xs, records, mc,
                                           progress=_stage(progress, "audit: measuring", len(xs)))
     _attach(records, tracer, len(xs), dict(bns))
     if not linear_is_eval:
         notes.append("The model differs between train and eval mode beyond its noise: measured in eval passes.")
     rows = _rows(records, order, "before", z_star, tolerance)
     if fix is not None:
-        rows += _fixed(torch, model, bns, xs, fix, order, seed, z_star, tolerance, progress)
+        rows += _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress)
     if any(r["predicted_mean"] is not None for r in rows):
         notes.append(PREDICTION_NOTE)
     if fix == "recalibrate" and len(rows) > 2:
@@ -221,7 +220,7 @@ def _rows(records, order, stage, z_star, tolerance):
     return rows
 
 
-def _fixed(torch, model, bns, xs, fix, order, seed, z_star, tolerance, progress):
+def _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress):
     """Apply the fix, then measure again (eval passes, no noise terms, no Monte Carlo passes)."""
     if fix == "exact":
         info = recalibrate_exact(model, xs, order, progress=_stage(progress, "audit: exact fix", len(bns)))
@@ -230,7 +229,7 @@ def _fixed(torch, model, bns, xs, fix, order, seed, z_star, tolerance, progress)
     records = _records(bns, info, _Empty())
     for rec in records.values():
         rec.why_not = "after the fix"
-    measure(torch, model, bns, xs, records, 0, seed, trace=False,
+    measure(torch, model, bns, xs, records, 0, trace=False,
             progress=_stage(progress, "audit: measuring again", len(xs)))
     for n, rec in records.items():
         rec.upstream = []

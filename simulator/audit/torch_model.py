@@ -19,7 +19,6 @@ Statistics are sums per channel computed on the fly in torch. PyTorch is importe
 import numpy as np
 
 from ..errors import ParameterError
-from ..rng import stream_key
 from .load import one_line, torch_or_fail
 from .measure import OutputRecord
 from .trace import make_tracer
@@ -111,20 +110,13 @@ def sum_hooks(torch, bns, sink):
 
 
 def structure_pass(torch, model, bns, x):
-    """Eval pass on the first batch, traced: BN order, noise on in eval mode, BN inputs and output kept."""
+    """Eval pass on the first batch, traced: the order BNs run in, and the noise that stays on in eval mode."""
     tracer = make_tracer(torch, model, bns, linearize=False)
-    kept = {}
-    handles = sum_hooks(torch, bns, lambda n, s, x_in: kept.setdefault(n, x_in.detach().clone()))
-    try:
-        set_mode(model, bns, False, False)
-        with tracer:
-            tracer.start(eval_pass=True)
-            y = call(model, x, "eval mode")
-    finally:
-        for h in handles:
-            h.remove()
-    y = first_tensor(y)
-    return tracer, kept, None if y is None else y.detach().clone()
+    set_mode(model, bns, False, False)
+    with tracer:
+        tracer.start(eval_pass=True)
+        call(model, x, "eval mode")
+    return tracer
 
 
 def gather(torch, model, bns, xs, noise=True, progress=None):
@@ -177,8 +169,8 @@ def _same(a, b):
     return bool(torch_or_fail().allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6 * max(scale, 1.0)))
 
 
-def measure(torch, model, bns, xs, records, mc, seed, progress=None, trace=True, eval_inputs=None):
-    """Fill ``records`` (BN sums per batch, noise terms) and return (tracer, OutputRecord).
+def measure(torch, model, bns, xs, records, mc, progress=None, trace=True):
+    """Fill ``records`` (BN sums per batch) and return (tracer, OutputRecord, linearized pass = eval pass).
 
     ``trace=False`` (after the fix): plain eval passes, no noise terms, no Monte Carlo passes.
     """
@@ -192,19 +184,17 @@ def measure(torch, model, bns, xs, records, mc, seed, progress=None, trace=True,
             first[name] = x_in.detach().clone()
 
     linear_is_eval = [trace]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(stream_key(seed, "audit-masks")[0]) % (1 << 63))
-        for b, x in enumerate(xs):
-            y = _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, (first, None, records), b)
-            if trace and mc and y is not None:
-                set_mode(model, bns, True, False)
-                ys = [first_tensor(call(model, x, "train mode")) for _ in range(mc)]
-                if all(v is not None and v.shape == y.shape for v in ys):
-                    n0 = y.shape[0]
-                    out.add(y.double().reshape(n0, -1).cpu().numpy(),
-                            torch.stack(ys).double().reshape(mc, n0, -1).cpu().numpy())
-            if progress:
-                progress(b + 1)
+    for b, x in enumerate(xs):
+        y = _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, (first, records), b)
+        if trace and mc and y is not None:
+            set_mode(model, bns, True, False)
+            ys = [first_tensor(call(model, x, "train mode")) for _ in range(mc)]
+            if all(v is not None and v.shape == y.shape for v in ys):
+                n0 = y.shape[0]
+                out.add(y.double().reshape(n0, -1).cpu().numpy(),
+                        torch.stack(ys).double().reshape(mc, n0, -1).cpu().numpy())
+        if progress:
+            progress(b + 1)
     model.eval()
     return tracer, out, linear_is_eval[0]
 
@@ -214,7 +204,7 @@ def _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, kept, b):
 
     On the first batch both run, and the BN inputs and outputs of the two are compared.
     """
-    first, _, records = kept
+    first, records = kept
     y = None
     if tracer is not None:
         lin = {}

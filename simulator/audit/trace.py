@@ -54,7 +54,7 @@ class NoiseOp:
     def label(self):
         where = self.module or "the model's forward"
         keep = "" if self.keep is None else f", keep {self.keep:.3g}"
-        if self.op == "F.dropout" and self.module_kind.startswith("Dropout"):
+        if self.op.startswith("F.") and self.op[2:].replace("_", "") == self.module_kind.lower():
             return f"nn.{self.module_kind} {where}{keep}"
         return f"{self.op} in {where}{keep}"
 
