@@ -15,7 +15,7 @@ from ..nn.batchnorm import EPS, MOMENTUM, _bn_eval, _bn_train, _update_running, 
 from ..nn.layers import _dropout, _linear_bias, _relu, _uout
 from ..rng import _block_state, keep_threshold, stream_key
 from ..simulate import DEFAULT_SEED, check_seed
-from .data import batches_of, check_size, load_data, normal_batches
+from .data import batches_of, check_bytes, load_data, normal_batches
 from .measure import (FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, mark_after,
                       output_effect, summarize)
 from .result import AuditResult
@@ -75,7 +75,7 @@ def _check_memory(layers, n_in, batch, batches):
             d = value
         else:
             values += 4.0 * d * batch
-    check_size((1,), values, f"--arch with --in {n_in}")
+    check_bytes(8.0 * values, f"--arch with --in {n_in}: the weights and activations (batch {batch})")
 
 
 class Net:

@@ -27,13 +27,18 @@ def available_memory():
         return 1 << 34
 
 
-def check_size(shape, rows, what, itemsize=8):
-    """Refuse ``rows`` samples of ``shape`` when they would not fit in half the available memory."""
-    need = float(rows) * float(math.prod(shape)) * itemsize
+def check_bytes(need, what):
+    """Refuse ``need`` bytes (``what`` says for what) when they would not fit in half the available memory."""
     limit = available_memory() / 2
     if need > limit:
-        raise ParameterError(f"{what}: {rows} samples of {math.prod(shape):.4g} values need {need:.3g} bytes, more "
-                             f"than half the available memory ({limit:.3g} bytes); use fewer or smaller inputs")
+        raise ParameterError(f"{what} need {need:.3g} bytes, more than half the available memory ({limit:.3g} "
+                             "bytes); use fewer or smaller inputs")
+
+
+def check_size(shape, rows, what, itemsize=8):
+    """Refuse ``rows`` samples of ``shape`` when they would not fit in half the available memory."""
+    check_bytes(float(rows) * float(math.prod(shape)) * itemsize,
+                f"{what}: {rows} samples of {math.prod(shape):.4g} values")
 
 
 def _real(x, spec):
@@ -93,10 +98,26 @@ def load_data(spec, rows=None):
     return x
 
 
+def _check_npy_length(spec, path):
+    """The header's shape against the bytes the file holds, before anything is mapped or read."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+        start = f.tell()
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    have = os.path.getsize(path) - start
+    if have < need:
+        raise ParameterError(f"--data {shown(spec)}: the header declares shape {shape} ({need:.3g} bytes) but the "
+                             f"file holds {have} bytes of data: truncated or damaged")
+
+
 def _read(spec, path, name, ext, rows):
     if ext == ".npy":
         if os.path.getsize(path) == 0:
             raise ParameterError(f"--data {shown(spec)}: cannot read it (the file is empty)")
+        _check_npy_length(spec, path)
         x = _real(np.load(path, mmap_mode="r", allow_pickle=False), spec)
         x = x[:rows] if rows is not None else x
         check_size(x.shape[1:], x.shape[0], f"--data {shown(spec)}")
