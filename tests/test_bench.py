@@ -1,17 +1,30 @@
-"""The benchmark library and the fast dropout-gradient kernel it measures (issue 6).
+"""The benchmark library (issues 6 and 21): its kernels, references, ceilings, peers and tables.
 
 No test asserts on timing: speed lives in the benchmark itself.
 """
 import json
+import os
 
 import numpy as np
 import pytest
 
-from simulator import ParameterError, bench
+from simulator import ParameterError, bench, tasks
+from simulator.bench import kernels, training
 from simulator.engine import Plan, run, set_threads
 from simulator.experiments import dropout_gradient as dg
-from simulator.rng import keep_threshold, stream_key
-from tests.reference import central_moments, gradient_values_lanes
+from simulator.nn import train
+from simulator.rng import _block_state, keep_threshold, stream_key
+from simulator.stats import LANES
+from tests.reference import Xoshiro, central_moments, gradient_values_lanes, mask_word, zig_normal
+
+
+def require_jax():
+    """``simulator.bench.jax_side`` (it imports JAX), skipping without JAX except in CI (CI="true"), where
+    that fails: CI installs the test extra, which brings JAX."""
+    if os.environ.get("CI", "").lower() != "true":
+        pytest.importorskip("jax")
+    from simulator.bench import jax_side
+    return jax_side
 
 
 def _gradient_args(p, random_inputs, n=3):
@@ -85,6 +98,62 @@ def test_agreement_refutes_a_wrong_reference():
     assert max(abs(r["z"]) for r in rows) > bench.ZMAX
 
 
+
+# --- ceilings: generation alone, moments alone, dgemm -----------------------------
+
+def generate_reference(key, block, size, normals, words, threshold):
+    """``kernels._generate_block`` on Python integers: its normals buffer and the xor of its mask words."""
+    g = Xoshiro(key, block)
+    z, bits, done = np.zeros((max(normals, 1), LANES)), 0, 0
+    while done < size:
+        for lane in range(min(LANES, size - done)):
+            for i in range(normals):
+                z[i, lane] = zig_normal(g)
+        for _ in range(words):
+            bits ^= mask_word(g, threshold)
+        done += min(LANES, size - done)
+    return z, bits
+
+
+@pytest.mark.parametrize("normals, words, p", [(3, 2, 0.5), (0, 3, 0.8), (2, 1, 0.8)])
+def test_generation_kernel_draws_what_the_workloads_draw(normals, words, p):
+    key, size = stream_key(4, "generation"), 2 * LANES + 22  # two full groups and a short one
+    z = np.zeros((max(normals, 1), LANES))
+    checksum = kernels._generate_block(_block_state(key, 5), size, normals, words, keep_threshold(p), z)
+    ref_z, bits = generate_reference(key, 5, size, normals, words, keep_threshold(p))
+    np.testing.assert_array_equal(z, ref_z)
+    assert checksum == pytest.approx(ref_z.sum() + float(bits >> 12), rel=1e-12)
+
+
+def test_moments_kernel_keeps_the_moments_of_its_values():
+    nvars, size = 3, 2 * LANES
+    out, maxima = np.empty((1, nvars, 5)), np.empty((1, 0))
+    kernels._moments_blocks(stream_key(1, "m"), 0, 1, size, 0, nvars, out, maxima)
+    V = np.array([[start * 1e-6 + 1e-3 * (q + lane) for q in range(nvars)]
+                  for start in (0, LANES) for lane in range(LANES)])
+    np.testing.assert_allclose(out[0], central_moments(V), rtol=1e-9, atol=1e-15)
+
+
+def test_ceiling_rates_and_gemm_ceiling():
+    set_threads(2)
+    assert bench.generation_rate(*bench.GENERATION["W1"], 20_000) > 0
+    assert bench.moments_rate(5, 20_000) > 0
+    set_threads(None)
+    shapes = [(8, 16, 4), (4, 8, 16)]
+    gemm = bench.gemm_ceiling(shapes, 2)
+    assert set(gemm) == {"1", "2", "streams", "best"} and gemm["best"] == max(gemm["2"], gemm["streams"])
+    assert all(r > 0 for r in gemm.values())
+    assert set(bench.gemm_ceiling(shapes, 1)) == {"1", "streams", "best"}
+
+
+def test_bound_says_where_the_time_goes():
+    text = bench.bound("W1F", 0.04, 0.6)
+    assert "drawing is 4%" in text and "34 values per sample 60%" in text and "rest 36%" in text
+    assert "products would take 40%" in bench.bound("W3", 0.4) and "other 60%" in bench.bound("W3", 0.4)
+
+
+# --- W1-W3 through run_bench ----------------------------------------------------------
+
 @pytest.fixture(scope="module")
 def tiny():
     return bench.run_bench(samples=100_000, threads=2, reference_samples=50_000,
@@ -93,7 +162,7 @@ def tiny():
 
 def test_run_bench_returns_every_field(tiny):
     json.dumps(tiny)
-    for key in ("cpu_count", "threads", "raw_draws_per_s_per_core", "draws_per_normal"):
+    for key in ("cpu_count", "threads", "raw_draws_per_s_per_core", "draws_per_normal", "blas", "blas_env"):
         assert key in tiny["machine"]
     assert [w["name"] for w in tiny["workloads"]] == list(bench.REFERENCE_WORKLOADS)
     for w in tiny["workloads"]:
@@ -101,51 +170,209 @@ def test_run_bench_returns_every_field(tiny):
             for key in ("samples", "seconds", "samples_per_s", "mask_elements_per_s", "peak_mb", "threads"):
                 assert w[side][key] >= 0, (w["name"], side, key)
         assert w["engine"]["threads"] == 2 and w["reference"]["threads"] == 1
-        for key in ("ratio", "raw_fraction", "draws_per_sample", "max_abs_z"):
+        for key in ("ratio", "raw_fraction", "draws_per_sample", "max_abs_z", "ceiling_fraction"):
             assert w[key] > 0
+        assert w["ceiling_target"] == bench.CEILING_TARGETS[w["name"]]
+        assert (w["bound"] is None) == (w["ceiling_fraction"] >= w["ceiling_target"])
+        kind = "dgemm" if w["name"] == "W3" else "generation"
+        assert w["ceiling"]["kind"] == kind
+        if kind == "generation":
+            assert w["ceiling"]["samples_per_s"] > 0 and w["ceiling"]["moments_per_s"] > 0
+            assert w["ceiling_fraction"] == pytest.approx(w["engine"]["samples_per_s"] / w["ceiling"]["samples_per_s"])
         assert w["agree"], (w["name"], max(w["agreement"], key=lambda r: abs(r["z"])))
     w3 = tiny["workloads"][-1]
-    assert w3["gflops"] > 0 and set(w3["gemm"]) == {"1", "2"} and all(r > 0 for r in w3["gemm"].values())
+    assert w3["gflops"] > 0 and set(w3["gemm"]) == {"1", "2", "streams", "best"}
+    assert w3["ceiling_fraction"] == pytest.approx(w3["gflops"] * 1e9 / w3["gemm"]["best"])
     set_threads(None)
 
 
-def test_format_table_lists_every_workload(tiny):
+def test_format_table_lists_every_workload_with_its_ceiling(tiny):
     text = bench.format_table(tiny)
-    assert "raw generator" in text
-    for name in bench.REFERENCE_WORKLOADS:
-        assert f"\n{name} " in text
+    assert "raw generator" in text and "of it" in text and "target" in text
+    lines = text.splitlines()
+    for w in tiny["workloads"]:
+        (row,) = [line for line in lines if line.startswith(f"{w['name']} ")]
+        assert f"{100 * w['ceiling_fraction']:.0f}%" in row and f"{100 * w['ceiling_target']:.0f}%" in row
+        assert ("gen " if w["name"] != "W3" else "dgemm ") in row
+        assert (f"{w['name']}: below its target" in text) == (w["bound"] is not None)
+    assert sum("alone, drawing runs at" in line for line in lines) == 3
 
 
 def test_unknown_workload_is_rejected():
     with pytest.raises(ParameterError, match="unknown workload"):
         bench.run_bench(samples=1000, workloads=["W9"])
+    with pytest.raises(ParameterError, match="unknown size"):
+        bench.run_w4(threads=1, rows=3)
 
 
-def test_w4_runs_on_a_tiny_budget_and_reports_every_field():
-    w4 = {"runs": 1, "epochs": 1, "torch_runs": 1, "torch_epochs": 1, "vmap_runs": 2, "vmap_epochs": 1}
-    result = bench.run_bench(samples=1000, threads=1, workloads=["W4"], w4=w4)
-    json.dumps(result)
-    assert result["workloads"] == []
-    w = result["w4"]
-    assert w["name"] == "W4" and w["runs"] == 1 and w["epochs"] == 1
-    # 1 run × 4 training modes (none, hidden, head, uout) × 12 batches of the 354 training rows.
-    assert w["engine"]["model_steps"] == 4 * 12 and w["engine"]["threads"] == 1
-    sides = ["engine"] + (["eager", "vmap"] if w["torch"] is not None else [])
-    for side in sides:
+# --- W4 and W5: the trainer against PyTorch and JAX --------------------------------
+
+def test_teacher_task_is_the_teachers_generator():
+    task, (X, y) = bench.teacher_task(tasks.TEACHER_ROWS), tasks._teacher(0)
+    np.testing.assert_array_equal(task.X, X)
+    np.testing.assert_array_equal(task.y, y)
+    big = bench.study_task("W5")
+    assert big.X.shape == (bench.W5_ROWS, tasks.TEACHER_INPUTS) and big.kind == "regression"
+    assert abs(big.y.mean()) < 0.05 and abs(big.y.var() - 1.25) < 0.1  # standardised teacher + N(0, 0.5²)
+    Xtr, ytr, Xte, yte = bench.study_data("W5")
+    assert Xtr.shape[0] == bench.W5_ROWS - bench.W5_ROWS // 5 and Xte.shape[0] == bench.W5_ROWS // 5
+    np.testing.assert_allclose(Xtr.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(Xtr.std(axis=0), 1.0, rtol=1e-12)
+    assert bench.study_config("W5", 3).batch == bench.W5_BATCH and bench.study_config("W4", 3).batch == 32
+
+
+TINY = {"runs": 1, "epochs": 1, "torch_runs": 1, "torch_epochs": 1, "vmap_runs": 2, "vmap_epochs": 1,
+        "jax_runs": 2, "jax_epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def studies():
+    result = bench.run_bench(samples=1000, threads=1, workloads=["W4", "W5"], w4=TINY, w5=TINY)
+    set_threads(None)
+    return result
+
+
+@pytest.mark.parametrize("name, steps", [("W4", 12), ("W5", 94)])  # 354 rows by 32; 24,000 rows by 256
+def test_studies_run_on_a_tiny_budget_and_report_every_field(studies, name, steps):
+    json.dumps(studies)
+    assert studies["workloads"] == []
+    w = studies[name.lower()]
+    assert w["name"] == name and w["runs"] == 1 and w["epochs"] == 1
+    assert w["engine"]["model_steps"] == 4 * steps and w["engine"]["threads"] == 1
+    present = ["engine"] + (["eager", "vmap"] if w["torch"] else []) + (["jax32", "jax64"] if w["jax"] else [])
+    for side in present:
         for key in ("seconds", "model_steps", "us_per_step", "steps_per_s", "gflops", "threads"):
             assert w[side][key] > 0, (side, key)
-    if w["torch"] is not None:
-        assert w["eager"]["model_steps"] == 4 * 12 and w["vmap"]["model_steps"] == 2 * 4 * 12
-        assert w["ratio_eager"] > 0 and w["ratio_vmap"] > 0
-    assert set(w["gemm"]) == {"1"} and w["gemm"]["1"] > 0 and w["flops_per_step"] > 0
-    text = bench.format_table(result)
-    assert "W4: training study" in text and "per model-step" in text
-    set_threads(None)
+        if side != "engine":
+            assert w[f"ratio_{side}"] == pytest.approx(w["engine"]["steps_per_s"] / w[side]["steps_per_s"])
+    if w["torch"]:
+        assert w["eager"]["model_steps"] == 4 * steps and w["vmap"]["model_steps"] == 2 * 4 * steps
+    if w["jax"]:
+        assert w["jax32"]["model_steps"] == w["jax64"]["model_steps"] == 2 * 4 * steps
+    assert set(w["gemm"]) == {"1", "streams", "best"} and w["flops_per_step"] > 0
+    assert w["gemm_fraction"] == pytest.approx(w["engine"]["gflops"] * 1e9 / w["gemm"]["best"])
+    assert w["ceiling_target"] == bench.CEILING_TARGETS.get(name)
+    assert (w["bound"] is not None) == (name == "W4" and w["gemm_fraction"] < 1.0)
+    text = bench.format_table(studies)
+    assert f"{name}: training" in text and "per model-step" in text and "ceiling: numpy dgemm" in text
+    if w["jax"]:
+        assert "JAX jit+vmap+scan (f32)" in text and "JAX jit+vmap+scan (f64)" in text
 
 
-def test_w4_without_torch_says_so(monkeypatch):
-    monkeypatch.setattr(bench, "torch_available", lambda: False)
+def test_studies_without_torch_or_jax_say_so(monkeypatch):
+    monkeypatch.setattr(training, "torch_available", lambda: False)
+    monkeypatch.setattr(training, "jax_available", lambda: False)
     w = bench.run_w4(runs=1, epochs=1, threads=1)
-    assert w["torch"] is None and w["eager"] is None and w["vmap"] is None
-    assert "PyTorch is not installed" in bench.format_w4(w)
+    assert w["torch"] is None and w["jax"] is None
+    assert all(w[key] is None for key in ("eager", "vmap", "jax32", "jax64"))
+    assert "PyTorch and JAX not installed" in bench.format_study(w)
     set_threads(None)
+
+
+def _pack(layers, lay, nparams):
+    """The inverse of ``train.unpack``: per-Linear dicts into one flat parameter vector."""
+    theta = np.zeros(nparams)
+    for entry, (fin, fout, ow, ob, og, obeta) in zip(layers, lay.tolist()):
+        theta[ow:ow + fin * fout] = entry["W"].ravel()
+        theta[ob:ob + fout] = entry["b"]
+        if og >= 0:
+            theta[og:og + fout], theta[obeta:obeta + fout] = entry["gamma"], entry["beta"]
+    return theta
+
+
+def engine_first_step(task, config, placement, run_index, key):
+    """The trainer's first step of a run, replayed through its own kernels: ``(trace, loss, gradients)``.
+
+    The trace gives the initial parameters, the batch and the noise; the
+    kernels, called on them with the run's noise stream, give the loss and the
+    gradient in :func:`train.unpack`'s layout.
+    """
+    from simulator.nn.batchnorm import MOMENTUM
+
+    tr = train.trace(task, config, placement, run_index, key, 1)
+    depth, width, B, f = config.depth, config.width, config.batch, tr.Xtr.shape[1]
+    lay, nparams = train.layer_table(f, 1, depth, width, True)
+    theta = _pack(tr.init, lay, nparams)
+    Wt = np.empty(nparams)
+    train._transpose(theta, lay, Wt)
+    rows = tr.batches[0]
+    m = len(rows)
+    xb, yb = np.zeros((B, f)), np.zeros(B)
+    xb[:m], yb[:m] = tr.Xtr[rows], tr.ytr[rows]
+    kinds = np.full(depth, train._K_DROPOUT if placement == "hidden" else train._K_NONE, dtype=np.int64)
+    rm, rv = np.zeros((depth, width)), np.ones((depth, width))
+    Z, XH, H, NM = (np.zeros((depth, B, width)) for _ in range(4))
+    bmean, bvar = np.zeros((depth, width)), np.zeros((depth, width))
+    out, dout = np.zeros((B, 1)), np.zeros((B, 1))
+    train._forward_train(xb, m, theta, Wt, lay, True, kinds, _block_state(key, 4 * run_index + 3),
+                         keep_threshold(config.p), 1.0 / config.p, config.beta, rm, rv, MOMENTUM, 1,
+                         Z, XH, H, NM, bmean, bvar, out)
+    np.testing.assert_array_equal(NM[:, :m], tr.noise[0])  # the same noise as the traced run
+    loss = train._loss(out, yb, m, 1, dout)
+    grad = np.zeros(nparams)
+    dH, dY, dZ = (np.zeros((B, width)) for _ in range(3))
+    train._backward(xb, m, theta, lay, True, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
+    return tr, loss, train.unpack(grad, lay)
+
+
+@pytest.mark.parametrize("placement", ["hidden", "none"])
+def test_jax_side_trains_the_engines_network(placement):
+    """One step's loss, gradients, updated running statistics and Adam step: JAX float64 against the trainer."""
+    J = require_jax()
+    import jax.numpy as jnp
+
+    config = bench.study_config("W4", 1)
+    key = stream_key(21, "bench-jax")
+    tr, loss, grads = engine_first_step(tasks.load("diabetes"), config, placement, 2, key)
+    params = [{k: jnp.asarray(v) for k, v in e.items()} for e in tr.init]
+    rows = tr.batches[0]
+    (value, stats), g = J.grad(params, J.init_stats(config, jnp.float64), jnp.asarray(tr.Xtr[rows]),
+                               jnp.asarray(tr.ytr[rows]), [jnp.asarray(a) for a in tr.noise[0]])
+    assert float(value) == pytest.approx(loss, rel=1e-12)
+    for layer, (ours, theirs) in enumerate(zip(grads, g)):
+        assert set(ours) == set(theirs)
+        for name in ours:
+            np.testing.assert_allclose(np.asarray(theirs[name]), ours[name], rtol=1e-9, atol=1e-12,
+                                       err_msg=f"gradient of {name}{layer}")
+    zeros = [{k: jnp.zeros_like(v) for k, v in e.items()} for e in params]
+    stepped, _, _ = J.adam(params, g, zeros, zeros, 1, config.lr)
+    for layer, (ours, theirs) in enumerate(zip(tr.final, stepped)):
+        for name in ours:
+            # The bias of a Linear before BN has a true gradient of 0: both sides compute rounding noise
+            # (~1e-16), which Adam's first step divides by about its ε = 1e-8 (see test_train.close_null_bias).
+            null = name == "b" and layer < config.depth
+            np.testing.assert_allclose(np.asarray(theirs[name]), ours[name], rtol=0 if null else 1e-9,
+                                       atol=1e-9 if null else 1e-12, err_msg=f"{name}{layer} after one Adam step")
+    for layer, (rm, rv) in enumerate(stats):
+        np.testing.assert_allclose(np.asarray(rm), tr.running_mean[layer], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(rv), tr.running_var[layer], rtol=1e-9, atol=1e-12)
+
+
+def test_jax_ensemble_steps_are_the_checked_step():
+    """Every model of the vmapped, scanned ensemble takes exactly the step checked above, with its own
+    key's batch order and noise, in the mode it is given."""
+    J = require_jax()
+    import jax
+    import jax.numpy as jnp
+
+    config = train.TrainConfig(depth=2, width=8, epochs=1, batch=16)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 3)), rng.standard_normal(16)
+    f64 = jnp.float64
+    start, epoch, _ = J.ensemble(*(jnp.asarray(a) for a in (X, y, X[:4], y[:4])), ("none", "hidden"), config, f64)
+    keys = jax.random.split(jax.random.key(3), 2)
+    before = start(keys)
+    after, _ = epoch(before, keys, 1)
+    for r in range(2):
+        k_order, k_noise = jax.random.split(keys[r])
+        order = np.asarray(jax.random.permutation(k_order, 16))
+        noise = J.noise(jax.random.split(k_noise, 2)[0], "hidden", 16, config, f64)
+        assert 0.3 < float(jnp.mean(noise[0] > 0)) < 0.7  # dropout at p = 0.5
+        params = jax.tree.map(lambda a: a[r], before[0])
+        _, g = J.grad(params, J.init_stats(config, f64), jnp.asarray(X[order]), jnp.asarray(y[order]), noise)
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        expected, _, _ = J.adam(params, g, zeros, zeros, 1, config.lr)
+        got = jax.tree.map(lambda a: a[r], after[0])
+        for e, o in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+            # atol: the null biases before BN (see above); every other value moves by about lr = 1e-3.
+            np.testing.assert_allclose(np.asarray(o), np.asarray(e), rtol=1e-10, atol=1e-9)
