@@ -4,17 +4,19 @@ p is the KEEP probability everywhere (PyTorch's nn.Dropout(p) takes the drop pro
 Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-written.
 """
 import json
-import os
+import signal
 import sys
-import tempfile
 import time
+import warnings
 
 import click
 
 from simulator import ParameterError, SimulationError, simulate
+from simulator import checkpoint as checkpoints
 from simulator.experiments import CATALOG
-from simulator.checkpoint import Checkpoint
-from simulator.output import FORMATS, summary, sweep_csv, table, to_json, write_atomic
+from simulator.errors import CheckpointNotice, OutputError
+from simulator.files import check_target, write_text
+from simulator.output import FORMATS, summary, sweep_csv, table, to_json
 from simulator.simulate import DEFAULT_ALPHA, DEFAULT_SEED
 from simulator.sweep import sweep
 from simulator.verdict import expected
@@ -33,26 +35,9 @@ def parse_settings(pairs):
     return settings
 
 
-def check_out(out):
-    """Fail before any work when ``out`` cannot be written."""
-    if out is None:
-        return
-    if os.path.isdir(out):
-        raise ParameterError(f"--out {out}: is a folder; give a file name")
-    folder = os.path.dirname(os.path.abspath(out)) or "."
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        raise ParameterError(f"--out {out}: folder {folder} does not exist or is not writable")
-
-
-def check_out_dir(out):
-    """Fail before any work when the parent of the folder ``out`` cannot be created or written."""
-    parent = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        raise ParameterError(f"--out {out}: cannot write in {parent} ({e.strerror})") from None
+def check_out(out, option="--out"):
+    """Fail before any work when ``out`` cannot be written (:func:`simulator.files.check_target`)."""
+    check_target(out, option)
 
 
 class Progress:
@@ -109,7 +94,7 @@ def render(result, fmt, out, detail):
 
 def emit(text, out):
     if out:
-        write_atomic(out, text)
+        write_text(out, text)
     else:
         click.echo(text, nl=False)
 
@@ -196,13 +181,13 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
     if out is not None and not out.endswith((".csv", ".json")):
         raise ParameterError(f"--out {out}: must end in .csv or .json")
     check_out(out)
-    checkpoint = Checkpoint(out + ".partial" if out else None)
+    partial = out + ".partial" if out else None
     with Progress(progress) as progress:
         result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
-                       threads=threads, progress=progress, checkpoint=checkpoint, workers=workers,
+                       threads=threads, progress=progress, checkpoint=partial, workers=workers,
                        scheduler=scheduler)
     emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)
-    checkpoint.remove()
+    checkpoints.remove(partial)
     if out:
         click.echo(f"{len(result.checks)} rows written to {out}", err=True)
 
@@ -218,7 +203,6 @@ def report_cmd(out, quick, samples, seed, threads, progress):
     """Figures and a page showing each claim, its verdict and why (index.html, PNG/SVG, JSON)."""
     from simulator.report import report  # imports matplotlib/seaborn: only for this command
 
-    check_out_dir(out)
     with Progress(progress) as progress:
         index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
                        command=["cli.py"] + sys.argv[1:])
@@ -369,24 +353,50 @@ def list_cmd():
         click.echo("")
 
 
+_SHOW_WARNING = warnings.showwarning
+
+
+def _notice(message, category, *args, **kwargs):
+    """A notice of the library (a discarded checkpoint) as one line on stderr; other warnings as Python shows them."""
+    if issubclass(category, CheckpointNotice):
+        click.echo(f"note: {message}", err=True)
+    else:
+        _SHOW_WARNING(message, category, *args, **kwargs)
+
+
+def _interrupted(text):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while threads wind down stays quiet
+    click.echo(text, err=True)
+    sys.exit(130)
+
+
+def _fail(message, status):
+    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    sys.exit(status)
+
+
 def main(argv=None):
+    """Run the command line: bad usage exits 2, a runtime failure 1, Ctrl-C 130, each with one line."""
+    warnings.showwarning = _notice
+    warnings.simplefilter("always", CheckpointNotice)
     try:
         cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:
+        if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort, as if Ctrl-C had been pressed
+            _fail(f"unexpected end of input ({e.__context__ or 'EOF'})", 1)
+        _interrupted("interrupted")
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: no output written", err=True)
-        sys.exit(130)
+        _interrupted("\ninterrupted: no output written")
     except click.exceptions.ClickException as e:
-        click.echo(f"error: {e.format_message()}", err=True)
-        sys.exit(2)
+        _fail(e.format_message(), 2)
     except ParameterError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except SimulationError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        _fail(e, 2)
+    except (SimulationError, OutputError) as e:
+        _fail(e, 1)
+    except MemoryError:
+        _fail("out of memory: use smaller sizes (fewer samples, a smaller grid or network)", 1)
+    except OSError as e:
+        _fail(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ returns the settings ``verify --quick`` uses, for experiments whose budget is a 
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
 the parameter that counts its Monte Carlo samples when they are training runs (``--samples`` then
 does not apply to it). ``kernels`` are the top-level compiled kernels the first run must compile, where they
-are not the experiment module's own block kernels (:mod:`simulator.warmup`).
+are not the experiment module's own block kernels (:mod:`simulator.warmup`). ``gated`` says that each
+sample draws its gates with keep probability p, so that a run with too few kept (or dropped) gates cannot
+estimate an MCSE and its sampled checks are inconclusive (:func:`simulator.simulate.too_few_gates`).
 """
 import difflib
 import math
@@ -155,6 +157,7 @@ class Experiment:
     p_grid: tuple = ()
     runs_param: str = ""
     kernels: tuple = ()
+    gated: bool = True
 
     def param(self, name):
         for q in self.params:

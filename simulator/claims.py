@@ -156,6 +156,8 @@ def outcome(rows):
         return "depends" if support else "contradicted"
     if support and any(r["kind"] in FINDINGS for r in undecided):
         return "depends"
+    if any(r.get("reason") for r in undecided):  # the run was too small to judge some of its checks
+        return "inconclusive"
     if support:
         if errata:
             return "confirmed, with an erratum"
@@ -247,6 +249,11 @@ def headline(rows, zstar, p=None, quote=()):
     """
     tested = _tested(rows)
     parts = []
+    degenerate = [r for r in rows if r.get("reason") and r["verdict"] in ("inconclusive", "undecided",
+                                                                        "no detectable effect")]
+    if degenerate:
+        parts.append(f"{len(degenerate)} of {len(rows)} checks cannot be judged: {degenerate[0]['reason']}")
+        tested = [r for r in tested if r not in degenerate]
     if any(r["kind"] in ("effect", "equivalence") for r in tested):
         parts.append(_findings_text(tested, p))
     errata = [r for r in tested if r["kind"] == "erratum" and r["verdict"] == "refuted"]
@@ -345,7 +352,7 @@ def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
                        f"(left − right = {r['params'].get('residual')}).")
         else:
             erratum = f"Erratum: the document writes {written}; sampling refutes it ({r['check']})."
-    failed = [r for r in rows if acceptable is not None and r["verdict"] not in acceptable(r["kind"])]
+    failed = [r for r in rows if acceptable is not None and r["verdict"] not in acceptable(r)]
     return {"claim": c.claim, "id": sub_id, "title": c.title, "statement": c.statement, "as_written": c.as_written,
             "source": c.source, "outcome": result, "colour": OUTCOME_COLOURS[result],
             "headline": headline(rows, zstar, p, quote), "evidence": _evidence(rows, zstar), "erratum": erratum,

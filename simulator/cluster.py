@@ -13,11 +13,21 @@ from .errors import ParameterError
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://[^\s:/]+(:\d+)?/?$")
 
 
-def _client(workers, scheduler):
+INSTALL = "--workers/--scheduler need Dask: pip install '.[distributed]'"
+
+
+def _distributed():
+    """The ``distributed`` package, or a one-line error naming the install command."""
     try:
-        from distributed import Client, LocalCluster
+        import distributed
     except ImportError:
-        raise ParameterError("--workers/--scheduler need Dask: pip install '.[distributed]'") from None
+        raise ParameterError(INSTALL) from None
+    return distributed
+
+
+def _client(workers, scheduler):
+    distributed = _distributed()
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if scheduler:
         if not _ADDRESS.match(scheduler):
             raise ParameterError(f"--scheduler {scheduler}: expected an address like tcp://host:8786")
@@ -42,16 +52,20 @@ def worker_threads(workers, threads):
 
 
 def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
-    """Run ``tasks`` (index → arguments of ``run_point``) on Dask; yield ``(index, rows)`` as they finish.
+    """Run ``tasks`` (index → arguments of ``run_point``) on Dask; an iterator of ``(index, rows)`` as they
+    finish.
 
-    ``run_point`` is :func:`simulator.sweep.run_point`, passed in so that this module does not import the
-    sweep that uses it.
+    The cluster is reached (or started) before this returns, so that a missing extra or a bad address is
+    an error before any work. ``run_point`` is :func:`simulator.sweep.run_point`, passed in so that this
+    module does not import the sweep that uses it.
     """
-    from distributed import as_completed
-
+    as_completed = _distributed().as_completed
     client, cluster = _client(workers, scheduler)
+    return _results(client, cluster, as_completed, tasks, run_point, worker_threads(workers, threads))
+
+
+def _results(client, cluster, as_completed, tasks, run_point, per_worker):
     try:
-        per_worker = worker_threads(workers, threads)
         futures = {client.submit(run_point, *args, threads=per_worker, pure=False): i for i, args in tasks.items()}
         for future in as_completed(futures):
             yield futures[future], future.result()

@@ -18,20 +18,20 @@ def verdict_text(row):
     """The verdict, marked when it is not what the project expects of that kind."""
     v = row["verdict"]
     if row["kind"] == "approximation" and row["rel_error"] is not None:
-        mark = "" if v in acceptable(row["kind"]) else " !"
+        mark = "" if v in acceptable(row) else " !"
         return f"{v}{mark} (rel. error {row['rel_error']:.2%}, tolerance {row['tolerance']:.2%})"
     if row["kind"] == "erratum":
         return {"refuted": "refuted (erratum)", "inconclusive": "inconclusive (erratum: need more samples)"}.get(
             v, f"{v} (erratum NOT refuted)")
     if row["kind"] == "equivalence":
         return f"{v} (margin {row['params'].get('margin', 0):g})"
-    return v if v in acceptable(row["kind"]) else f"{v} !"
+    return v if v in acceptable(row) else f"{v} !"
 
 
 def summary(result):
     """One line: how many checks came out as expected, how many could not decide, how many did not."""
     rows = result.checks
-    bad = [r for r in rows if r["verdict"] not in acceptable(r["kind"])]
+    bad = [r for r in rows if r["verdict"] not in acceptable(r)]
     undecided = [r for r in rows if r not in bad and r["verdict"] in UNDERPOWERED]
     errata = sum(r["kind"] == "erratum" and r["verdict"] == "refuted" for r in rows)
     false = sum(r["kind"] == "derivation" and r["verdict"] == "false" for r in rows)
@@ -197,16 +197,8 @@ def sweep_csv(result):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half-written."""
-    import os
-    import tempfile
+    """Write ``text`` to ``path``, never half-written and never replacing what it should not
+    (:func:`simulator.files.write_text`)."""
+    from .files import write_text
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text(path, text)

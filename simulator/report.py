@@ -11,16 +11,19 @@ table folded and filterable (also as ``checks.csv``). It opens offline: no
 external resource, every link a file of the folder or an anchor of the page.
 
 The folder is written under a temporary name and renamed into place, so it is
-never half-written; finished sweeps are checkpointed beside it, so an
-interrupted report resumes.
+never half-written; it replaces an existing folder only when that is a report
+of this program (its ``manifest.json`` says so, :func:`is_report`). Finished
+sweeps are checkpointed beside it (``DIR.checkpoint/``), so an interrupted
+report resumes; an interrupted report leaves no temporary folder.
 """
+import contextlib
 import html
 import json
 import math
 import multiprocessing
 import os
 import platform
-import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -33,7 +36,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from .errors import OutputError, ParameterError  # noqa: E402
 from .experiments import CATALOG  # noqa: E402
+from .files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
 from .figures import FIGURES  # noqa: E402
 from .output import to_csv  # noqa: E402
 from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
@@ -749,7 +754,11 @@ def draw_figures(folder, figure_rows):
 
 
 def _draw_child(folder, figure_rows, conn):
-    """The drawing process: :func:`draw_figures`, its result (or its exception) sent back on ``conn``."""
+    """The drawing process: :func:`draw_figures`, its result (or its exception) sent back on ``conn``.
+
+    It ignores Ctrl-C (the terminal sends it to the whole process group): the parent decides, and stops it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         conn.send((True, draw_figures(folder, figure_rows)))
     except Exception as e:  # noqa: BLE001 - handed to the parent, which raises it
@@ -757,21 +766,36 @@ def _draw_child(folder, figure_rows, conn):
     conn.close()
 
 
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ctrl-C ignored while the block runs (where this thread may set handlers: the main thread)."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _drawing(folder, figure_rows):
     """Start :func:`draw_figures` in a separate process, to run while ``verify`` computes.
 
-    Returns a function that waits for it and returns what :func:`draw_figures`
-    returns (or raises what it raised), or None where no process could be
-    started or it died (the caller then draws itself). The process is a daemon:
-    an interrupted report does not wait for it.
+    Returns ``(wait, stop)``: ``wait()`` waits for it and returns what :func:`draw_figures`
+    returns (or raises what it raised), or None where no process could be started or it
+    died (the caller then draws itself); ``stop()`` ends it at once (an interrupted or
+    failed report). The process is a daemon and ignores Ctrl-C.
     """
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
     try:
         process = context.Process(target=_draw_child, args=(folder, figure_rows, child), daemon=True)
-        process.start()
+        with _sigint_ignored():  # an ignored signal stays ignored in the new interpreter, from its first line
+            process.start()
     except OSError:
-        return lambda: None
+        return (lambda: None), (lambda: None)
     child.close()
 
     def wait():
@@ -785,7 +809,12 @@ def _drawing(folder, figure_rows):
             raise value
         return value
 
-    return wait
+    def stop():
+        if process.is_alive():
+            process.terminate()
+        process.join()
+
+    return wait, stop
 
 
 def write(folder, verification, figure_rows, manifest, drawn=None):
@@ -814,7 +843,8 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     Parameters
     ----------
     out : str
-        Folder to write (replaced as a whole when the new one is complete).
+        Folder to write (replaced as a whole when the new one is complete). An existing path is replaced
+        only when it is an empty folder or a report of this program; anything else is refused.
     seed, samples, threads, progress
         As for :func:`simulator.simulate`.
     quick : bool
@@ -830,43 +860,93 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     seed = check_seed(seed)
     samples = None if samples is None else check_samples(samples)
     out = os.path.abspath(out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    checkpoints = out + ".checkpoint"
-    os.makedirs(checkpoints, exist_ok=True)
-    tmp = out + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    timings = {}
-    start = time.perf_counter()
-    figure_rows, swept = {}, {}
+    check_folder(out, is_report, what="a report of this program (with its manifest.json)")
+    checkpoints = _checkpoint_folder(out)
+    tmp = new_folder(out)
+    stop = None
+    try:
+        start = time.perf_counter()
+        figure_rows, timings = _figure_sweeps(checkpoints, seed, samples, quick, threads, progress)
+        # The figures are drawn (one core, matplotlib) while verify runs, which leaves a core idle at times.
+        wait, stop = _drawing(tmp, figure_rows)
+        t0 = time.perf_counter()
+        verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
+                              checkpoint=os.path.join(checkpoints, "verify.jsonl"))
+        timings["verify_s"] = round(time.perf_counter() - t0, 3)
+        drawn = wait()
+        timings["total_s"] = round(time.perf_counter() - start, 3)
+        manifest = {"written_by": WRITTEN_BY, "command": command or sys.argv, "seed": seed, "samples": samples,
+                    "quick": quick, "threads": verification.meta["threads"],
+                    "versions": {**versions(), "seaborn": sns.__version__}, "platform": platform.platform(),
+                    "git_commit": _git_commit(), "timings": timings}
+        write(tmp, verification, figure_rows, manifest, drawn)
+        replace_folder(tmp, out, is_report)
+    except BaseException as e:
+        if stop is not None:
+            stop()
+        remove_folder(tmp)
+        _drop_empty_checkpoints(checkpoints)
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write the report {out}: {e.strerror or e}") from None
+        raise
+    remove_folder(checkpoints)
+    return os.path.join(out, "index.html")
+
+
+def _figure_sweeps(checkpoints, seed, samples, quick, threads, progress):
+    """The rows of every figure's sweep (figures drawing from the same sweep share one run), and timings."""
+    timings, figure_rows, swept = {}, {}, {}
     for f in figures():
         t0 = time.perf_counter()
         n = samples or (max(1000, (f.samples or 0) // 20) if quick and f.samples else f.samples)
         settings = _figure_settings(f, CATALOG[f.experiment], quick)
         same = json.dumps([f.experiment, f.grid, settings, n], sort_keys=True)
-        if same not in swept:  # figures drawing from the same sweep share one run of it
+        if same not in swept:
             swept[same] = sweep(f.experiment, f.grid, seed=seed, samples=n, settings=settings, threads=threads,
                                 progress=progress, checkpoint=os.path.join(checkpoints, f.name + ".jsonl")).checks
         figure_rows[f.name] = [r for r in swept[same] if f.keep(r)]
         timings[f"figure_{f.name}_s"] = round(time.perf_counter() - t0, 3)
-    # The figures are drawn (one core, matplotlib) while verify runs, which leaves a core idle at times.
-    drawing = _drawing(tmp, figure_rows)
-    t0 = time.perf_counter()
-    verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
-                          checkpoint=os.path.join(checkpoints, "verify.jsonl"))
-    timings["verify_s"] = round(time.perf_counter() - t0, 3)
-    drawn = drawing()
-    timings["total_s"] = round(time.perf_counter() - start, 3)
-    manifest = {"command": command or sys.argv, "seed": seed, "samples": samples, "quick": quick,
-                "threads": verification.meta["threads"], "versions": {**versions(), "seaborn": sns.__version__},
-                "platform": platform.platform(), "git_commit": _git_commit(), "timings": timings}
-    write(tmp, verification, figure_rows, manifest, drawn)
-    old = out + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(out):
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return os.path.join(out, "index.html")
+    return figure_rows, timings
+
+
+WRITTEN_BY = "dropout-bn-simulator report"
+_LEGACY_MANIFEST = {"command", "seed", "versions", "git_commit", "timings"}  # reports written before WRITTEN_BY
+CHECKPOINT_MARK = "checkpoints-of-report.json"
+
+
+def is_report(folder):
+    """Whether ``folder`` is a report this program wrote (its ``manifest.json`` says so): only such a
+    folder is ever replaced by a new report."""
+    try:
+        with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and (manifest.get("written_by") == WRITTEN_BY
+                                           or _LEGACY_MANIFEST <= set(manifest))
+
+
+def _checkpoint_folder(out):
+    """``out.checkpoint``, the report's finished sweeps: created with its mark, or refused when it exists and
+    is not this program's."""
+    folder = out + ".checkpoint"
+    mark = os.path.join(folder, CHECKPOINT_MARK)
+    if os.path.lexists(folder):
+        if os.path.islink(folder) or not os.path.isfile(mark):
+            raise ParameterError(f"{folder} exists and is not this program's report checkpoint; "
+                                 "move it away to write the report")
+        return folder
+    try:
+        os.makedirs(folder)
+        with open(mark, "w", encoding="utf-8") as f:
+            json.dump({"written_by": WRITTEN_BY, "holds": "finished sweeps of an unfinished report"}, f)
+    except OSError as e:
+        remove_folder(folder)
+        raise OutputError(f"cannot write the report's checkpoints {folder}: {e.strerror or e}") from None
+    return folder
+
+
+def _drop_empty_checkpoints(folder):
+    """An interrupted report keeps its checkpoints, unless it had finished nothing yet."""
+    if os.path.isdir(folder) and os.listdir(folder) == [CHECKPOINT_MARK]:
+        remove_folder(folder)

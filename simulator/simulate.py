@@ -8,7 +8,7 @@
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba
 import numpy as np
@@ -18,9 +18,9 @@ from . import __version__
 from .catalog import Context, suggest
 from .claims import CLAIMS, summarize_all
 from .engine import MIN_SAMPLES, set_threads
-from .errors import ParameterError, shown
+from .errors import ParameterError, SimulationError, shown
 from .experiments import CATALOG
-from .verdict import acceptable, judge, z_threshold
+from .verdict import Check, acceptable, judge, z_threshold
 from .warmup import warm_up
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
@@ -216,8 +216,39 @@ def measure(p, chosen, values, seed, samples, progress=None):
     for exp, q in zip(chosen, values):
         ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **q})
         n = q[exp.runs_param] if exp.runs_param else ctx.samples
-        measured += [(exp, n, c) for c in exp.run(p, q, ctx)]
+        why = too_few_gates(exp, p, ctx.samples)
+        try:
+            checks = exp.run(p, q, ctx)
+        except (SimulationError, ArithmeticError, ValueError):  # LinAlgError is a ValueError
+            if why is None:
+                raise
+            # Nothing could be estimated (e.g. every unit dropped): each declared check is inconclusive.
+            checks = [Check(spec.name, spec.kind, math.nan, math.nan, math.nan, params={"p": p, **q})
+                      for spec in exp.checks]
+        if why is not None:
+            checks = [replace(c, degenerate=why) for c in checks]
+        measured += [(exp, n, c) for c in checks]
     return measured
+
+
+MIN_GATE_EVENTS = 10
+
+
+def too_few_gates(exp, p, samples):
+    """Why the sampled checks of ``exp`` have no estimable MCSE at keep probability p with ``samples``
+    samples, or None.
+
+    Each gate position sees about ``samples·p`` kept and ``samples·(1 − p)`` dropped gates; with fewer
+    than :data:`MIN_GATE_EVENTS` of either (p < 1) the moments that carry the MCSE are not estimable (at
+    p = 1e-9 and 1,000 samples no gate is ever kept, and the sampled variance and its MCSE are both 0).
+    """
+    if not exp.gated or p >= 1:
+        return None
+    kept, dropped = samples * p, samples * (1 - p)
+    if min(kept, dropped) >= MIN_GATE_EVENTS:
+        return None
+    return (f"about {kept:.3g} kept and {dropped:.3g} dropped gates expected in {samples:,} samples at p = {p:g}: "
+            f"too few to estimate an MCSE (at least {MIN_GATE_EVENTS} of each needed; add samples)")
 
 
 def judge_all(measured, alpha):
@@ -250,4 +281,6 @@ def judge_all(measured, alpha):
             else None,
             "verdict": j.verdict, "samples": n, "unit": "training runs" if exp.runs_param else "samples",
         })
+        if c.degenerate:
+            rows[-1]["reason"] = c.degenerate
     return rows, zstar, tested

@@ -7,6 +7,7 @@ that point's own checks, for the same reason. Finished points can be kept in a
 checkpoint file (JSON lines) and a rerun of the same sweep resumes from it.
 """
 import itertools
+import math
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from .checkpoint import Checkpoint, key
 from .errors import ParameterError
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, Result, check_alpha, check_p, check_samples, check_seed,
                        resolve, select, simulate, versions)
+
+
+MAX_POINTS = 100_000  # grid points a sweep may have: each is a simulate call, so more would never finish
 
 
 def parse_range(spec):
@@ -27,6 +31,8 @@ def parse_range(spec):
             count = 0
         if len(parts) != 3 or count < 1 or not (np.isfinite(start) and np.isfinite(stop)):
             raise ParameterError(f"grid spec {spec!r}: a range is START:STOP:COUNT with COUNT ≥ 1, e.g. 0.1:1.0:10")
+        if count > MAX_POINTS:  # before any allocation
+            raise ParameterError(f"grid spec {spec!r}: {count:,} values; at most {MAX_POINTS:,} points a sweep")
         return [f"{x:.12g}" for x in np.linspace(start, stop, count)]
     values = [v.strip() for v in text.split(",")]
     if not text or any(not v for v in values):
@@ -49,8 +55,11 @@ def parse_grid(items):
 
 
 def points(grid):
-    """The Cartesian product of a grid, as a list of dicts in the order given."""
+    """The Cartesian product of a grid, as a list of dicts in the order given (at most :data:`MAX_POINTS`)."""
     names = list(grid)
+    count = math.prod(len(v) for v in grid.values())
+    if count > MAX_POINTS:  # before the product is built
+        raise ParameterError(f"--grid: {count:,} points; at most {MAX_POINTS:,} points a sweep")
     return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
 
 
@@ -83,7 +92,10 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
     settings : dict, optional
         Fixed parameters for every point.
     checkpoint : str or Checkpoint, optional
-        Finished points (a JSON-lines file); points found there are not run again.
+        Finished points (a checkpoint file, :mod:`simulator.checkpoint`); points found there are not run
+        again. A file of another sweep (other experiment, settings, seed, samples or code) is discarded;
+        one that is not a checkpoint is refused. It is left in place: remove it with
+        :func:`simulator.checkpoint.remove` once the output is written.
     workers : int, optional
         Run the points on a local Dask cluster of this many worker processes.
     scheduler : str, optional
@@ -106,7 +118,9 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
     for point in todo:  # validate every point before any work
         check_p(point.get("p", base_p))
         resolve([exp], {**settings, **{k: v for k, v in point.items() if k != "p"}})
-    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+    belongs_to = {"command": "sweep", "experiment": exp.name, "seed": seed, "samples": samples, "alpha": alpha,
+                  "settings": settings, "p": base_p}
+    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint, belongs_to)
     keys = [key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha, settings=settings, p=base_p,
                 point=point) for point in todo]
     tasks = {i: (exp.name, point, base_p, settings, samples, seed, alpha)

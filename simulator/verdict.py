@@ -101,6 +101,9 @@ class Check:
         For an effect or equivalence estimated from few independent runs: the degrees of freedom of
         its MCSE (runs − 1). Its t statistic is then mapped to the normal z of the same tail
         probability, so that z* keeps its family-wise meaning; 0 means normal.
+    degenerate : str or None
+        Why this sampled check has no estimable MCSE (e.g. no gate was kept): it is then ``inconclusive``,
+        never refuted or confirmed.
     scale : float
         Size of the quantity being checked, where the closed form itself can be
         near zero (e.g. the largest component of a vector): exact comparisons
@@ -121,6 +124,7 @@ class Check:
     outcome: str | None = None
     reference: bool = False
     dof: int = 0
+    degenerate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,9 @@ def judge(c, zstar):
     res = (zstar + _POWER_Z) * c.mcse
     if c.kind == "measurement":
         return Judged(None, res, rel, "measured")
+    if c.degenerate and c.kind != "derivation" and (c.kind != "enumeration" or not math.isfinite(c.estimate)):
+        return Judged(None, math.inf, None, "undecided" if c.kind == "equivalence" else
+                      "no detectable effect" if c.kind == "effect" else "inconclusive")
     if c.kind == "derivation":
         return Judged(None, 0.0, None, c.outcome or "undecided")
     if c.kind in ("effect", "equivalence"):
@@ -203,8 +210,12 @@ def acceptable(kind):
     """Verdicts that do not count as a failure of the simulator.
 
     The expected one; ``inconclusive`` too for an erratum or an approximation
-    (an underpowered check, counted as such); any verdict of a finding.
+    (an underpowered check, counted as such), and for any check of a run too small to estimate its
+    MCSE (a row with a ``reason``); any verdict of a finding. ``kind`` is a kind, or a check's row.
     """
+    if isinstance(kind, dict):
+        extra = {"inconclusive"} if kind.get("reason") else set()
+        return acceptable(kind["kind"]) | extra
     if kind in FINDING_VERDICTS:
         return set(FINDING_VERDICTS[kind])
     return {expected(kind), "inconclusive"} if kind in ("erratum", "approximation") else {expected(kind)}

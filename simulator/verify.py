@@ -46,7 +46,7 @@ class Verification:
     @property
     def failed(self):
         """Checks whose verdict is not one their kind accepts (a failure of the simulator, not of the document)."""
-        return [r for r in self.checks if r["verdict"] not in acceptable(r["kind"])]
+        return [r for r in self.checks if r["verdict"] not in acceptable(r)]
 
     @property
     def ok(self):
@@ -155,7 +155,8 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     experiments : list of str, optional
         Restrict to these experiments.
     checkpoint : str or Checkpoint, optional
-        Finished runs of the grid (a JSON-lines file); a rerun resumes from them.
+        Finished runs of the grid (a checkpoint file, :mod:`simulator.checkpoint`); a rerun resumes from
+        them. One of another run is discarded, a file that is not a checkpoint refused.
     derivations : bool, optional
         Include the symbolic derivation checks (default: when no experiment is named).
 
@@ -167,10 +168,11 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     samples = None if samples is None else check_samples(samples)
     runs = plan(experiments, quick, samples)
     derivations = not experiments if derivations is None else derivations
+    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(
+        checkpoint, {"command": "verify", "seed": seed, "quick": quick, "samples": samples})
     threads = set_threads(threads)
     start = time.perf_counter()
     warm_up([exp for exp, _, _, _ in runs], progress)
-    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     keys = [key(stage="verify", experiment=exp.name, values=values, p=p, samples=n, seed=seed)
             for exp, values, p, n in runs]
     todo = [(k, *run) for k, run in zip(keys, runs) if k not in done]

@@ -157,8 +157,7 @@ def test_manifest_and_no_leftovers(report_dir):
 def test_report_resumes_byte_identical(report_dir, tmp_path):
     # An interrupted report leaves its checkpoints: here, half of the verify grid and one figure.
     target = tmp_path / "rep"
-    checkpoints = str(target) + ".checkpoint"
-    os.makedirs(checkpoints)
+    checkpoints = rep._checkpoint_folder(str(target))  # as the interrupted report made it: with its mark
     verify(quick=True, samples=2000, experiments=["inverted-dropout"],
            checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     from simulator.figures import FIGURES
@@ -191,9 +190,9 @@ def test_the_drawing_process_hands_back_its_figures_and_its_errors(tmp_path):
     rows = {"c4-batch-variance": [{"check": "batch-var", "params": {"m": m, "p": 0.5}, "closed_form": 3.0,
                                    "estimate": 3.0, "mcse": 0.01, "verdict": "confirmed", "kind": "exact"}
                                   for m in (2, 4)]}
-    done = rep._drawing(str(tmp_path), rows)()
+    done = rep._drawing(str(tmp_path), rows)[0]()
     assert [name for _, name, _, _ in done] == ["c4-batch-variance"]
     assert (tmp_path / "c4-batch-variance.png").stat().st_size > 0 and (tmp_path / "c4-batch-variance.svg").exists()
     bad = {"c4-batch-variance": [{"check": "batch-var"}]}  # no params: drawing fails
     with pytest.raises(KeyError):
-        rep._drawing(str(tmp_path), bad)()
+        rep._drawing(str(tmp_path), bad)[0]()

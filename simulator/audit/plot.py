@@ -3,7 +3,8 @@
 Imported only when a figure is asked for (matplotlib, Agg backend).
 """
 import os
-import tempfile
+
+from ..files import open_output
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 SERIES = (  # (stage, what, label, colour, marker, filled)
@@ -49,14 +50,8 @@ def plot_ratios(result, path):
     ax.set_ylim(bottom=0.0, top=max(1.15, ax.get_ylim()[1]))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
     ext = os.path.splitext(path)[1].lower()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=ext)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format=ext[1:], dpi=150)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+        with open_output(path, binary=True) as f:  # never half-written, a user's link or device kept
+            fig.savefig(f, format=ext[1:], dpi=150)
     finally:
         plt.close(fig)

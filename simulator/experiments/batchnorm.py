@@ -231,6 +231,7 @@ def _subclaim(check):
 
 EXPERIMENT = Experiment(
     name="batchnorm",
+    gated=False,
     claim_id="C4",
     claim="BatchNorm1d (PyTorch semantics): every training batch has Σx̂ = 0, Σx̂² = mσ_B²/(σ_B²+ε) and "
           "|x̂| ≤ √(m−1); E[σ_B²] = (m−1)σ²/m; the running statistics (unbiased running_var) converge so "

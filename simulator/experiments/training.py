@@ -167,6 +167,7 @@ def _quick(values):
 
 EXPERIMENT = Experiment(
     name="training",
+    gated=False,
     claim_id="C6",
     claim="Trained networks: dropout makes regression worse (signed, paired effect on the test MSE) but barely "
           "affects classification (accuracy drop within a margin); with dropout before BN the trained network's "

@@ -1,0 +1,471 @@
+"""Fault injection: a user's files are never lost, checkpoints never lie, every failure is one line.
+
+Each case asserts the exit status, one stderr line without a traceback, the user's files untouched and
+no temporary file left. A full disk is a real 16 KiB tmpfs where this machine lets the tests mount one
+(as root), and a patched write that raises ENOSPC everywhere.
+"""
+import errno
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from simulator import checkpoint as ckpt
+from simulator import files
+from simulator.errors import CheckpointNotice, OutputError, ParameterError
+from simulator.sweep import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = ("simulate", "--experiment", "inverted-dropout", "--set", "dist=normal", "--samples", "2000",
+       "--threads", "1", "--format", "json")
+SWEEP = ("sweep", "--experiment", "inverted-dropout", "--grid", "p=0.2,0.6", "--grid", "v=1,2",
+         "--set", "dist=uniform", "--samples", "2000", "--threads", "1", "--no-progress")
+
+
+def one_line(err):
+    """The one message of stderr (progress redraws dropped), asserting there is exactly one and no traceback."""
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    lines = [segment.split("\r")[-1].strip() for segment in err.split("\n")]
+    lines = [line for line in lines if line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def snapshot(folder):
+    """Every path under ``folder`` with its bytes (or its kind), to show nothing was touched or left."""
+    found = {}
+    for base, dirs, names in os.walk(folder):
+        for name in dirs + names:
+            path = os.path.join(base, name)
+            rel = os.path.relpath(path, folder)
+            if os.path.islink(path):
+                found[rel] = "-> " + os.readlink(path)
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    found[rel] = f.read()
+            else:
+                found[rel] = "dir" if os.path.isdir(path) else "special"
+    return found
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 KiB file system (a tmpfs), or skip where it cannot be mounted (the patched cases still run)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("no tmpfs can be mounted here: the patched ENOSPC cases cover a full disk")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+# --- outputs never destroy what the user had ----------------------------------------------------------
+
+
+def test_out_on_a_folder_is_refused_and_the_folder_untouched(cli_run, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("precious")
+    before = snapshot(tmp_path)
+    code, _, err = cli_run(*SIM, "--out", str(tmp_path / "mine"))
+    assert code == 2 and "is a folder" in one_line(err)
+    assert snapshot(tmp_path) == before
+
+
+def test_out_through_a_symlink_writes_the_target_and_keeps_the_link(cli_run, tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    (tmp_path / "link.json").symlink_to(target)
+    code, _, _ = cli_run(*SIM, "--out", str(tmp_path / "link.json"))
+    assert code == 0 and os.path.islink(tmp_path / "link.json")
+    assert json.loads(target.read_text())["meta"]["seed"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # an existing file keeps its mode
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
+
+
+def test_a_new_file_gets_the_umask_permissions(cli_run, tmp_path):
+    old = os.umask(0o027)
+    try:
+        code, _, _ = cli_run(*SIM, "--out", str(tmp_path / "r.json"))
+    finally:
+        os.umask(old)
+    assert code == 0 and stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o640
+
+
+def test_a_character_device_is_written_in_place(cli_run):
+    code, _, _ = cli_run(*SIM, "--out", "/dev/null")
+    assert code == 0 and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_dev_stdout_is_written_in_place(tmp_path):
+    done = subprocess.run([sys.executable, "cli.py", *SIM, "--out", "/dev/stdout"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and json.loads(done.stdout)["meta"]["seed"]
+
+
+def test_a_named_pipe_is_written_in_place(cli_run, tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a reader that never blocks the writer's open
+    try:
+        code, _, _ = cli_run(*SIM, "--out", str(fifo))
+        text = os.read(reader, 1 << 16).decode()
+    finally:
+        os.close(reader)
+    assert code == 0 and json.loads(text)["meta"]["seed"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
+
+
+@pytest.mark.parametrize("target", ["/proc/x", "/proc/no/such/file", "/dev/no-such-device"])
+def test_unwritable_system_paths_are_one_line(cli_run, target):
+    code, _, err = cli_run(*SIM, "--out", target)
+    assert code == 2 and one_line(err).startswith("error: --out")
+
+
+def test_a_read_only_file_is_not_replaced(cli_run, tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("keep")
+    os.chmod(target, 0o444)
+    code, _, err = cli_run(*SIM, "--out", str(target))
+    assert code == 2 and "read-only" in one_line(err) and target.read_text() == "keep"
+
+
+def test_a_socket_is_refused(cli_run, tmp_path):
+    import socket
+    path = str(tmp_path / "s")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+        code, _, err = cli_run(*SIM, "--out", path)
+    assert code == 2 and "not a regular file" in one_line(err)
+
+
+@pytest.mark.parametrize("make", ["folder", "file", "symlink"])
+def test_report_out_on_a_users_path_is_refused(cli_run, tmp_path, make):
+    out = tmp_path / "rep"
+    if make == "folder":
+        out.mkdir()
+        (out / "thesis.tex").write_text("years of work")
+    elif make == "file":
+        out.write_text("a file")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        out.symlink_to(tmp_path / "elsewhere")
+    before = snapshot(tmp_path)
+    code, _, err = cli_run("report", "--quick", "--samples", "1000", "--no-progress", "--out", str(out))
+    assert code == 2 and one_line(err).startswith(f"error: --out {out}")
+    assert snapshot(tmp_path) == before  # nothing moved aside, nothing left
+
+
+def test_a_folder_is_replaced_only_when_it_is_ours(tmp_path):
+    def owned(folder):
+        return os.path.exists(os.path.join(folder, "mark"))
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mark").write_text("")
+    (out / "old.txt").write_text("old")
+    new = files.new_folder(str(out))
+    with open(os.path.join(new, "new.txt"), "w") as f:
+        f.write("new")
+    files.replace_folder(new, str(out), owned)
+    assert sorted(os.listdir(out)) == ["new.txt"] and os.listdir(tmp_path) == ["out"]
+    other = files.new_folder(str(out))
+    with pytest.raises(ParameterError):  # no mark now: not ours any more
+        files.replace_folder(other, str(out), owned)
+    assert sorted(os.listdir(out)) == ["new.txt"]
+
+
+def test_a_report_checkpoint_folder_that_is_not_ours_is_refused(cli_run, tmp_path):
+    out = tmp_path / "rep"
+    (tmp_path / "rep.checkpoint").mkdir()
+    (tmp_path / "rep.checkpoint" / "data.csv").write_text("mine")
+    before = snapshot(tmp_path)
+    code, _, err = cli_run("report", "--quick", "--samples", "1000", "--no-progress", "--out", str(out))
+    assert code == 2 and "not this program's report checkpoint" in one_line(err)
+    assert snapshot(tmp_path) == before
+
+
+# --- a full disk ------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(cli_run, small_disk):
+    with open(small_disk / "filler", "wb") as f:
+        f.write(b"\0" * 12288)  # three of the four pages left
+    target = small_disk / "r.json"
+    code, _, err = cli_run(*SIM, "--out", str(target))
+    assert code == 1 and one_line(err) == f"error: cannot write {target}: No space left on device"
+    assert os.listdir(small_disk) == ["filler"]
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_patched_full_disk_for_every_writer(monkeypatch, tmp_path):
+    real = os.fdopen
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: _FullFile(real(*a, **k)))
+    for writer, data in ((files.write_text, "text"), (files.write_bytes, b"bytes")):
+        with pytest.raises(OutputError, match="No space left"):
+            writer(str(tmp_path / "out"), data)
+    assert os.listdir(tmp_path) == []
+
+
+class _FullFile:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        _enospc()
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_a_full_disk_while_checkpointing_cuts_the_file_back(monkeypatch, tmp_path):
+    path = str(tmp_path / "c.partial")
+    c = ckpt.Checkpoint(path, {"command": "test"})
+    c.save("a", [1])
+    size = os.path.getsize(path)
+    real_open = open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return _FullFile(f) if "+" in mode else f
+
+    monkeypatch.setattr(ckpt, "open", failing_open, raising=False)
+    with pytest.raises(OutputError, match="checkpoint"):
+        c.save("b", [2])
+    with pytest.raises(OutputError):  # the first piece of a new file: no file is left at all
+        ckpt.Checkpoint(str(tmp_path / "new.partial"), {"command": "test"}).save("a", [1])
+    monkeypatch.undo()
+    assert os.path.getsize(path) == size and list(ckpt.Checkpoint(path, {"command": "test"}).done) == ["a"]
+    assert sorted(os.listdir(tmp_path)) == ["c.partial"]
+
+
+# --- checkpoints that cannot lie ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The bytes of the sweep run in one go."""
+    out = tmp_path_factory.mktemp("sweep") / "s.csv"
+    import cli
+    try:
+        cli.main([*SWEEP, "--out", str(out)])
+    except SystemExit as e:
+        assert e.code in (0, None)
+    return out.read_bytes()
+
+
+def _partial(out, **change):
+    """The checkpoint an interruption after the first two points leaves, as the command makes it."""
+    args = {"samples": 2000, "settings": {"dist": "uniform"}, "threads": 1, **change}
+    sweep("inverted-dropout", {"p": "0.2", "v": "1,2"}, checkpoint=str(out) + ".partial", **args)
+    return str(out) + ".partial"
+
+
+def _edit(path, line, edit):
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    lines[line] = edit(lines[line])
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines))
+
+
+DAMAGE = {
+    "an estimate edited": lambda raw: raw.replace(b'"estimate": ', b'"estimate": 1', 1),
+    "rows emptied to []": lambda raw: raw[:raw.index(b'"value": ') + 9] + b"[]}",
+    "rows without point": lambda raw: raw.replace(b'"point"', b'"pont"'),
+    "invalid UTF-8": lambda raw: raw[:80] + b"\xff\xfe" + raw[82:],
+    "a number where rows belong": lambda raw: b"42",
+    "a string where rows belong": lambda raw: b'"rows"',
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_checkpoint_is_discarded_and_the_output_unchanged(cli_run, tmp_path, uninterrupted, damage):
+    out = tmp_path / "s.csv"
+    partial = _partial(out)
+    _edit(partial, 1, DAMAGE[damage])
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 0 and "Traceback" not in err
+    assert "is damaged" in err and "discarded, starting afresh" in err
+    assert out.read_bytes() == uninterrupted and os.listdir(tmp_path) == ["s.csv"]
+
+
+@pytest.mark.parametrize("other", ["seed", "samples", "code"])
+def test_a_checkpoint_of_another_run_is_discarded(cli_run, tmp_path, uninterrupted, monkeypatch, other):
+    out = tmp_path / "s.csv"
+    if other == "code":
+        monkeypatch.setattr(ckpt, "code_version", lambda: "0.0.0+another")
+        _partial(out)
+        monkeypatch.undo()
+    else:
+        _partial(out, **{"seed": 7} if other == "seed" else {"samples": 3000})
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 0 and f"belongs to another run ({other}" in err and "discarded" in err
+    assert out.read_bytes() == uninterrupted and os.listdir(tmp_path) == ["s.csv"]
+
+
+def test_a_torn_last_line_is_dropped_and_the_rest_resumed(cli_run, tmp_path, uninterrupted):
+    out = tmp_path / "s.csv"
+    partial = _partial(out)
+    with open(partial, "ab") as f:
+        f.write(b'0123abcd {"key": "torn')  # an append cut short by the interruption
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 0 and "discarded" not in err
+    assert out.read_bytes() == uninterrupted and os.listdir(tmp_path) == ["s.csv"]
+
+
+@pytest.mark.parametrize("content", [b"42\n", b'"rows"', b"\xff\xfe\xfd\n", b'{"key": "k", "value": []}\n',
+                                     "folder"])
+def test_what_is_not_our_checkpoint_is_refused_and_kept(cli_run, tmp_path, content):
+    out = tmp_path / "s.csv"
+    partial = tmp_path / "s.csv.partial"
+    if content == "folder":
+        partial.mkdir()
+    else:
+        partial.write_bytes(content)
+    before = snapshot(tmp_path)
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 2 and one_line(err).startswith(f"error: checkpoint {partial}")
+    assert snapshot(tmp_path) == before
+
+
+def test_checkpoint_notices_are_warnings_in_the_library(tmp_path):
+    path = str(tmp_path / "c")
+    ckpt.Checkpoint(path, {"seed": 1}).save("a", 1)
+    with pytest.warns(CheckpointNotice, match="seed 1 in the file, 2 now"):
+        assert len(ckpt.Checkpoint(path, {"seed": 2})) == 0
+    assert len(ckpt.Checkpoint(path, {"seed": 1})) == 1
+
+
+def test_the_report_checkpoint_is_checked_like_any_other(tmp_path):
+    from simulator import report as rep
+    from simulator.verify import verify
+    folder = rep._checkpoint_folder(str(tmp_path / "rep"))
+    path = os.path.join(folder, "verify.jsonl")
+    verify(quick=True, samples=2000, experiments=["inverted-dropout"], checkpoint=path)
+    _edit(path, 1, DAMAGE["an estimate edited"])
+    with pytest.warns(CheckpointNotice, match="damaged"):
+        verify(quick=True, samples=2000, experiments=["inverted-dropout"], checkpoint=path)
+
+
+# --- sizes, extras, degenerate runs and errors that are not interrupts -------------------------------
+
+
+@pytest.mark.parametrize("grid", [("p=0.1:1:1000000000000",), ("p=0.1:1:1000", "v=1:2:1000")])
+def test_huge_grids_are_refused_before_allocating(cli_run, grid):
+    args = [a for g in grid for a in ("--grid", g)]
+    code, _, err = cli_run("sweep", "--experiment", "inverted-dropout", *args)
+    assert code == 2 and "at most 100,000 points" in one_line(err)
+
+
+def test_a_missing_extra_names_the_install_command(cli_run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    code, _, err = cli_run(*SWEEP, "--workers", "2")
+    assert code == 2 and "pip install '.[distributed]'" in one_line(err)
+
+
+def test_an_end_of_file_error_is_not_an_interrupt(cli_run, monkeypatch):
+    import cli
+
+    def broken(**kwargs):
+        raise EOFError("Ran out of input")
+
+    monkeypatch.setattr(cli, "simulate", broken)
+    code, _, err = cli_run(*SIM)
+    assert code == 1 and "interrupted" not in err and "end of input" in one_line(err)
+
+
+def test_no_kept_gate_is_inconclusive_not_refuted(cli_run):
+    code, out, err = cli_run("simulate", "--experiment", "inverted-dropout", "--p", "1e-9", "--samples", "1000",
+                             "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and not err
+    assert {r["verdict"] for r in data["checks"]} == {"inconclusive"}
+    assert all("too few to estimate an MCSE" in r["reason"] for r in data["checks"])
+    assert data["claims"][0]["outcome"] == "inconclusive" and data["claims"][0]["ok"]
+
+
+FROZEN = ("dropout-gradient", "inverted-dropout", "relu-shift", "batchnorm", "variance-shift", "network-shift",
+          "task-impact")
+
+
+def test_every_sampled_experiment_is_undecided_when_no_gate_is_kept(cli_run):
+    code, out, _ = cli_run("simulate", "--p", "1e-9", "--samples", "1000", "--format", "json",
+                           *[a for e in FROZEN for a in ("--experiment", e)])
+    data = json.loads(out)
+    assert code == 0 and all(c["ok"] for c in data["claims"])
+    assert not [r for r in data["checks"] if r.get("reason") and r["verdict"] in ("refuted", "contradicted")]
+    degenerate = {r["subclaim"] for r in data["checks"] if r.get("reason") and r["verdict"] == "inconclusive"}
+    assert degenerate and all(c["outcome"] not in ("confirmed", "contradicted") for c in data["claims"]
+                              if c["id"] in degenerate)
+
+
+# --- interrupts ------------------------------------------------------------------------------------
+
+
+def _interrupt_when(args, marker, second=False):
+    """Run ``cli.py ARGS``, send SIGINT once ``marker`` shows on stderr (and a second one during shutdown);
+    return the exit status and all of stderr (bytes read as they come: progress redraws keep their \\r).
+
+    The signal goes to the whole process group, as a terminal's Ctrl-C does (the drawing process too).
+    """
+    proc = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    seen = b""
+    while marker.encode() not in seen:
+        ch = proc.stderr.read(1)
+        assert ch, f"process ended early: {seen}"
+        seen += ch
+    os.killpg(proc.pid, signal.SIGINT)
+    if second:
+        while b"interrupted" not in seen:
+            ch = proc.stderr.read(1)
+            if not ch:
+                break
+            seen += ch
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, (seen + err).decode()
+
+
+@pytest.mark.parametrize("phase,marker", [("figure sweeps", "sweep points"), ("verify while drawing", "verify (")])
+def test_ctrl_c_during_report_is_quiet_and_leaves_no_temporary(tmp_path, phase, marker):
+    out = tmp_path / "rep"
+    code, err = _interrupt_when(("report", "--quick", "--samples", "1000", "--progress", "--out", str(out)), marker)
+    assert code == 130 and one_line(err).startswith("interrupted")
+    left = os.listdir(tmp_path)
+    assert left in ([], ["rep.checkpoint"]), left  # finished sweeps stay for a resume; nothing temporary
+    if left:
+        assert all(ckpt.is_checkpoint(os.path.join(tmp_path, "rep.checkpoint", n))
+                   for n in os.listdir(tmp_path / "rep.checkpoint") if n.endswith(".jsonl"))
+
+
+def test_ctrl_c_during_sweep_keeps_only_checked_pieces(tmp_path, uninterrupted):
+    out = tmp_path / "s.csv"
+    args = [a for a in SWEEP if a != "--no-progress"] + ["--samples", "2e7", "--progress", "--out", str(out)]
+    code, err = _interrupt_when(args, "sweep points")
+    assert code == 130 and one_line(err).startswith("interrupted")
+    assert os.listdir(tmp_path) == ["s.csv.partial"] and ckpt.is_checkpoint(str(out) + ".partial")
+
+
+def test_a_second_ctrl_c_during_shutdown_stays_quiet():
+    code, err = _interrupt_when(("simulate", "--experiment", "training", "--set", "runs=4", "--progress",
+                                 "--threads", "2"), "training", second=True)
+    assert code == 130 and one_line(err).startswith("interrupted")
