@@ -88,12 +88,21 @@ def set_mode(model, bns, model_train, bn_train):
 
 
 def channel_sums(x, ref):
-    """Per channel of ``x`` (N, C, ...): Σ(x − ref), Σ(x − ref)², and the same for the per-sample means."""
-    x = x.detach().double()
-    x = x.reshape(x.shape[0], x.shape[1], -1) - ref[None, :, None]
-    xm = x.mean(2)
-    s1, s2, m1, m2 = (v.cpu().numpy() for v in (x.sum((0, 2)), (x * x).sum((0, 2)), xm.sum(0), (xm * xm).sum(0)))
-    return [s1, s2, x.shape[0] * x.shape[2], m1, m2, x.shape[0], x.shape[2]]
+    """Per channel of ``x`` (N, C, ...): Σ(x − ref), Σ(x − ref)², and the same for the per-sample means.
+
+    Two reductions over x (``var_mean`` and the per-sample means), combined about ``ref`` in float64.
+    """
+    torch = torch_or_fail()
+    x = x.detach()
+    N, C = x.shape[:2]
+    x = x.reshape(N, C, -1)
+    L = x.shape[2]
+    var, mean = (v.double() for v in torch.var_mean(x, dim=(0, 2), correction=0))
+    xm = x.mean(2).double() - ref[None, :]
+    d = mean - ref
+    n = N * L
+    s1, s2, m1, m2 = (v.cpu().numpy() for v in (n * d, n * (var + d * d), xm.sum(0), (xm * xm).sum(0)))
+    return [s1, s2, n, m1, m2, N, L]
 
 
 def sum_hooks(torch, bns, sink):
@@ -136,14 +145,12 @@ def gather(torch, model, bns, xs, noise=True, progress=None):
     seen = {n: [] for n, _ in bns}
     saved = {n: m.momentum for n, m in bns}
 
-    def hook(name):
-        def f(mod, inputs):
-            x = inputs[0].detach()
-            x = x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 1).reshape(x.shape[1], -1)
-            seen[name].append(x.double().var(1, unbiased=True).cpu().numpy())
+    def hook(name):  # the cumulative average after each batch: the batch variances are its increments
+        def f(mod, inputs, output):
+            seen[name].append(mod.running_var.detach().double().cpu().numpy().copy())
         return f
 
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in bns]
+    handles = [m.register_forward_hook(hook(n)) for n, m in bns]
     try:
         for _, m in bns:
             m.reset_running_stats()
@@ -159,7 +166,16 @@ def gather(torch, model, bns, xs, noise=True, progress=None):
         for n, m in bns:
             m.momentum = saved[n]
         model.eval()
-    return {n: np.array(v) for n, v in seen.items()}
+    return {n: _increments(np.array(v)) for n, v in seen.items()}
+
+
+def _increments(avg):
+    """Batch values from their cumulative averages: ``v_k = k·avg_k − (k − 1)·avg_(k−1)``."""
+    if len(avg) == 0:
+        return avg
+    k = np.arange(1, len(avg) + 1, dtype=float)[:, None]
+    total = k * avg
+    return np.diff(total, axis=0, prepend=0.0)
 
 
 def _same(a, b):

@@ -73,14 +73,18 @@ def _arg(args, kwargs, i, name, default):
 
 
 def _flat(x):
-    if isinstance(x, (list, tuple)):
-        for v in x:
-            yield from _flat(v)
-    elif isinstance(x, dict):
-        for v in x.values():
-            yield from _flat(v)
-    else:
-        yield x
+    """The leaves of nested lists, tuples and dicts (the arguments of a torch call)."""
+    out = []
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        else:
+            out.append(v)
+    return out
 
 
 def eps_kind(A, eps):
@@ -191,9 +195,15 @@ def _merge(terms, src, term):
         raise Nonlinear("one noise source reaches a sum twice in different forms")
 
 
-def linear_terms(torch, name, args, kwargs, out, info_of):
+LINEAR = ADD | MUL | DIV | SAME | MOVE | POOL | WEIGHT | {"neg", "__neg__", "cat", "concat", "concatenate"}
+
+
+def linear_terms(torch, name, args, kwargs, out, info_of, noisy=None):
     """The noise terms of ``out`` when the operation is linear in its noisy inputs; raises :class:`Nonlinear`."""
-    noisy = [a for a in _flat((args, kwargs)) if isinstance(a, torch.Tensor) and info_of(a) is not None]
+    if name not in LINEAR:
+        raise Nonlinear(name)
+    if noisy is None:
+        noisy = [a for a in _flat((args, kwargs)) if isinstance(a, torch.Tensor) and info_of(a) is not None]
     known = [(a, info_of(a)) for a in noisy if info_of(a).terms is not None]
     if name in SAME:
         return dict(known[0][1].terms) if known else {}
@@ -381,13 +391,13 @@ def make_tracer(torch, model, bns, linearize):
             return out
 
         def _propagate(self, name, args, kwargs, out):
-            ins = [self.info_of(a) for a in _flat((args, kwargs)) if isinstance(a, torch.Tensor)]
-            ins = [i for i in ins if i is not None]
-            if not ins:
+            noisy = [a for a in _flat((args, kwargs)) if isinstance(a, torch.Tensor) and self.info_of(a) is not None]
+            if not noisy:
                 return
+            ins = [self.info_of(a) for a in noisy]
             sources = frozenset().union(*(i.sources for i in ins))
             try:
-                terms = linear_terms(torch, name, args, kwargs, out, self.info_of)
+                terms = linear_terms(torch, name, args, kwargs, out, self.info_of, noisy)
                 terms = terms if len(terms) <= MAX_TERMS else None
             except Nonlinear:
                 terms = None
