@@ -41,7 +41,8 @@ PREDICTION_NOTE = ("The closed form uses the eval-mode moments of the dropped ac
                    "BN the shifts compound and it is approximate. nn.Dropout is taken as independent gates per "
                    "element; Dropout1d/2d/3d as one gate per sample and channel (exact same-channel term).")
 FIX_NOTE = ("After the fix a BN fed by another BN can keep a residual of order 1/batch: while recalibrating, the "
-            "upstream BN normalizes with batch statistics; a larger --batch shrinks it.")
+            "upstream BN normalizes with batch statistics; --fix exact (BN by BN) removes it, a larger --batch "
+            "shrinks it.")
 REMEDY_EVAL = ("noise called with training=True stays on at inference: pass training=self.training (or use the "
                "nn module); recalibrating the statistics cannot remove it")
 REMEDY_OTHER = ("re-estimate BN statistics with dropout off (--fix recalibrate); look upstream for "

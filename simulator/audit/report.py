@@ -55,7 +55,9 @@ def summary(result, worst=5):
         name_w = max(len(r["layer"]) for r in bad)
         lines.append(f"worst {len(bad)}:")
         for r in bad:
-            pred = "" if r["predicted_mean"] is None else f"  (predicted {_pm(r['predicted_mean'], r['predicted_mcse'])})"
+            approx = ", linear part only" if "approximate" in r["structure"] else ""
+            pred = "" if r["predicted_mean"] is None else \
+                f"  (predicted {_pm(r['predicted_mean'], r['predicted_mcse'])}{approx})"
             lines.append(f"  {r['layer'].ljust(name_w)}  {_pm(r['ratio_mean'], r['ratio_mcse'])}{pred}  "
                          f"{r['verdict'].split(': ', 1)[-1]}")
     if after:
