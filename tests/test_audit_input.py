@@ -208,3 +208,60 @@ def test_no_bn_one_line(cli_run, files):
     code, out, err = cli_run("audit", "--model", f"{tmp}/nets.py:no_bn", "--input-shape", "6", "--batches", "3",
                              "--no-progress")
     assert code == 0 and "Nothing to shift" in out and "BatchNorm layers:" not in out and "layer  kind" not in out
+
+
+def test_progress_on_stderr(cli_run, files):
+    tmp, _ = files
+    code, out, err = cli_run("audit", "--model", f"{tmp}/nets.py:make", "--input-shape", "6", "--batches", "3",
+                             "--fix", "recalibrate", "--progress")
+    assert code == 0 and "audit: statistics" in err and "audit: recalibrating" in err
+
+
+def test_never_updated_statistics_get_no_percentage(files, tmp_path):
+    """Given weights whose BN never updated (num_batches_tracked = 0): "not converged", never a shift in %."""
+    from simulator.audit import audit_model
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 8),
+                          nn.BatchNorm1d(8), nn.Linear(8, 1))
+    torch.save(model.state_dict(), tmp_path / "fresh.pt")
+    tmp, _ = files
+    r = audit_model(f"{tmp}/nets.py:make", input_shape=(6,), batches=5, weights=str(tmp_path / "fresh.pt"))
+    for row in r.rows:
+        assert row["verdict"].startswith("not converged: more batches") and "%" not in row["verdict"]
+        assert not row["shifted"]
+
+
+class TrainShift(nn.Module):
+    """Differs between train and eval beyond its noise: the linearized pass is not the eval pass."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.fc, self.bn = nn.Linear(6, 8), nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.bn(2.0 * h if self.training else h)
+
+
+def test_train_eval_difference_measured_in_eval_passes():
+    from simulator.audit import audit_model
+
+    r = audit_model(TrainShift(), input_shape=(6,), batches=10, seed=4)
+    assert r.meta["measured_in"] == "eval passes"
+    (row,) = r.rows
+    assert abs(row["ratio_mean"] - 0.25) < 5 * row["ratio_mcse"] and row["sources"] == "none"
+    assert "no noise source reaches it" in row["verdict"]
+
+
+def test_detail_columns_fit_the_longest_name_and_files_keep_every_row(cli_run, files):
+    tmp, _ = files
+    code, out, err = cli_run("audit", "--model", f"{tmp}/nets.py:make", "--input-shape", "6", "--batches", "3",
+                             "--detail", "--no-progress")
+    assert code == 0
+    table = [line for line in out.splitlines() if line.startswith("  layer")]
+    assert table and table[0].index("kind") > len("layer")
+    code, out, err = cli_run("audit", "--model", f"{tmp}/nets.py:make", "--input-shape", "6", "--batches", "3",
+                             "--fix", "exact", "--format", "csv", "--no-progress")
+    assert code == 0 and len(out.strip().splitlines()) == 1 + 4

@@ -9,7 +9,7 @@ probability (PyTorch's nn.Dropout(p) takes the drop probability 1 − p).
 """
 from .result import AuditResult
 
-__all__ = ["AuditResult", "audit_arch", "audit_model", "recalibrate", "recalibrate_exact", "audit_speed"]
+__all__ = ["AuditResult", "audit_arch", "audit_model", "audit_speed", "recalibrate", "recalibrate_exact"]
 
 _HOME = {"audit_arch": "arch", "parse_arch": "arch", "arch_to_torch": "arch", "audit_model": "model",
          "recalibrate": "fix", "recalibrate_exact": "fix", "audit_speed": "speed"}

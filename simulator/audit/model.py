@@ -137,8 +137,8 @@ def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights
     bns = batchnorms(model)
     order = tracer0.order + [n for n, _ in bns if n not in tracer0.order]
     on_in_eval = [op.label for op in tracer0.ops]
-    notes = [f"Noise that stays on in eval mode: {'; '.join(on_in_eval)} (training=True hard-coded?). It is a "
-             "bug in the model, and recalibration cannot remove it."] if on_in_eval else []
+    notes = [(f"Noise that stays on in eval mode: {'; '.join(on_in_eval)} (training=True hard-coded?). It is a "
+              "bug in the model, and recalibration cannot remove it.")] if on_in_eval else []
     meta = {"mc": mc, "fix": fix, "z_star": z_star, "tolerance": tolerance, "batches": len(xs), "order": order,
             "p_meaning": "keep probability = 1 − PyTorch's nn.Dropout(p)", "eval_noise": on_in_eval}
     if not bns:
@@ -231,7 +231,7 @@ def _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress):
         rec.why_not = "after the fix"
     measure(torch, model, bns, xs, records, 0, trace=False,
             progress=_stage(progress, "audit: measuring again", len(xs)))
-    for n, rec in records.items():
+    for rec in records.values():
         rec.upstream = []
     return mark_after(_rows(records, order, "after", z_star, tolerance))
 

@@ -20,10 +20,10 @@ def _pm(x, se, digits=4):
 def _output_lines(stage, out):
     if not out:
         return []
-    return [f"output ({stage}): eval vs Monte Carlo average of {out['mc_samples']} dropout-on passes "
+    return [(f"output ({stage}): eval vs Monte Carlo average of {out['mc_samples']} dropout-on passes "
             f"(BN on running statistics): mean shift {_pm(out['mean_shift'], out['mean_shift_mcse'])}, "
             f"variance shift {_pm(out['var_shift'], out['var_shift_mcse'])} (eval variance "
-            f"{_g(out['var_eval'])}), rms difference {_g(out['rms_diff'])} — in the output's units"]
+            f"{_g(out['var_eval'])}), rms difference {_g(out['rms_diff'])} — in the output's units")]
 
 
 def _worst(rows, k):
@@ -68,14 +68,17 @@ def summary(result, worst=5):
     return lines
 
 
+def _cells(r):
+    spread = f"{r['ratio_median']:.4f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]"
+    return (r["layer"], r["kind"], spread, _pm(r["ratio_mean"], r["ratio_mcse"]), f"{r['li_ratio']:.4f}",
+            _pm(r["predicted_mean"], r["predicted_mcse"]), "—" if r["z"] is None else f"{r['z']:+.2f}", r["verdict"])
+
+
 def detail(result):
     """Every layer and stage, in columns that fit the longest name."""
     head = ("layer", "kind", "ratio median [min, max]", "mean ± MCSE", "Li max(r,1/r)", "predicted", "z",
             "verdict")
-    rows = [(r["stage"], (r["layer"], r["kind"], f"{r['ratio_median']:.4f} [{r['ratio_min']:.3f}, "
-             f"{r['ratio_max']:.3f}]", _pm(r["ratio_mean"], r["ratio_mcse"]), f"{r['li_ratio']:.4f}",
-             _pm(r["predicted_mean"], r["predicted_mcse"]), "—" if r["z"] is None else f"{r['z']:+.2f}",
-             r["verdict"])) for r in result.rows]
+    rows = [(r["stage"], _cells(r)) for r in result.rows]
     width = [max([len(h)] + [len(c[i]) for _, c in rows]) + 2 for i, h in enumerate(head)]
     lines = []
     for stage in ("before", "after"):

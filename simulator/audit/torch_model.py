@@ -220,7 +220,7 @@ def _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, kept, b):
 
     On the first batch both run, and the BN inputs and outputs of the two are compared.
     """
-    first, records = kept
+    first, _ = kept
     y = None
     if tracer is not None:
         lin = {}

@@ -288,7 +288,7 @@ def _noise_value(torch, name, func, args, kwargs, linearize):
     """Run (or, linearized, replace by its mean) one noise operation: (output, keep, term kind or None)."""
     if name in DROPOUTS:
         x, p = args[0], float(_arg(args, kwargs, 1, "p", 0.5))
-        training = bool(_arg(args, kwargs, 2, "training", True if name != "dropout" else True))
+        training = bool(_arg(args, kwargs, 2, "training", True))
         if not training or p == 0.0:
             return None
         keep, kind = 1.0 - p, DROPOUTS[name]
@@ -325,6 +325,118 @@ def _noise_value(torch, name, func, args, kwargs, linearize):
     return out, keep, ("pre", sd, tuple(out.shape))
 
 
+class TracerLogic:
+    """The tracer's state and methods; :func:`make_tracer` mixes it with ``TorchFunctionMode``."""
+
+    def __init__(self, torch, model, bns, linearize):
+        super().__init__()
+        self.torch, self.bns, self.linearize, self.model = torch, bns, linearize, model
+        self.names = {id(m): n for n, m in model.named_modules()}
+        self.kinds = {id(m): type(m).__name__ for m in model.modules()}
+        self.ops, self.keys, self.info, self.stack, self.at_bn = [], {}, {}, [], {n: [] for n, _ in bns}
+        self.order, self.eval_pass = [], False
+        self._counts, self._handles = {}, []
+
+    def info_of(self, t):
+        entry = self.info.get(id(t))
+        return entry[1] if entry is not None and entry[0] is t else None
+
+    def start(self, eval_pass=False):
+        """Before each forward pass."""
+        self.info, self.stack, self._counts, self.eval_pass = {}, [], {}, eval_pass
+
+    def _source(self, name, keep):
+        mod = self.stack[-1] if self.stack else None
+        where = self.names.get(id(mod), "") if mod is not None else ""
+        op = f"F.{name}" if name in DROPOUTS else (f"Tensor.{name}" if name.endswith("_") else f"torch.{name}")
+        n = self._counts[(where, op)] = self._counts.get((where, op), 0) + 1
+        key = (where, op, n)
+        if key not in self.keys:
+            self.keys[key] = len(self.ops)
+            self.ops.append(NoiseOp(op, where, self.kinds.get(id(mod), ""), keep))
+        src = self.keys[key]
+        self.ops[src].in_eval |= self.eval_pass
+        return src
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if (name in DROPOUTS or name in GATES) and getattr(func, "__module__", "") != "torch.nn.init":
+            res = _noise_value(self.torch, name, func, args, kwargs, self.linearize)
+            if res is not None:
+                out, keep, term = res
+                src = self._source(name, keep)
+                base = self.info_of(args[0]) if args and isinstance(args[0], self.torch.Tensor) else None
+                terms = {} if base is None or base.terms is None else dict(base.terms)
+                if term is not None:
+                    terms[src] = term
+                ok = term is not None and (base is None or not base.sources)
+                self.info[id(out)] = (out, Info(frozenset({src}) | (base.sources if base else frozenset()),
+                                                terms if term is not None else None, ok))
+                return out
+        out = func(*args, **kwargs)
+        if isinstance(out, self.torch.Tensor) and self.info:
+            self._propagate(name, args, kwargs, out)
+        return out
+
+    def _propagate(self, name, args, kwargs, out):
+        noisy = [a for a in _flat((args, kwargs)) if isinstance(a, self.torch.Tensor) and self.info_of(a) is not None]
+        if not noisy:
+            return
+        ins = [self.info_of(a) for a in noisy]
+        sources = frozenset().union(*(i.sources for i in ins))
+        try:
+            terms = linear_terms(self.torch, name, args, kwargs, out, self.info_of, noisy)
+            terms = terms if len(terms) <= MAX_TERMS else None
+        except Nonlinear:
+            terms = None
+        exact = terms is not None and all(i.exact and i.terms is not None for i in ins)
+        self.info[id(out)] = (out, Info(sources, terms, exact))
+
+    def _bn_input(self, name, x):
+        if name not in self.order:
+            self.order.append(name)
+        info = self.info_of(x)
+        if info is None:
+            self.at_bn[name].append((frozenset(), None, None, True, ""))
+            return
+        t = tbar = None
+        why = "the path from the noise is not linear"
+        if info.terms:
+            try:
+                parts = [aggregate(term[1], term[2]) if term[0] == "pre" else term[1:]
+                         for term in info.terms.values()]
+                t, tbar = sum(p[0] for p in parts), sum(p[1] for p in parts)
+                why = ""
+            except Nonlinear as e:
+                why = str(e)
+        self.at_bn[name].append((info.sources, t, tbar, info.exact, why))
+
+    def __enter__(self):
+        bn_ids = {id(m): n for n, m in self.bns}
+
+        def pre(mod, inputs):
+            self.stack.append(mod)
+            if id(mod) in bn_ids and inputs and isinstance(inputs[0], self.torch.Tensor):
+                self._bn_input(bn_ids[id(mod)], inputs[0])
+
+        def post(mod, inputs, output):
+            if self.stack and self.stack[-1] is mod:
+                self.stack.pop()
+
+        for m in self.model.modules():
+            self._handles.append(m.register_forward_pre_hook(pre))
+            self._handles.append(m.register_forward_hook(post, always_call=True))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self.info = {}
+        return super().__exit__(*exc)
+
+
 def make_tracer(torch, model, bns, linearize):
     """A context manager tracing one forward pass at a time: see the module docstring.
 
@@ -338,113 +450,5 @@ def make_tracer(torch, model, bns, linearize):
     """
     from torch.overrides import TorchFunctionMode
 
-    names = {id(m): n for n, m in model.named_modules()}
-    kinds = {id(m): type(m).__name__ for m in model.modules()}
-
-    class Tracer(TorchFunctionMode):
-        def __init__(self):
-            super().__init__()
-            self.ops, self.keys, self.info, self.stack, self.at_bn = [], {}, {}, [], {n: [] for n, _ in bns}
-            self.order, self.eval_pass = [], False
-            self._counts, self._handles = {}, []
-
-        def info_of(self, t):
-            entry = self.info.get(id(t))
-            return entry[1] if entry is not None and entry[0] is t else None
-
-        def start(self, eval_pass=False):
-            """Before each forward pass."""
-            self.info, self.stack, self._counts, self.eval_pass = {}, [], {}, eval_pass
-
-        def _source(self, name, keep):
-            mod = self.stack[-1] if self.stack else None
-            where = names.get(id(mod), "") if mod is not None else ""
-            op = f"F.{name}" if name in DROPOUTS else (f"Tensor.{name}" if name.endswith("_") else f"torch.{name}")
-            n = self._counts[(where, op)] = self._counts.get((where, op), 0) + 1
-            key = (where, op, n)
-            if key not in self.keys:
-                self.keys[key] = len(self.ops)
-                self.ops.append(NoiseOp(op, where, kinds.get(id(mod), ""), keep))
-            src = self.keys[key]
-            self.ops[src].in_eval |= self.eval_pass
-            return src
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            name = getattr(func, "__name__", "")
-            if (name in DROPOUTS or name in GATES) and getattr(func, "__module__", "") != "torch.nn.init":
-                res = _noise_value(torch, name, func, args, kwargs, linearize)
-                if res is not None:
-                    out, keep, term = res
-                    src = self._source(name, keep)
-                    base = self.info_of(args[0]) if args and isinstance(args[0], torch.Tensor) else None
-                    terms = {} if base is None or base.terms is None else dict(base.terms)
-                    if term is not None:
-                        terms[src] = term
-                    ok = term is not None and (base is None or not base.sources)
-                    self.info[id(out)] = (out, Info(frozenset({src}) | (base.sources if base else frozenset()),
-                                                    terms if term is not None else None, ok))
-                    return out
-            out = func(*args, **kwargs)
-            if isinstance(out, torch.Tensor) and self.info:
-                self._propagate(name, args, kwargs, out)
-            return out
-
-        def _propagate(self, name, args, kwargs, out):
-            noisy = [a for a in _flat((args, kwargs)) if isinstance(a, torch.Tensor) and self.info_of(a) is not None]
-            if not noisy:
-                return
-            ins = [self.info_of(a) for a in noisy]
-            sources = frozenset().union(*(i.sources for i in ins))
-            try:
-                terms = linear_terms(torch, name, args, kwargs, out, self.info_of, noisy)
-                terms = terms if len(terms) <= MAX_TERMS else None
-            except Nonlinear:
-                terms = None
-            exact = terms is not None and all(i.exact and i.terms is not None for i in ins)
-            self.info[id(out)] = (out, Info(sources, terms, exact))
-
-        def _bn_input(self, name, x):
-            if name not in self.order:
-                self.order.append(name)
-            info = self.info_of(x)
-            if info is None:
-                self.at_bn[name].append((frozenset(), None, None, True, ""))
-                return
-            t = tbar = None
-            why = "the path from the noise is not linear"
-            if info.terms:
-                try:
-                    parts = [aggregate(term[1], term[2]) if term[0] == "pre" else term[1:]
-                             for term in info.terms.values()]
-                    t, tbar = sum(p[0] for p in parts), sum(p[1] for p in parts)
-                    why = ""
-                except Nonlinear as e:
-                    why = str(e)
-            self.at_bn[name].append((info.sources, t, tbar, info.exact, why))
-
-        def __enter__(self):
-            bn_ids = {id(m): n for n, m in bns}
-
-            def pre(mod, inputs):
-                self.stack.append(mod)
-                if id(mod) in bn_ids and inputs and isinstance(inputs[0], torch.Tensor):
-                    self._bn_input(bn_ids[id(mod)], inputs[0])
-
-            def post(mod, inputs, output):
-                if self.stack and self.stack[-1] is mod:
-                    self.stack.pop()
-
-            for m in model.modules():
-                self._handles.append(m.register_forward_pre_hook(pre))
-                self._handles.append(m.register_forward_hook(post, always_call=True))
-            return super().__enter__()
-
-        def __exit__(self, *exc):
-            for h in self._handles:
-                h.remove()
-            self._handles = []
-            self.info = {}
-            return super().__exit__(*exc)
-
-    return Tracer()
+    cls = type("Tracer", (TracerLogic, TorchFunctionMode), {})
+    return cls(torch, model, bns, linearize)
