@@ -93,9 +93,11 @@ def format_study(w):
     for key, label in SIDES:
         if w[key] is not None:
             lines.append(_side_row(label, w[key], w[f"ratio_{key}"], w["targets"].get(key)))
-    missing = [name for name, version in (("PyTorch", w["torch"]), ("JAX", w["jax"])) if version is None]
+    missing = [(name, extra) for name, version, extra in (("PyTorch", w["torch"], "torch"), ("JAX", w["jax"], "bench"))
+               if version is None]
     if missing:
-        lines.append(f"{' and '.join(missing)} not installed: pip install '.[bench]' to compare")
+        lines.append(f"{' and '.join(n for n, _ in missing)} not installed: pip install "
+                     f"'.[{','.join(e for _, e in missing)}]' to compare")
     used = str(e["threads"])
     gemm = _gemm_text(w["gemm"])
     target = w.get("ceiling_target")
