@@ -16,7 +16,7 @@ from simulator import checkpoint as checkpoints
 from simulator.experiments import CATALOG
 from simulator.errors import CheckpointNotice, OutputError
 from simulator.files import check_target, write_text
-from simulator.output import FORMATS, summary, sweep_csv, table, to_json
+from simulator.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
 from simulator.simulate import DEFAULT_ALPHA, DEFAULT_SEED
 from simulator.sweep import sweep
 from simulator.verdict import expected
@@ -40,6 +40,9 @@ def check_out(out, option="--out"):
     check_target(out, option)
 
 
+COUNTED = 50  # up to this many steps, progress counts them (3/8) instead of a percentage
+
+
 class Progress:
     """Progress on stderr, with the time left once a stream runs long; by default only on a terminal."""
 
@@ -54,7 +57,7 @@ class Progress:
         now = time.monotonic()
         if label != self.label:
             self.label, self.start = label, now
-        text = f"{label}: {100 * done / total:5.1f}%"
+        text = f"{label}: {done}/{total}" if total <= COUNTED else f"{label}: {100 * done / total:5.1f}%"
         if done and now - self.start > 2:
             text += f"  (~{(now - self.start) * (total - done) / done:.0f} s left)"
         sys.stderr.write("\r" + text.ljust(72))
@@ -71,6 +74,22 @@ class Progress:
         if self.shown:
             sys.stderr.write("\r" + " " * 72 + "\r")
             sys.stderr.flush()
+
+
+class Stream:
+    """Claim lines printed as they are decided (``simulate``'s ``stream``): the run's header first, the
+    progress line cleared before each batch."""
+
+    def __init__(self, progress):
+        self.progress, self.started = progress, False
+
+    def __call__(self, claims, head):
+        self.progress.close()
+        if not self.started:
+            click.echo(header(head, head["experiments"]) + "\n")
+            self.started = True
+        click.echo("\n".join(claim_lines(claims, style)))
+        self.progress.shown = False
 
 
 PROGRESS = click.option("--progress/--no-progress", default=None,
@@ -125,8 +144,12 @@ def simulate_cmd(p, experiments, samples, seed, threads, sets, fmt, out, detail,
     """Run every experiment (or those named) at keep probability p: one line per claim, then the total."""
     check_out(out)
     with Progress(progress) as progress:
+        stream = Stream(progress) if fmt == "table" and not out else None
         result = simulate(p=p, experiments=list(experiments), samples=samples, seed=seed, threads=threads,
-                          settings=parse_settings(sets), progress=progress)
+                          settings=parse_settings(sets), progress=progress, stream=stream)
+    if stream is not None:
+        click.echo(table(result, detail, style, streamed=True), nl=False)
+        return
     emit(render(result, fmt, out, detail), out)
     if out:
         click.echo(summary(result), err=True)

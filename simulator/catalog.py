@@ -16,6 +16,8 @@ does not apply to it). ``kernels`` are the top-level compiled kernels the first 
 are not the experiment module's own block kernels (:mod:`simulator.warmup`). ``gated`` says that each
 sample draws its gates with keep probability p, so that a run with too few kept (or dropped) gates cannot
 estimate an MCSE and its sampled checks are inconclusive (:func:`simulator.simulate.too_few_gates`).
+``subclaims`` are the sub-claims its checks may test (its ``claim_id`` alone when empty): ``simulate``
+prints a claim's line once every chosen experiment that may test it is done.
 """
 import difflib
 import math
@@ -158,6 +160,11 @@ class Experiment:
     runs_param: str = ""
     kernels: tuple = ()
     gated: bool = True
+    subclaims: tuple = ()
+
+    def tests(self):
+        """The sub-claims this experiment's checks may test (``subclaims``, or its ``claim_id``)."""
+        return self.subclaims or (self.claim_id,)
 
     def param(self, name):
         for q in self.params:

@@ -240,8 +240,8 @@ def headline(rows, zstar, p=None, quote=()):
     ----------
     rows : list of dict
         The sub-claim's check rows.
-    zstar : float
-        The run's z threshold.
+    zstar : float or dict
+        The run's z threshold, or each experiment's (experiment name → z*).
     p : float, optional
         The keep probability to quote at (the run's, or verify's headline p).
     quote : sequence of dict
@@ -270,8 +270,9 @@ def headline(rows, zstar, p=None, quote=()):
     inequalities = [r for r in tested if r["kind"] == "inequality" and r["z"] is not None and r["mcse"]]
     if ztests and not parts:
         worst = max(ztests, key=lambda r: abs(r["z"]))
+        limit = zstar.get(worst["experiment"], max(zstar.values())) if isinstance(zstar, dict) else zstar
         parts.append(f"{len(ztests)} z-tests, largest |z| = {abs(worst['z']):.2f} ({worst['check']}) "
-                     f"against z* = {zstar:.2f}")
+                     f"against z* = {limit:.2f}")
     elif ztests:
         parts.append(f"corrected formulas: largest |z| = {max(abs(r['z']) for r in ztests):.2f} "
                      f"over {len(ztests)} z-tests")

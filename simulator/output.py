@@ -29,7 +29,8 @@ def verdict_text(row):
 
 
 def summary(result):
-    """One line: how many checks came out as expected, how many could not decide, how many did not."""
+    """One line: how many checks came out as expected, how many could not decide, how many did not
+    (and, for a run of several experiments, the range of their z*)."""
     rows = result.checks
     bad = [r for r in rows if r["verdict"] not in acceptable(r)]
     undecided = [r for r in rows if r not in bad and r["verdict"] in UNDERPOWERED]
@@ -41,17 +42,30 @@ def summary(result):
     if bad:
         text += ": unexpected " + ", ".join(f"{r['experiment']}/{r['check']}" for r in bad[:8])
         text += " …" if len(bad) > 8 else ""
+    zstars = result.meta.get("z_thresholds")
+    if zstars:
+        text += (f"\n{result.meta['checks_tested']} z-tests; z* by experiment from {min(zstars.values()):.2f} to "
+                 f"{max(zstars.values()):.2f} (α/{len(zstars)} each)")
     return text
 
 
-def header(meta):
-    """The first line: what p means, seed, threads and the z threshold."""
+def header(meta, experiments=None):
+    """The first line: what p means, seed, threads and the z threshold.
+
+    A run of several experiments (``meta["z_thresholds"]``, or ``experiments`` > 1 before they are done)
+    judges each one as its own family at α / E, so the line names the split instead of one z*.
+    """
     if "p" in meta:
         what = f"p = {meta['p']:g} is the KEEP probability (PyTorch: nn.Dropout(p={1 - meta['p']:g}))"
     else:
         what = "p is the KEEP probability (PyTorch's nn.Dropout takes 1 − p)"
-    return (f"{what};  seed = {meta['seed']};  threads = {meta['threads']};  z* = {meta['z_threshold']:.2f} "
-            f"(family-wise α = {meta['alpha']:g} over {meta['checks_tested']} z-tests)")
+    start = f"{what};  seed = {meta['seed']};  threads = {meta['threads']};  "
+    count = len(meta["z_thresholds"]) if "z_thresholds" in meta else experiments or 1
+    if count > 1:
+        return start + (f"family-wise α = {meta['alpha']:g}, split over {count} experiments: each is a Bonferroni "
+                        f"family at α/{count}, so its claims are decided when it is done")
+    return start + (f"z* = {meta['z_threshold']:.2f} (family-wise α = {meta['alpha']:g} over "
+                    f"{meta['checks_tested']} z-tests)")
 
 
 def _reference(r):
@@ -80,6 +94,8 @@ def detail(result):
             current = group
             at = "" if group[1] is None else f" at p = {group[1]:g}"
             budget = f"; {r['samples']:,} {r.get('unit', 'samples')}" if r["samples"] else ""
+            if r["experiment"] in result.meta.get("z_thresholds", {}):
+                budget += f"; z* = {result.meta['z_thresholds'][r['experiment']]:.2f}"
             lines += ["", f"{r['experiment']} [{r['claim']}]{at} — {r['source']}{budget}",
                       "  " + "".join(h.ljust(w) for h, w in zip(head, width)).rstrip()]
         if r["kind"] == "derivation":
@@ -150,10 +166,11 @@ def effect_lines(result, style=_plain, p=HEADLINE_P):
     return lines
 
 
-def table(result, detail_rows=False, style=_plain):
+def table(result, detail_rows=False, style=_plain, streamed=False):
     """What ``simulate`` and ``verify`` print: the header, one line per claim, the total; with
-    ``detail_rows`` the whole table of checks too."""
-    lines = [header(result.meta), ""] + claim_lines(result.claims, style)
+    ``detail_rows`` the whole table of checks too. ``streamed``: the header and the claims were printed
+    already, as they came (:func:`simulator.simulate.simulate`'s ``stream``): only the rest."""
+    lines = [] if streamed else [header(result.meta), ""] + claim_lines(result.claims, style)
     if "p" in result.meta or detail_rows:  # a run at one p fits on a screen; verify's grid only with detail
         lines += effect_lines(result, style)
     if detail_rows:

@@ -16,7 +16,6 @@ of this program (its ``manifest.json`` says so, :func:`is_report`). Finished
 sweeps are checkpointed beside it (``DIR.checkpoint/``), so an interrupted
 report resumes; an interrupted report leaves no temporary folder.
 """
-import contextlib
 import html
 import json
 import math
@@ -39,6 +38,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from .errors import OutputError, ParameterError  # noqa: E402
 from .experiments import CATALOG  # noqa: E402
 from .files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
+from .interrupts import sigint_ignored  # noqa: E402
 from .figures import FIGURES  # noqa: E402
 from .output import to_csv  # noqa: E402
 from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
@@ -766,20 +766,6 @@ def _draw_child(folder, figure_rows, conn):
     conn.close()
 
 
-@contextlib.contextmanager
-def _sigint_ignored():
-    """Ctrl-C ignored while the block runs (where this thread may set handlers: the main thread)."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _drawing(folder, figure_rows):
     """Start :func:`draw_figures` in a separate process, to run while ``verify`` computes.
 
@@ -792,7 +778,7 @@ def _drawing(folder, figure_rows):
     parent, child = context.Pipe(duplex=False)
     try:
         process = context.Process(target=_draw_child, args=(folder, figure_rows, child), daemon=True)
-        with _sigint_ignored():  # an ignored signal stays ignored in the new interpreter, from its first line
+        with sigint_ignored():  # an ignored signal stays ignored in the new interpreter, from its first line
             process.start()
     except OSError:
         return (lambda: None), (lambda: None)

@@ -21,7 +21,7 @@ from .engine import MIN_SAMPLES, set_threads
 from .errors import ParameterError, SimulationError, shown
 from .experiments import CATALOG
 from .verdict import Check, acceptable, judge, z_threshold
-from .warmup import warm_up
+from .warmup import ready
 
 DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
 DEFAULT_ALPHA = 0.001
@@ -153,7 +153,7 @@ def _number(x):
 
 
 def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=None, settings=None,
-             alpha=DEFAULT_ALPHA, progress=None):
+             alpha=DEFAULT_ALPHA, progress=None, stream=None):
     """Run experiments at keep probability ``p`` and judge every check.
 
     Parameters
@@ -171,9 +171,16 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     settings : dict, optional
         Parameter name → value (or text), applied to every chosen experiment that has it.
     alpha : float
-        Family-wise error level over all checks of the run (Bonferroni).
+        Family-wise error level over all checks of the run: each of the E chosen experiments is its own
+        Bonferroni family at level alpha / E (so a claim is decided as soon as its experiments are done;
+        by the union bound the chance of any false refutation in the run stays below alpha).
     progress : callable, optional
         ``progress(label, done, total)`` during long runs.
+    stream : callable, optional
+        ``stream(claims, head)`` with the claim entries (as in ``Result.claims``) as soon as the
+        experiments that test them are done, the experiments that compile fastest first; every claim
+        once. ``head`` has the run's ``p``, ``seed``, ``threads``, ``alpha`` and ``experiments`` (their
+        count), and the ``z_threshold`` and ``checks_tested`` of the experiment just done.
 
     Returns
     -------
@@ -182,18 +189,40 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     p, seed, alpha = check_p(p), check_seed(seed), check_alpha(alpha)
     samples = None if samples is None else check_samples(samples)
     chosen = select(experiments)
-    values = resolve(chosen, settings)
+    values = dict(zip((e.name for e in chosen), resolve(chosen, settings)))
     threads = set_threads(threads)
     start = time.perf_counter()
-    warm_up(chosen, progress)
-    measured = measure(p, chosen, values, seed, samples, progress)
-    rows, zstar, tested = judge_all(measured, alpha)
-    claims = summarize_all(rows, zstar, p, quotes(rows, p), acceptable)
+    share = alpha / len(chosen)  # each experiment's own family: the run's family-wise level stays alpha
+    rows_of, zstars, tested, sent = {}, {}, 0, set()
+    for exp in ready(chosen, progress):
+        rows, zstars[exp.name], count = judge_all(measure(p, [exp], [values[exp.name]], seed, samples, progress),
+                                                  share)
+        rows_of[exp.name], tested = rows, tested + count
+        if stream is not None:
+            head = {"p": p, "seed": seed, "threads": threads, "alpha": alpha, "experiments": len(chosen),
+                    "z_threshold": zstars[exp.name], "checks_tested": count}
+            _stream_claims(lambda claims: stream(claims, head), chosen, rows_of, zstars, p, sent)
+    rows = [r for e in chosen for r in rows_of[e.name]]
+    claims = summarize_all(rows, zstars, p, quotes(rows, p), acceptable)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,
-            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": zstar,
+            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": max(zstars.values()),
             "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
             "versions": versions()}
+    if len(chosen) > 1:
+        meta["z_thresholds"] = {e.name: zstars[e.name] for e in chosen}
     return Result(meta, rows, claims)
+
+
+def _stream_claims(stream, chosen, rows_of, zstars, p, sent):
+    """Hand ``stream`` the claims that the experiments done so far decide and that are not in ``sent``."""
+    done = set(rows_of)
+    final = {k for e in chosen if e.name in done for k in e.tests()
+             if all(o.name in done for o in chosen if k in o.tests())}
+    new = [r for e in chosen if e.name in done for r in rows_of[e.name] if r["subclaim"] in final - sent]
+    if new:
+        claims = summarize_all(new, zstars, p, quotes(new, p), acceptable)
+        sent.update(c["id"] for c in claims)
+        stream(claims)
 
 
 def quotes(rows, p):

@@ -260,6 +260,7 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     subclaim=_subclaim,
+    subclaims=("C4", "C4-eval"),
     samples=50_000,
     notes="One sample is one training run (steps batches of m, inputs N(c, v)) plus an eval batch of "
           f"{EVAL_BATCH}. Does not depend on p. The eval variance differs from its limit by the noise of the "

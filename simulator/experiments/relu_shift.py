@@ -367,6 +367,7 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     subclaim=_subclaim,
+    subclaims=("C3", "C3-size"),
     samples=400_000,
     notes="w ~ N(0, 1/W) and the fixed input x ~ N(c, v) are drawn once from the seed (not from p). "
           "Stated tolerance of the Gaussian shift: |error| ≤ 0.1 ε s, ε = Σu⁴/((Σu²)² p(1−p)) with "

@@ -472,6 +472,7 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     subclaim=_subclaim,
+    subclaims=("C6-regression", "C6-classification", "C6-ridge"),
     samples=65_536,
     notes="Chain: the first depth blocks of network-shift's (He weights fixed by seed and d; inputs N(c, v), "
           "correlation rho). Teacher: the noise-free chain in eval mode with BN statistics from a noise-free "

@@ -220,6 +220,7 @@ EXPERIMENT = Experiment(
     headline=(),
     warm={"runs": 2, "epochs": 1, "task": "diabetes", "twin": "true"},
     subclaim=_subclaim,
+    subclaims=("C5", "C6-regression", "C6-classification"),
     quick=_quick,
     p_grid=(0.5,),
     runs_param="runs",

@@ -490,6 +490,7 @@ EXPERIMENT = Experiment(
     ),
     run=run,
     subclaim=_subclaim,
+    subclaims=("C5", "C5-eval"),
     samples=1_000_000,
     notes=f"samples counts unit draws; the BN mechanism uses samples/{RUN_DIVISOR} training runs (each steps·m "
           f"draws + an eval batch of {EVAL_BATCH}) and the width rows samples/{WIDTH_DIVISOR} draws of d = "

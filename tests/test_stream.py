@@ -1,0 +1,77 @@
+"""Claims streamed as they are decided: every claim once, the same entries as the final result, in a fixed
+order; each experiment its own Bonferroni family at α / E; a compile interrupted quietly."""
+import os
+import signal
+import subprocess
+import sys
+
+from simulator import simulate
+from simulator.experiments import CATALOG
+from simulator.verdict import z_threshold
+from simulator.warmup import in_stream_order
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = {"runs": 2, "epochs": 1}  # the training experiment's budget; --samples for the others
+
+
+def _small_run(stream=None):
+    return simulate(p=0.5, samples=2000, settings=SMALL, stream=stream, threads=1)
+
+
+def test_every_claim_is_streamed_once_and_equals_the_final_entry():
+    batches = []
+    result = _small_run(lambda claims, head: batches.append((claims, head)))
+    streamed = [c for claims, _ in batches for c in claims]
+    assert sorted(c["id"] for c in streamed) == sorted(c["id"] for c in result.claims)
+    final = {c["id"]: c for c in result.claims}
+    assert all(c == final[c["id"]] for c in streamed)
+    assert all(head["experiments"] == len(CATALOG) and head["seed"] == result.meta["seed"] for _, head in batches)
+    # The fastest-compiling experiments come first, whatever finished compiling first.
+    first = in_stream_order(CATALOG.values())[0]
+    assert {c["id"] for c in batches[0][0]} <= set(first.tests())
+
+
+def test_declared_subclaims_cover_what_each_experiment_tests():
+    result = _small_run()
+    for row in result.checks:
+        assert row["subclaim"] in CATALOG[row["experiment"]].tests(), row["experiment"]
+
+
+def test_each_experiment_is_its_own_family_at_alpha_over_e():
+    result = _small_run()
+    zstars = result.meta["z_thresholds"]
+    assert list(zstars) == list(CATALOG)
+    for name, zstar in zstars.items():
+        tested = sum(r["experiment"] == name and r["kind"] not in ("enumeration", "measurement", "derivation")
+                     for r in result.checks)
+        assert zstar == z_threshold(result.meta["alpha"] / len(CATALOG), tested)
+    assert result.meta["z_threshold"] == max(zstars.values())
+    one = simulate(p=0.5, experiments=["inverted-dropout"], samples=2000, threads=1)
+    assert "z_thresholds" not in one.meta  # one experiment: the family is the run, as before
+
+
+def test_the_streamed_table_holds_the_same_lines(cli_run):
+    code, out, _ = cli_run("simulate", "--samples", "2000", "--set", "runs=2", "--set", "epochs=1", "--threads", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert "split over 8 experiments" in lines[0]
+    result = _small_run()
+    for claim in result.claims:
+        assert any(line.startswith(f"{claim['id']:<18} {claim['title']} — {claim['outcome'].upper()}")
+                   for line in lines)
+    assert lines[-1].startswith("(--detail prints all") and "z* by experiment" in lines[-2]
+
+
+def test_ctrl_c_while_compiling_is_quiet(tmp_path):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # an empty cache: the first run
+    proc = subprocess.Popen([sys.executable, "cli.py", "simulate", "--progress"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    seen = b""
+    while b"compiling kernels" not in seen:
+        ch = proc.stderr.read(1)
+        assert ch, seen
+        seen += ch
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    text = (seen + err).decode()
+    assert proc.returncode == 130 and "Traceback" not in text and "interrupted" in text
