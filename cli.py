@@ -310,13 +310,8 @@ def audit_cmd(model, model_args, weights, arch, n_in, data, input_shape, batch, 
         raise ParameterError("give --model FILE.py:FACTORY or --arch SPEC (one of them)")
     if plot is not None and not plot.lower().endswith((".png", ".svg")):
         raise ParameterError(f"--plot {plot}: must end in .png or .svg")
-    from os.path import isdir
-
-    for option, target in (("--save", save), ("--plot", plot)):
-        if target is not None and isdir(target):
-            raise ParameterError(f"{option} {target}: is a folder; give a file name")
-    for target in (out, save, plot):
-        check_out(target)
+    for option, target in (("--out", out), ("--save", save), ("--plot", plot)):
+        check_out(target, option)
     with Progress(progress) as bar:
         if model is not None:
             from simulator.audit import audit_model

@@ -469,3 +469,17 @@ def test_a_second_ctrl_c_during_shutdown_stays_quiet():
     code, err = _interrupt_when(("simulate", "--experiment", "training", "--set", "runs=4", "--progress",
                                  "--threads", "2"), "training", second=True)
     assert code == 130 and one_line(err).startswith("interrupted")
+
+
+def test_audit_save_and_plot_follow_the_same_rules(tmp_path):
+    from conftest import require_torch
+    torch = require_torch()
+    from simulator.audit.torch_model import save_state
+    real = tmp_path / "real.pt"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o640)
+    (tmp_path / "link.pt").symlink_to(real)
+    save_state(torch.nn.BatchNorm1d(3), str(tmp_path / "link.pt"))
+    assert os.path.islink(tmp_path / "link.pt") and stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert set(torch.load(real, weights_only=True)) >= {"running_mean", "running_var"}
+    assert sorted(os.listdir(tmp_path)) == ["link.pt", "real.pt"]

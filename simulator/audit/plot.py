@@ -43,7 +43,8 @@ def plot_ratios(result, path):
         if xs:
             ax.errorbar(xs, ys, yerr=es, fmt=marker, ms=8, color=colour, capsize=3, label=label, zorder=3,
                         mfc=colour if filled else "white", mew=1.8)
-    ax.set_xticks(range(len(layers)), layers, rotation=30 if len(layers) > 6 else 0)
+    ax.set_xticks(range(len(layers)), layers, rotation=30 if len(layers) > 6 else 0,
+                  ha="right" if len(layers) > 6 else "center", rotation_mode="anchor")
     ax.set_xlabel("BatchNorm layer (in the order they run)")
     ax.set_ylabel("Var_eval / running_var (mean over channels)")
     ax.set_title("Variance shift per BN layer (1 = none)", fontsize=11)

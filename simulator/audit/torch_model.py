@@ -29,20 +29,13 @@ class Stop(Exception):
 
 
 def save_state(model, path):
-    """Write ``model.state_dict()`` to ``path`` through a temporary file and a rename."""
-    import os
-    import tempfile
+    """Write ``model.state_dict()`` to ``path`` by :mod:`simulator.files`' rules: never half-written, a
+    link followed, a device written in place, a new file with the umask's permissions."""
+    from ..files import open_output
 
     torch = torch_or_fail()
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(model.state_dict(), f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with open_output(path, binary=True) as f:
+        torch.save(model.state_dict(), f)
 
 
 def batchnorms(model):
