@@ -10,6 +10,12 @@ import time
 
 import numpy as np
 
+def fastest(measure, repeats):
+    """The answer of ``measure()`` (a tuple whose first item is seconds) with the fewest seconds of
+    ``repeats`` calls: a busy machine slows some runs, never speeds one up."""
+    return min((measure() for _ in range(max(1, int(repeats)))), key=lambda answer: answer[0])
+
+
 def _rss_bytes():
     """Resident set size now (Linux /proc), else the peak so far (``ru_maxrss``)."""
     try:

@@ -36,7 +36,8 @@ def bound(name, fraction, moments=None):
         return (f"of its time, drawing is {fraction:.0%}, keeping the moments of {MOMENT_VARS[name]} values per "
                 f"sample {moments:.0%}, the rest {rest:.0%} ({REST[name]})")
     return (f"at numpy's dgemm rate its products would take {fraction:.0%} of its time; the other "
-            f"{max(0.0, 1 - fraction):.0%} is {REST[name]}")
+            f"{max(0.0, 1 - fraction):.0%} is the rest of its work ({REST[name]}) and what its own products "
+            "lose to dgemm (not measured apart)")
 
 
 def _check(samples, workloads, repeats):
@@ -81,12 +82,13 @@ def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, pro
         total = _engine_call(name, samples, seed)[3]
         bar = (lambda done: progress(f"bench {name} engine", done, total))
     moments, took, peak = run_engine(name, samples, seed, progress=bar, repeats=repeats)
+    rate = spec.samples / took
+    ceiling, fraction = _ceiling(name, spec.samples, rate, used, repeats, seed)  # right after: the same load
     if progress is not None:
         progress(f"bench {name} numpy", 0, 1)
     ref, ref_took, ref_peak = run_reference_subprocess(name, n_ref, seed, repeats)
     rows = agreement(name, moments, ref)
-    rate, ref_rate = spec.samples / took, rspec.samples / ref_took
-    ceiling, fraction = _ceiling(name, spec.samples, rate, used, repeats, seed)
+    ref_rate = rspec.samples / ref_took
     target = CEILING_TARGETS[name]
     w = {"name": name, "title": spec.title,
          "engine": {"samples": spec.samples, "seconds": took, "samples_per_s": rate,
@@ -105,11 +107,11 @@ def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, pro
     return w
 
 
-def _study(name, used, seed, sizes, progress):
+def _study(name, used, seed, repeats, sizes, progress):
     """W4 or W5 (:func:`training.run_study`) with its ceiling fraction, target and bound."""
     if progress is not None:
         progress(f"bench {name}", 0, 1)
-    w = run_study(name, threads=used, seed=seed, **(sizes or {}))
+    w = run_study(name, threads=used, seed=seed, repeats=repeats, **(sizes or {}))
     target = CEILING_TARGETS.get(name)
     w["ceiling_target"] = target
     w["bound"] = (bound(name, w["gemm_fraction"]) if target is not None and w["gemm_fraction"] < target
@@ -164,7 +166,7 @@ def run_bench(samples=DEFAULT_SAMPLES, threads=None, workloads=WORKLOADS, progre
            "repeats": int(repeats), "workloads": []}
     for name in workloads:
         if name in STUDIES:
-            out[name.lower()] = _study(name, used, seed, w4 if name == "W4" else w5, progress)
+            out[name.lower()] = _study(name, used, seed, int(repeats), w4 if name == "W4" else w5, progress)
         else:
             out["workloads"].append(_sampling_workload(name, samples, ref_samples, seed, int(repeats), used,
                                                        machine["raw_draws_per_s_per_core"], progress))

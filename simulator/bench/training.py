@@ -24,7 +24,7 @@ from ..errors import ParameterError
 from ..nn import train as tr
 from ..rng import stream_key
 from .ceiling import SEED
-from .measure import _subprocess, gemm_ceiling
+from .measure import _subprocess, fastest, gemm_ceiling
 
 STUDIES = ("W4", "W5")
 MODES = ("none", "hidden", "head", "uout")  # the training modes of every placement
@@ -111,17 +111,21 @@ def _products(n_in, config):
     return fwd + grad_w + grad_a
 
 
-def run_engine(name, runs, epochs, seed=SEED):
-    """Study ``name`` on the Numba trainer: ``(seconds, model_steps, result)`` (compilation outside the timing)."""
+def run_engine(name, runs, epochs, seed=SEED, repeats=1):
+    """Study ``name`` on the Numba trainer: ``(seconds, model_steps, result)``, the fastest of ``repeats``
+    runs (the same result each time; compilation outside the timing)."""
     task = study_task(name)
     config = study_config(name, epochs)
     placements = tr.PLACEMENTS if name == "W4" else MODES
     key = stream_key(seed, "bench", name)
     tr.train_runs(task, study_config(name, 1), placements, 1, key)  # compile or load outside the timing
-    start = time.perf_counter()
-    result = tr.train_runs(task, config, placements, runs, key)
-    took = time.perf_counter() - start
-    return took, runs * len(MODES) * _steps(result.n_train, config.batch, epochs), result
+
+    def once():
+        start = time.perf_counter()
+        result = tr.train_runs(task, config, placements, runs, key)
+        return time.perf_counter() - start, runs * len(MODES) * _steps(result.n_train, config.batch, epochs), result
+
+    return fastest(once, repeats)
 
 
 def _torch_model(torch, n_in, config, mode):
@@ -237,13 +241,13 @@ def _torch_job(job):
         return {"torch": None}
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
-    name, seed = job["study"], job["seed"]
+    name, seed, repeats = job["study"], job["seed"], job.get("repeats", 1)
     # First calls (allocator, dispatch, vmap's tracing) outside the timing.
     run_eager(torch, "W4", 1, 1, seed)
     run_vmap(torch, "W4", 2, 1, seed)
     return {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "eager": run_eager(torch, name, job["torch_runs"], job["torch_epochs"], seed),
-            "vmap": run_vmap(torch, name, job["vmap_runs"], job["vmap_epochs"], seed)}
+            "eager": fastest(lambda: run_eager(torch, name, job["torch_runs"], job["torch_epochs"], seed), repeats),
+            "vmap": fastest(lambda: run_vmap(torch, name, job["vmap_runs"], job["vmap_epochs"], seed), repeats)}
 
 
 def torch_available():
@@ -256,9 +260,9 @@ def jax_available():
     return importlib.util.find_spec("jax") is not None
 
 
-def _sides(name, sizes, seed, torch_threads):
+def _sides(name, sizes, seed, torch_threads, repeats):
     """The PyTorch and JAX answers of study ``name`` (each from a fresh Python; None where not installed)."""
-    job = {"study": name, "seed": int(seed)}
+    job = {"study": name, "seed": int(seed), "repeats": int(repeats)}
     torch = jax = None
     if torch_available():
         torch = _subprocess({**job, "side": "torch", "threads": torch_threads,
@@ -268,7 +272,7 @@ def _sides(name, sizes, seed, torch_threads):
     return torch, jax
 
 
-def run_study(name, threads=None, seed=SEED, torch_threads=None, **sizes):
+def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
     """W4 or W5: the Numba trainer against PyTorch eager, a vmap ensemble and JAX (f32, f64).
 
     Parameters
@@ -280,6 +284,8 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, **sizes):
     seed : int
     torch_threads : int, optional
         PyTorch's threads (its default when None).
+    repeats : int
+        Each side's time is the fastest of this many runs.
     **sizes
         Any of :data:`SIZES`' keys: ``runs``, ``epochs`` (the engine: models per
         mode, epochs), ``torch_runs``, ``torch_epochs`` (eager PyTorch, slow:
@@ -306,7 +312,7 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, **sizes):
     for k in ("vmap_runs", "jax_runs"):
         sizes[k] = sizes[k] or sizes["runs"]
     used = set_threads(threads)
-    took, steps, _ = run_engine(name, sizes["runs"], sizes["epochs"], seed)
+    took, steps, _ = run_engine(name, sizes["runs"], sizes["epochs"], seed, repeats)
     shapes = _products(study_task(name).X.shape[1], study_config(name, 1))
     flops = sum(2.0 * m * k * n for m, k, n in shapes)
 
@@ -321,7 +327,7 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, **sizes):
            "gemm_fraction_per_core": engine["gflops"] * 1e9 / used / gemm["1"], "targets": TARGETS[name]}
     for key, _ in SIDES:
         out[key] = out[f"ratio_{key}"] = None
-    torch, jax = _sides(name, sizes, seed, torch_threads)
+    torch, jax = _sides(name, sizes, seed, torch_threads, repeats)
     answers = []
     if torch is not None and torch["torch"] is not None:
         out["torch"] = torch["torch"]
@@ -335,11 +341,11 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, **sizes):
     return out
 
 
-def run_w4(threads=None, seed=SEED, torch_threads=None, **sizes):
+def run_w4(threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
     """:func:`run_study` of W4 (the diabetes study)."""
-    return run_study("W4", threads=threads, seed=seed, torch_threads=torch_threads, **sizes)
+    return run_study("W4", threads=threads, seed=seed, torch_threads=torch_threads, repeats=repeats, **sizes)
 
 
-def run_w5(threads=None, seed=SEED, torch_threads=None, **sizes):
+def run_w5(threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
     """:func:`run_study` of W5 (the large-N teacher cell)."""
-    return run_study("W5", threads=threads, seed=seed, torch_threads=torch_threads, **sizes)
+    return run_study("W5", threads=threads, seed=seed, torch_threads=torch_threads, repeats=repeats, **sizes)
