@@ -116,6 +116,18 @@ CLAIMS = {c.id: c for c in (
           "Classification only needs the right class, so dropout barely affects it: test accuracy does not drop "
           "by more than a small margin.",
           "", "document's conclusion (a heuristic)"),
+    Claim("C6-shift", "C6", "The variance shift costs a loss, not an argmax",
+          "The document's mechanism for C6, measured apart from regularisation: the same trained weights "
+          "(dropout before BN) evaluated with BN as trained (shifted) and with BN recalibrated with dropout off "
+          "(unshifted). The document's reasoning predicts that the shift raises the test MSE of a regression and "
+          "the cross-entropy of a classifier, while its accuracy stays within the margin (an argmax barely moves).",
+          "", "document's conclusion; Li et al., CVPR 2019 (recalibration); docs/theory.md"),
+    Claim("C6-chain", "C6", "A frozen random chain: a head fitted in train mode, evaluated in eval mode",
+          "The project's measurement on untrained Linear → BN → ReLU chains (task-impact): the eval-mode error of "
+          "a least-squares head fitted on train-mode features, relative to no dropout, per placement. Its units "
+          "are those of the chain, not of a trained network, so it is reported apart from C6-regression and "
+          "C6-classification.",
+          "", "docs/theory.md"),
     Claim("C6-ridge", "C6", "Dropout on a linear regression is a ridge penalty",
           "The project's exact anchor for C6: for a linear regression, inverted dropout on the inputs adds, on "
           "average, the penalty ((1−p)/p) wᵀ diag(XᵀX) w, so its minimiser is a ridge-like estimate.",
@@ -219,18 +231,29 @@ def _findings_text(rows, p):
         mine = _at([r for r in rows if r["params"].get("task") == task], p)
         picks.append(next((r for r in mine if r["params"].get("placement") == "hidden"), mine[0]))
     first = picks[0]
-    label = first["check"].split(" (")[0]
-    margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" else ""
-    quoted = ", ".join(f"{r['params'].get('task') or r['experiment']} {estimate_text(r)}"
-                       + (f" (z {r['z']:+.1f})" if r["z"] is not None else "") + f" {r['verdict']}" for r in picks[:6])
+
+    def label(r):
+        return r["check"].split(" (")[0].split(" [")[0]
+
+    mixed = len({label(r) for r in picks}) > 1  # e.g. C6-shift: ΔMSE for a regression, ΔCE for its twin
+    margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" and not mixed else ""
+    quoted = ", ".join((f"{label(r)} " if mixed else "") + f"{r['params'].get('task') or r['experiment']} "
+                       f"{estimate_text(r)}" + (f" (z {r['z']:+.1f})" if r["z"] is not None else "")
+                       + f" {r['verdict']}" for r in picks[:6])
     tally = {}
     for r in rows:
         tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
     runs = f", {first['samples']} runs" if first.get("unit") == "training runs" else ""
-    return (f"{label} ({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}{runs}): "
-            f"{quoted}"
-            f"{' …' if len(picks) > 6 else ''}; over all {len(rows)} settings: "
+    head = "" if mixed else f"{label(first)} "
+    text = (f"{head}({first['params'].get('placement')}, p = {_g(first['params'].get('p'))}{margin}{runs}): "
+            f"{quoted}{' …' if len(picks) > 6 else ''}; over all {len(rows)} settings: "
             + ", ".join(f"{n} {v}" for v, n in tally.items()))
+    family = first.get("family")
+    if family:
+        alone = sum(r["kind"] == "effect" and r["verdict"] == "undecided" for r in rows)
+        text += (f" (z* = {family['z_star']:.2f} over the {family['tests']} findings of this sub-claim"
+                 + (f"; {alone} significant alone, not after that correction" if alone else "") + ")")
+    return text
 
 
 def headline(rows, zstar, p=None, quote=()):

@@ -233,7 +233,7 @@ FIGURES = (
            style="effect", hline=0.0, join=True, optional=True, line="no effect (0)",
            caption="The classification twin of the regression task (labels: above or below the training "
                    "median). Above zero dropout cost accuracy; the claim allows a drop of at most 0.01."),
-    Figure("C6-regression", "c6-regression", "Regression (frozen random chain, least-squares head): eval MSE "
+    Figure("C6-chain", "c6-regression", "Regression (frozen random chain, least-squares head): eval MSE "
            "relative to the network without dropout",
            P_AXIS, "MSE / MSE without dropout (ratio)", "task-impact", {"p": "0.3,0.5,0.7,0.9,1"},
            keep=lambda r: r["check"].startswith("MSE/none"), x=_p, series=_inside, logy=True, hline=1.0,
@@ -243,14 +243,14 @@ FIGURES = (
                    "on features carrying dropout noise, so the harm is not BN's variance shift alone. The chain "
                    "is not trained (random weights, a least-squares head); trained networks are in their own "
                    "section."),
-    Figure("C6-classification", "c6-classification", "Classification (frozen random chain, least-squares "
+    Figure("C6-chain", "c6-classification", "Classification (frozen random chain, least-squares "
            "classifier): eval accuracy relative to the network without dropout", P_AXIS,
            "accuracy / accuracy without dropout (ratio)", "task-impact",
            {"p": "0.3,0.5,0.7,0.9,1"}, keep=lambda r: r["check"].startswith("accuracy/none"), x=_p,
            series=_inside, hline=1.0, join=True, line="no harm (ratio 1)",
            caption="Below 1, dropout cost accuracy. In this frozen chain classification is not immune: with "
                    "dropout before BN a large part of the accuracy is lost at small p; after-bn loses less and "
-                   "Uout nothing visible. Compare with the regression figure of C6-regression."),
+                   "Uout nothing visible. Compare with the regression figure above."),
     Figure("training", "training-curves", "Trained network, regression (diabetes): test MSE against epochs, "
            "per dropout placement (p = 0.5)", "epoch", "test MSE", "training", TRAINING_GRID,
            keep=_curve("diabetes", "mse"), x=_epoch, series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, logx=True, join=True, optional=True,

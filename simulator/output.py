@@ -61,11 +61,18 @@ def header(meta, experiments=None):
         what = "p is the KEEP probability (PyTorch's nn.Dropout takes 1 − p)"
     start = f"{what};  seed = {meta['seed']};  threads = {meta['threads']};  "
     count = len(meta["z_thresholds"]) if "z_thresholds" in meta else experiments or 1
+    families = meta.get("findings") or {}
     if count > 1:
-        return start + (f"family-wise α = {meta['alpha']:g}, split over {count} experiments: each is a Bonferroni "
-                        f"family at α/{count}, so its claims are decided when it is done")
-    return start + (f"z* = {meta['z_threshold']:.2f} (family-wise α = {meta['alpha']:g} over "
-                    f"{meta['checks_tested']} z-tests)")
+        return start + (f"self-tests: family-wise α = {meta['alpha']:g}, split over {count} experiments (a Bonferroni "
+                        f"family at α/{count} each, so its claims are decided when it is done); findings about the "
+                        f"document: one family per sub-claim at α = {meta['alpha']:g}")
+    selftests = meta["checks_tested"] - sum(f["tests"] for f in families.values())
+    parts = [f"z* = {meta['z_threshold']:.2f} (family-wise α = {meta['alpha']:g} over {selftests} z-tests)"] \
+        if selftests or not families else []
+    if families:
+        parts.append("findings, a family per sub-claim at α = {:g}: {}".format(meta["alpha"], ", ".join(
+            f"{k} {f['tests']} tests, z* = {f['z_star']:.2f}" for k, f in families.items())))
+    return start + "; ".join(parts)
 
 
 def _reference(r):

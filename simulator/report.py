@@ -396,9 +396,10 @@ GLOSSARY = (
     ("Verdicts (one check)", "contradicted", "verdict-contradicted", "an effect significantly in the opposite "
      "direction, or an equivalence margin significantly exceeded."),
     ("Verdicts (one check)", "no detectable effect", "verdict-no-detectable-effect", "an effect smaller than the "
-     "check's resolution."),
+     "check's resolution: not significant even as a test alone."),
     ("Verdicts (one check)", "undecided", "verdict-undecided", "an equivalence or derivation step the run could "
-     "not decide."),
+     "not decide, or an effect significant as a test alone but not after the correction for its sub-claim's "
+     "family of findings."),
     ("Verdicts (one check)", "proven", "verdict-proven", "a derivation line proven equal to the previous one."),
     ("Verdicts (one check)", "false", "verdict-false", "a derivation line that does not follow; the residual is "
      "what is left of (this line − the previous one)."),
@@ -645,8 +646,10 @@ def _page(verification, figures_done, meta):
          "the <a href='#all-checks'>table at the end</a>.</p>",
          f"<p><b>p is the keep probability</b> (<a href='#g-p'>p</a>): PyTorch's <code>nn.Dropout</code> takes "
          f"the drop probability 1 − p. Seed {_esc(meta.get('seed'))}; family-wise α = "
-         f"{_esc(_num(vmeta.get('alpha')))} over {_esc(vmeta.get('checks_tested'))} z-tests, so a check fails "
-         f"when |z| &gt; z* = {_esc(_num(zstar, 3))}.</p>",
+         f"{_esc(_num(vmeta.get('alpha')))} over the simulator's {_esc(_self_tests(vmeta))} self-tests, so one "
+         f"fails when |z| &gt; z* = {_esc(_num(zstar, 3))}. The findings about the document (effects, "
+         f"equivalences) are judged apart, each sub-claim a family at the same α: "
+         f"{_esc(_families_text(vmeta))}.</p>",
          "<h2 id='answers'>The answers, claim by claim</h2><table class='summary'>"
          "<tr><th>claim</th><th>what the document says</th><th>outcome</th><th>the numbers</th></tr>"]
     for c in claims:
@@ -711,6 +714,15 @@ def _page(verification, figures_done, meta):
              "The page itself depends on the seed and the budget only.</p>")
     p.append("</body></html>")
     return "\n".join(p)
+
+
+def _self_tests(meta):
+    return meta.get("checks_tested", 0) - sum(f["tests"] for f in (meta.get("findings") or {}).values())
+
+
+def _families_text(meta):
+    families = meta.get("findings") or {}
+    return "; ".join(f"{k}: {f['tests']} tests, z* = {_num(f['z_star'], 3)}" for k, f in families.items()) or "none"
 
 
 def _git_commit():

@@ -196,11 +196,11 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     rows_of, zstars, tested, sent = {}, {}, 0, set()
     for exp in ready(chosen, progress):
         rows, zstars[exp.name], count = judge_all(measure(p, [exp], [values[exp.name]], seed, samples, progress),
-                                                  share)
+                                                  share, alpha)
         rows_of[exp.name], tested = rows, tested + count
         if stream is not None:
             head = {"p": p, "seed": seed, "threads": threads, "alpha": alpha, "experiments": len(chosen),
-                    "z_threshold": zstars[exp.name], "checks_tested": count}
+                    "z_threshold": zstars[exp.name], "checks_tested": count, "findings": findings(rows)}
             _stream_claims(lambda claims: stream(claims, head), chosen, rows_of, zstars, p, sent)
     rows = [r for e in chosen for r in rows_of[e.name]]
     claims = summarize_all(rows, zstars, p, quotes(rows, p), acceptable)
@@ -210,7 +210,14 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
             "versions": versions()}
     if len(chosen) > 1:
         meta["z_thresholds"] = {e.name: zstars[e.name] for e in chosen}
+    meta["findings"] = findings(rows)
     return Result(meta, rows, claims)
+
+
+def findings(rows):
+    """The families of the findings among ``rows``: sub-claim → its ``family`` (tests, alpha, z*)."""
+    found = {r["family"]["subclaim"]: r["family"] for r in rows if r.get("family")}
+    return {k: found[k] for k in sorted(found, key=lambda k: list(CLAIMS).index(k) if k in CLAIMS else len(CLAIMS))}
 
 
 def _stream_claims(stream, chosen, rows_of, zstars, p, sent):
@@ -280,24 +287,33 @@ def too_few_gates(exp, p, samples):
             f"too few to estimate an MCSE (at least {MIN_GATE_EVENTS} of each needed; add samples)")
 
 
-def judge_all(measured, alpha):
-    """Judge measured checks at the Bonferroni threshold over all of them.
+def judge_all(measured, alpha, findings_alpha=None):
+    """Judge measured checks: the self-tests as one Bonferroni family at ``alpha``, the findings about the
+    document (effects and equivalences) as one family per sub-claim at ``findings_alpha`` (default alpha).
 
     Returns
     -------
     rows : list of dict
-        One row per check (the JSON contract).
+        One row per check (the JSON contract); a finding's row names its ``family``.
     zstar : float
-        The z threshold used.
+        The z threshold of the self-tests.
     tested : int
-        How many checks are z-tests (the Bonferroni family).
+        How many checks are z-tests (self-tests and findings).
     """
+    findings_alpha = alpha if findings_alpha is None else findings_alpha
+    subclaims = [exp.subclaim(c) if exp.subclaim is not None else exp.claim_id for exp, _, c in measured]
     tested = sum(c.kind not in ("enumeration", "measurement", "derivation") for _, _, c in measured)
-    zstar = z_threshold(alpha, tested)
+    sizes = {}
+    for (_, _, c), sub in zip(measured, subclaims):
+        if c.kind in ("effect", "equivalence"):
+            sizes[sub] = sizes.get(sub, 0) + 1
+    zstar = z_threshold(alpha, tested - sum(sizes.values()))
+    families = {sub: {"subclaim": sub, "tests": m, "alpha": findings_alpha, "z_star": z_threshold(findings_alpha, m),
+                      "z_alone": z_threshold(findings_alpha, 1)} for sub, m in sizes.items()}
     rows = []
-    for exp, n, c in measured:
-        j = judge(c, zstar)
-        sub = exp.subclaim(c) if exp.subclaim is not None else exp.claim_id
+    for (exp, n, c), sub in zip(measured, subclaims):
+        family = families.get(sub) if c.kind in ("effect", "equivalence") else None
+        j = judge(c, family["z_star"], family["z_alone"]) if family else judge(c, zstar)
         reference = c.closed_form if c.kind != "measurement" or c.reference else None
         rows.append({
             "experiment": exp.name, "check": c.check, "claim": CLAIMS[sub].claim if sub in CLAIMS else exp.claim_id,
@@ -312,4 +328,6 @@ def judge_all(measured, alpha):
         })
         if c.degenerate:
             rows[-1]["reason"] = c.degenerate
+        if family:
+            rows[-1]["family"] = dict(family)
     return rows, zstar, tested

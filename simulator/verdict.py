@@ -30,7 +30,9 @@ effect
     a signed effect the document claims, oriented so that positive is the
     claimed direction (e.g. test MSE with dropout minus without, paired):
     ``z = estimate / MCSE``; ``holds`` when ``z > z*``, ``contradicted`` when
-    ``z < −z*``, else ``no detectable effect`` (smaller than the resolution).
+    ``z < −z*``, ``undecided`` when ``|z|`` is beyond the threshold of the test
+    alone but not beyond ``z*`` (significant alone, not after the correction),
+    else ``no detectable effect`` (smaller than the resolution).
 equivalence
     the claim that an effect stays below a stated ``margin`` (e.g. "accuracy
     does not drop by more than one point"): ``z = (estimate − margin) / MCSE``;
@@ -44,8 +46,11 @@ Effects, equivalences and derivations are findings about the document, not
 self-tests of the simulator: every verdict of theirs is acceptable, and the
 claim-level outcome (:mod:`simulator.claims`) reads them.
 
-The threshold ``z*`` controls the family-wise error rate over all checks of a
-run (Bonferroni): ``z* = Φ⁻¹(1 − α / (2 m))``. A check can only detect a
+The threshold ``z*`` controls the family-wise error rate over a family of
+checks (Bonferroni): ``z* = Φ⁻¹(1 − α / (2 m))``. The self-tests of a run form
+one family (in ``simulate``, one per experiment at α / E); the findings about the
+document (effects, equivalences) form one family per sub-claim, at α
+(:func:`simulator.simulate.judge_all`). A check can only detect a
 deviation larger than its *resolution*, about ``(z* + 1.3) · MCSE`` (90% power).
 """
 import math
@@ -141,8 +146,13 @@ def _scale(x):
     return max(abs(x), 1e-300)
 
 
-def judge(c, zstar):
-    """Judge a :class:`Check` at threshold ``zstar``; returns a :class:`Judged`."""
+def judge(c, zstar, zalone=None):
+    """Judge a :class:`Check` at threshold ``zstar``; returns a :class:`Judged`.
+
+    ``zalone`` is the threshold of the check tested alone (no correction for its family): an effect
+    beyond it but within ``zstar`` is ``undecided`` (significant alone, not after the correction), never
+    "no detectable effect".
+    """
     diff = c.estimate - c.closed_form
     rel = abs(diff) / _scale(c.closed_form) if c.closed_form != 0 else None
     size = max(abs(c.closed_form), c.scale)
@@ -166,7 +176,9 @@ def judge(c, zstar):
                 z = math.copysign(float(-ndtri(stdtr(c.dof, -abs(z)))), z)
                 res = (float(-stdtrit(c.dof, ndtr(-zstar))) + _POWER_Z) * c.mcse
         if c.kind == "effect":
-            verdict = "holds" if z > zstar else "contradicted" if z < -zstar else "no detectable effect"
+            alone = zalone is not None and abs(z) > zalone
+            verdict = ("holds" if z > zstar else "contradicted" if z < -zstar else
+                       "undecided" if alone else "no detectable effect")
         else:
             verdict = "holds" if z < -zstar else "contradicted" if z > zstar else "undecided"
         return Judged(z, res, None, verdict)
@@ -194,7 +206,7 @@ def judge(c, zstar):
     raise ValueError(f"unknown kind {c.kind!r}")
 
 
-FINDING_VERDICTS = {"effect": ("holds", "contradicted", "no detectable effect"),
+FINDING_VERDICTS = {"effect": ("holds", "contradicted", "no detectable effect", "undecided"),
                     "equivalence": ("holds", "contradicted", "undecided"),
                     "derivation": ("proven", "false", "undecided")}
 

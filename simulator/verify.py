@@ -20,7 +20,7 @@ from .checkpoint import Checkpoint, key
 from .claims import HEADLINE_P, summarize_all
 from .engine import MIN_SAMPLES, set_threads
 from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed, frame,
-                       judge_all, measure, quotes, select, versions)
+                       findings, judge_all, measure, quotes, select, versions)
 from .verdict import Check, acceptable
 from .warmup import warm_up
 
@@ -191,5 +191,5 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     claims = summarize_all(rows, zstar, HEADLINE_P, quotes(rows, HEADLINE_P), acceptable)
     meta = {"p_grid": list(P_GRID), "p_meaning": P_MEANING, "seed": seed, "samples": samples, "quick": quick,
             "threads": threads, "alpha": alpha, "z_threshold": zstar, "checks_tested": tested,
-            "elapsed_s": round(time.perf_counter() - start, 3), "versions": versions()}
+            "elapsed_s": round(time.perf_counter() - start, 3), "versions": versions(), "findings": findings(rows)}
     return Verification(meta, rows, claims)

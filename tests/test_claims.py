@@ -118,3 +118,11 @@ def test_approximation_beyond_tolerance_is_not_confirmed():
 def test_derivation_verdict_is_the_checkers():
     assert judge(Check("d", "derivation", 0.0, 0.0, 0.0, outcome="false"), 5.0).verdict == "false"
     assert acceptable("derivation") == {"proven", "false", "undecided"}
+
+
+def test_an_effect_significant_alone_is_undecided_not_undetectable():
+    from simulator.verdict import Check, judge
+    def verdict(z):
+        return judge(Check("e", "effect", 0.0, z, 1.0), 3.9, 3.29).verdict
+    assert [verdict(z) for z in (4.0, 3.5, 3.0, -3.5, -4.0)] == [
+        "holds", "undecided", "no detectable effect", "undecided", "contradicted"]

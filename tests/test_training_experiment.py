@@ -31,7 +31,7 @@ def test_rows_per_task_and_placement(small):
     assert rows["test MSE (none) [diabetes]"]["closed_form"] is None  # no reference: none printed
     assert {r["unit"] for r in small.checks} == {"training runs"} and {r["samples"] for r in small.checks} == {4}
     subs = {r["subclaim"] for r in small.checks}
-    assert subs == {"C5", "C6-regression", "C6-classification"}
+    assert subs == {"C5", "C6-regression", "C6-classification", "C6-shift"}
     assert {c["id"] for c in small.claims} == subs
 
 
@@ -97,3 +97,29 @@ def test_verify_counts_training_runs_and_quotes_them():
     assert {(r["samples"], r["unit"]) for r in v.checks} == {(8, "training runs")}
     (regression,) = [c for c in v.claims if c["id"] == "C6-regression"]
     assert "8 runs" in regression["headline"] and "teacher" in regression["headline"]
+
+
+def test_the_shift_cost_compares_the_same_weights_with_bn_as_trained_and_recalibrated(small):
+    # C6-shift: the hidden training against its recalibrated evaluation (the very same parameters), paired.
+    rows = {r["check"]: r for r in small.checks}
+    for task, name, kind in (("diabetes", "ΔMSE shift [diabetes]", "effect"),
+                             ("diabetes-class", "ΔCE shift [diabetes-class]", "effect"),
+                             ("diabetes-class", "accuracy lost to the shift [diabetes-class]", "equivalence")):
+        row = rows[name]
+        assert row["kind"] == kind and row["subclaim"] == "C6-shift" and row["family"]["subclaim"] == "C6-shift"
+    shifted, unshifted = rows["test MSE (hidden) [diabetes]"], rows["test MSE (recalibrated) [diabetes]"]
+    assert abs(rows["ΔMSE shift [diabetes]"]["estimate"] - (shifted["estimate"] - unshifted["estimate"])) < 1e-12
+
+
+def test_findings_are_a_family_per_subclaim_and_never_undetectable_beyond_the_test_alone(small):
+    from simulator.verdict import z_threshold
+    families = {}
+    for r in small.checks:
+        if r["kind"] in ("effect", "equivalence"):
+            families.setdefault(r["subclaim"], []).append(r)
+    for sub, rows in families.items():
+        (family,) = {(r["family"]["tests"], r["family"]["z_star"]) for r in rows}
+        assert family == (len(rows), z_threshold(small.meta["alpha"], len(rows)))
+        for r in rows:
+            if r["kind"] == "effect" and r["verdict"] == "no detectable effect":
+                assert abs(r["z"]) <= r["family"]["z_alone"]

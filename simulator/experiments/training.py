@@ -102,6 +102,8 @@ def _task_checks(task, result, q, p, params):
                                 base(pl, quantity="drop", margin=q["margin"]), margin=q["margin"],
                                 formula=f"test accuracy without dropout − with this placement, paired; "
                                         f"the document: ≤ {q['margin']:g}", dof=R - 1))
+    if "hidden" in names and "recalibrated" in names:
+        checks += _shift_cost_checks(task, result, names, q, base)
     if q["bn"] == "true":
         for i, pl in enumerate(names):
             for layer in range(result.bn_real.shape[2]):
@@ -121,6 +123,27 @@ def _task_checks(task, result, q, p, params):
                                 base(pl, quantity="curve", epoch=int(epoch)),
                                 formula=f"test {metric} after {epoch} epochs"))
     return checks
+
+
+def _shift_cost_checks(task, result, names, q, base):
+    """The variance shift's own cost (C6-shift): the ``hidden`` training evaluated with BN as trained against
+    the very same weights with BN recalibrated with dropout off, paired within each run."""
+    shifted, unshifted = names.index("hidden"), names.index("recalibrated")
+    R = result.mse.shape[0]
+    same = "the same trained weights, BN as trained (shifted) − BN recalibrated with dropout off, paired"
+    if task.kind == "regression":
+        m, s = _stat(result.mse[:, shifted] - result.mse[:, unshifted])
+        return [Check(f"ΔMSE shift [{task.name}]", "effect", 0.0, m, s, base("hidden", quantity="dmse_shift"),
+                      formula=f"test MSE, {same}; the document: > 0", dof=R - 1)]
+    m, s = _stat(result.ce[:, shifted] - result.ce[:, unshifted])
+    ce = Check(f"ΔCE shift [{task.name}]", "effect", 0.0, m, s, base("hidden", quantity="dce_shift"),
+               formula=f"test cross-entropy, {same}; the document: > 0", dof=R - 1)
+    m, s = _stat(result.accuracy[:, unshifted] - result.accuracy[:, shifted])
+    acc = Check(f"accuracy lost to the shift [{task.name}]", "equivalence", 0.0, m, s,
+                base("hidden", quantity="dacc_shift", margin=q["margin"]), margin=q["margin"], dof=R - 1,
+                formula=f"test accuracy, BN recalibrated − BN as trained (the same weights), paired; the document: "
+                        f"≤ {q['margin']:g} (an argmax barely moves)")
+    return [ce, acc]
 
 
 def run(p, q, ctx):
@@ -147,10 +170,13 @@ def run(p, q, ctx):
 
 
 def _subclaim(check):
-    """Regression metrics and effects: C6-regression; classification: C6-classification; BN ratios: C5."""
+    """Regression metrics and effects: C6-regression; classification: C6-classification; BN ratios: C5; the
+    shift's own cost: C6-shift."""
     quantity = check.params.get("quantity")
     if quantity == "ratio":
         return "C5"
+    if quantity in ("dmse_shift", "dce_shift", "dacc_shift"):
+        return "C6-shift"
     task = load(check.params["task"], 0)
     return "C6-regression" if task.kind == "regression" else "C6-classification"
 
@@ -199,6 +225,11 @@ EXPERIMENT = Experiment(
         CheckSpec("ΔMSE (pl) [task]", "effect", "MSE with dropout − without, paired: the document says > 0"),
         CheckSpec("accuracy drop (pl) [task]", "equivalence", "accuracy without − with, paired: the document "
                   "says ≤ margin"),
+        CheckSpec("ΔMSE shift [task]", "effect", "the hidden training with BN as trained − BN recalibrated, the "
+                  "same weights, paired: the document's mechanism says > 0"),
+        CheckSpec("ΔCE shift [task]", "effect", "the same for the test cross-entropy of a classifier: > 0"),
+        CheckSpec("accuracy lost to the shift [task]", "equivalence", "accuracy recalibrated − as trained, the "
+                  "same weights: ≤ margin"),
         CheckSpec("Ll ratio (pl) [task]", "measurement", "BN layer l: eval variance / running_var, reference: "
                   "C5's prediction from the layer's moments"),
         CheckSpec("metric @ epoch e (pl) [task]", "measurement", "test metric after e epochs"),
@@ -220,7 +251,7 @@ EXPERIMENT = Experiment(
     headline=(),
     warm={"runs": 2, "epochs": 1, "task": "diabetes", "twin": "true"},
     subclaim=_subclaim,
-    subclaims=("C5", "C6-regression", "C6-classification"),
+    subclaims=("C5", "C6-regression", "C6-classification", "C6-shift"),
     quick=_quick,
     p_grid=(0.5,),
     runs_param="runs",
