@@ -60,6 +60,10 @@ class Param:
     choices : tuple of str
     none : bool
         Whether the text ``none`` is accepted (value ``None``).
+    keyed : bool
+        Whether the value enters the key of the experiment's random streams (:class:`Context`). A
+        parameter that only selects data drawn from its own key (the teacher's ``rows``) stays out, so
+        that its settings share their streams (common random numbers) and adding it changed no number.
     """
 
     name: str
@@ -72,6 +76,7 @@ class Param:
     high_open: bool = False
     choices: tuple = ()
     none: bool = False
+    keyed: bool = True
 
     def allowed(self):
         """What values are allowed, in words."""
@@ -173,6 +178,10 @@ class Experiment:
         raise ParameterError(f"unknown parameter {shown(name)} for experiment {self.name}"
                              f"{suggest(name, [q.name for q in self.params])}; "
                              f"valid: {', '.join(q.name for q in self.params)}")
+
+    def keyed(self, values):
+        """The parameters of ``values`` that enter the streams' key (see :attr:`Param.keyed`)."""
+        return {k: v for k, v in values.items() if self.param(k).keyed}
 
     def resolve(self, settings=None):
         """Defaults overridden by ``settings`` (name → text or value), validated."""

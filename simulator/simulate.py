@@ -250,7 +250,7 @@ def measure(p, chosen, values, seed, samples, progress=None):
     """
     measured = []
     for exp, q in zip(chosen, values):
-        ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **q})
+        ctx = Context(exp.name, seed, samples or exp.samples, progress, {"p": p, **exp.keyed(q)})
         n = q[exp.runs_param] if exp.runs_param else ctx.samples
         why = too_few_gates(exp, p, ctx.samples)
         try:

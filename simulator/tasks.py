@@ -11,10 +11,10 @@ rows never leak into the labels).
 
 Notes
 -----
-``teacher``: n = 600 rows, X ~ N(0, I_10) and a fixed random teacher network
+``teacher``: n = 600 rows by default (``rows``), X ~ N(0, I_10) and a fixed random teacher network
 10 → Linear(32) → ReLU → Linear(1) with PyTorch's default ``nn.Linear`` init
 (weight and bias ~ U(−1/√fan_in, 1/√fan_in)); y = (t − mean t)/std t + N(0, 0.5²)
-with t the teacher's output, so the noise is 20% of y's variance. Everything is
+with t the teacher's output, so the noise is 20% of y's variance (the SD 0.5 is ``noise``). Everything is
 drawn from ``np.random.default_rng(stream_key(seed, "teacher-task", ...))``.
 """
 import contextlib
@@ -127,20 +127,20 @@ def _torch_linear_init(rng, fan_in, fan_out):
 
 
 @functools.lru_cache(maxsize=16)
-def _teacher(seed):
-    """``(X, y)`` of the teacher task (see the module Notes)."""
-    rng = np.random.default_rng(stream_key(seed, "teacher-task", TEACHER_ROWS, TEACHER_INPUTS, TEACHER_HIDDEN))
-    X = rng.standard_normal((TEACHER_ROWS, TEACHER_INPUTS))
+def _teacher(seed, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
+    """``(X, y)`` of the teacher task with ``rows`` rows and noise SD ``noise`` (see the module Notes)."""
+    rng = np.random.default_rng(stream_key(seed, "teacher-task", rows, TEACHER_INPUTS, TEACHER_HIDDEN))
+    X = rng.standard_normal((rows, TEACHER_INPUTS))
     W1, b1 = _torch_linear_init(rng, TEACHER_INPUTS, TEACHER_HIDDEN)
     W2, b2 = _torch_linear_init(rng, TEACHER_HIDDEN, 1)
     t = (np.maximum(X @ W1.T + b1, 0.0) @ W2.T + b2)[:, 0]
-    y = (t - t.mean()) / t.std() + TEACHER_NOISE * rng.standard_normal(TEACHER_ROWS)
+    y = (t - t.mean()) / t.std() + noise * rng.standard_normal(rows)
     X.flags.writeable = False
     y.flags.writeable = False
     return X, y
 
 
-def load(name, seed=0):
+def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     """The :class:`Task` called ``name``.
 
     Parameters
@@ -149,6 +149,9 @@ def load(name, seed=0):
         One of :data:`TASK_NAMES`.
     seed : int
         Seeds the synthetic ``teacher`` tasks; the scikit-learn data ignore it.
+    rows, noise : int, float
+        The size and the noise SD of the ``teacher`` tasks (the data-size axis of C6's regime); the
+        scikit-learn data ignore them.
 
     Returns
     -------
@@ -170,11 +173,11 @@ def load(name, seed=0):
         return Task(name, "classification", X, y, 2, True, None,
                     f"scikit-learn load_diabetes, {n} × {f}: progression above the training median")
     if name in ("teacher", "teacher-class"):
-        X, y = _teacher(int(seed))
+        X, y = _teacher(int(seed), int(rows), float(noise))
         n, f = X.shape
         if name == "teacher":
             return Task(name, "regression", X, y, 1, False, "teacher-class",
-                        f"synthetic, {n} × {f}: a random ReLU teacher 10-32-1 plus N(0, 0.5²) noise")
+                        f"synthetic, {n} × {f}: a random ReLU teacher 10-32-1 plus N(0, {noise:g}²) noise")
         return Task(name, "classification", X, y, 2, True, None,
                     f"synthetic, {n} × {f}: teacher output above the training median")
     X, y = _sklearn(name)

@@ -123,3 +123,21 @@ def test_findings_are_a_family_per_subclaim_and_never_undetectable_beyond_the_te
         for r in rows:
             if r["kind"] == "effect" and r["verdict"] == "no detectable effect":
                 assert abs(r["z"]) <= r["family"]["z_alone"]
+
+
+def test_the_teacher_size_and_noise_are_parameters_outside_the_stream_key():
+    from simulator.tasks import TEACHER_ROWS, load
+    small, big = load("teacher", 3, rows=200), load("teacher", 3, rows=2000, noise=1.0)
+    assert small.X.shape == (200, 10) and big.X.shape == (2000, 10)
+    assert load("teacher", 3).X.shape == (TEACHER_ROWS, 10)
+    assert np.array_equal(load("teacher", 3).y, load("teacher", 3, rows=TEACHER_ROWS, noise=0.5).y)
+    # rows and noise choose the data, not the training streams: settings are paired, defaults unchanged.
+    from simulator.experiments import CATALOG
+    exp = CATALOG["training"]
+    values = exp.resolve({"task": "teacher", "rows": "5000", "noise": "2"})
+    assert exp.keyed(values) == exp.keyed(exp.resolve({"task": "teacher"}))
+
+
+def test_rows_without_a_teacher_task_is_one_line(cli_run):
+    code, _, err = cli_run("simulate", "--experiment", "training", "--set", "rows=1000")
+    assert code == 2 and err == "error: rows and noise set the synthetic teacher tasks: add task=teacher\n"

@@ -33,7 +33,7 @@ import numpy as np
 from ..catalog import CheckSpec, Experiment, Param
 from ..errors import ParameterError, SimulationError
 from ..nn import train as tr
-from ..tasks import TASK_NAMES, load
+from ..tasks import TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
 from ..verdict import Check
 
 NOISY = tuple(p for p in tr.PLACEMENTS if p != "none")
@@ -77,8 +77,11 @@ def _task_checks(task, result, q, p, params):
     checks = []
     names = list(result.placements)
 
+    teacher = task.name.startswith("teacher")
+    data = {"rows": q["rows"], "noise": q["noise"]} if teacher else {}
+
     def base(placement, **extra):
-        return {**params, "task": task.name, "placement": placement, **extra}
+        return {**params, "task": task.name, **data, "placement": placement, **extra}
 
     if regression:
         metrics = (("test MSE", result.mse, "mse", "mean over test rows of (prediction − y)², y standardised"),)
@@ -153,7 +156,7 @@ def run(p, q, ctx):
               "optimizer": q["optimizer"], "lr": q["lr"], "runs": q["runs"], "batch": q["batch"]}
     checks = []
     for name in _tasks(q):
-        task = load(name, ctx.seed)
+        task = load(name, ctx.seed, q["rows"], q["noise"])
         key = ctx.key("training", task=name)
         bar = ctx.bar(f"training {name}")
         result = tr.train_runs(task, config, placements, q["runs"], key,
@@ -182,6 +185,9 @@ def _subclaim(check):
 
 
 def _validate(values):
+    teacher = any(t.startswith("teacher") for t in values["task"])
+    if not teacher and (values["rows"] != TEACHER_ROWS or values["noise"] != TEACHER_NOISE):
+        raise ParameterError("rows and noise set the synthetic teacher tasks: add task=teacher")
     if values["bn"] == "false" and all(p.startswith("recalibrated") for p in values["placement"]):
         raise ParameterError("placement: the recalibrated placements need bn=true; add hidden, head or uout")
 
@@ -214,6 +220,10 @@ EXPERIMENT = Experiment(
         Param("lr", "float", 1e-3, "learning rate", low=0.0, high=10.0, low_open=True),
         Param("momentum", "float", 0.9, "SGD momentum", low=0.0, high=1.0, high_open=True),
         Param("beta", "float", 0.1, "Uout half-width β", low=0.0, high=1.0, high_open=True),
+        Param("rows", "int", TEACHER_ROWS, "rows of the synthetic teacher tasks (the data-size axis of C6: "
+              "sweep it, e.g. --grid rows=100,1000,10000)", low=50, high=200_000, keyed=False),
+        Param("noise", "float", TEACHER_NOISE, "noise SD of the teacher tasks' target (0.5: 20% of its variance)",
+              low=0.0, high=10.0, keyed=False),
         Param("runs", "int", 16, "training runs (the Monte Carlo samples; each trains every placement)",
               low=2, high=100_000),
         Param("margin", "float", 0.01, "largest accuracy drop that counts as 'barely affected'", low=0.0,
