@@ -173,11 +173,6 @@ def normalized_square_sum(m, batch_var, eps):
     return m * batch_var / (batch_var + eps)
 
 
-def samuelson_bound(m):
-    """``|x̂_i| ≤ √(m − 1)`` for ε = 0 (Samuelson's inequality; equality when one value differs)."""
-    return float(np.sqrt(m - 1))
-
-
 def running_mean_expectation(c, momentum, steps):
     """``E[running_mean]`` after ``steps`` updates from 0 with i.i.d. batches of mean c (PyTorch semantics).
 

@@ -107,7 +107,7 @@ def weighted_sum_numpy(rng, n, c, v, rho, w, noise, p, beta=0.1):
     return (x * f) @ w, x @ w
 
 
-# --- network-shift / task-impact: the Linear → BN → ReLU chain (simulator.network) ---------------
+# --- network-shift / task-impact: the Linear → BN → ReLU chain (simulator.nn.chain) --------------
 
 def chain_uniform(g):
     """``rng._uniform`` on a :class:`Xoshiro`: the top 53 bits of one draw over 2**53."""
@@ -127,7 +127,7 @@ def chain_noise(g, h, kind, p, beta):
 
 
 class ChainNumpy:
-    """The chain of ``simulator.network`` in plain numpy, one training batch at a time.
+    """The chain of ``simulator.nn.chain`` in plain numpy, one training batch at a time.
 
     Each block: noise (per placement), ``z = h W_l``, BatchNorm1d (batch mean and
     biased variance to normalize; running statistics from 0 and 1, updated with

@@ -116,7 +116,7 @@ def inverse_moment(power, v, m, eps, momentum, steps):
 
     Notes
     -----
-    ``running_var = a₀ + Σ_k a_k u_k`` (weights from :func:`simulator.batchnorm.running_weights`),
+    ``running_var = a₀ + Σ_k a_k u_k`` (weights from :func:`simulator.nn.batchnorm.running_weights`),
     with unbiased batch variances ``u_k ~ v χ²_{m−1}/(m−1)`` independent. From
     ``Y^(−s) = Γ(s)⁻¹ ∫₀^∞ t^(s−1) e^(−tY) dt`` and the chi-square Laplace transform,
     ``E[(running_var + ε)^(−s)] = Γ(s)⁻¹ ∫₀^∞ t^(s−1) e^(−t(a₀+ε)) Π_k (1 + 2 t a_k v/(m−1))^(−(m−1)/2) dt``,
@@ -171,7 +171,7 @@ def limit_tolerance(c, v, m, eps, momentum, steps):
     Notes
     -----
     Normal inputs: ``Var(rm) = Σa_k² v/m``, ``Var(rv) = Σa_k² 2v²/(m−1)``,
-    ``E[rv] = a₀ + (1 − a₀) v``; see :func:`simulator.batchnorm.eval_variance_deviation`.
+    ``E[rv] = a₀ + (1 − a₀) v``; see :func:`simulator.nn.batchnorm.eval_variance_deviation`.
     """
     a0, a = bn.running_weights(momentum, steps)
     s2 = float(np.sum(a * a))

@@ -1,6 +1,6 @@
 """C5 (deep part) — the variance shift in a chain of Linear → BN → ReLU blocks (Li et al., CVPR 2019).
 
-The chain of :mod:`simulator.network` runs ``steps`` training batches of size m
+The chain of :mod:`simulator.nn.chain` runs ``steps`` training batches of size m
 (noise on, BN batch statistics, running statistics accumulated), then eval mode
 (noise off, running statistics) on fresh inputs. Per BN layer it measures the
 real variance of the BN input in eval mode against ``running_var``, Li et al.'s

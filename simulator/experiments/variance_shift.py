@@ -345,7 +345,7 @@ def _mechanism_checks(ctx, p, q, noise, w, vtrain, vtest, params):
     """BN trained with the noise on, evaluated with it off: running_var, eval variance, ratio, mean.
 
     Tolerances are twice the leading-order deviation (see
-    :func:`simulator.batchnorm.eval_variance_deviation`) computed from the closed-form
+    :func:`simulator.nn.batchnorm.eval_variance_deviation`) computed from the closed-form
     Var(running_mean) and the measured Var(running_var).
     """
     c, m, steps, momentum, eps, gamma = (q[k] for k in ("c", "m", "steps", "momentum", "eps", "gamma"))
