@@ -3,6 +3,7 @@
 p is the KEEP probability everywhere (PyTorch's nn.Dropout(p) takes the drop probability).
 Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-written.
 """
+import contextlib
 import json
 import signal
 import sys
@@ -60,9 +61,9 @@ class Progress:
         text = f"{label}: {done}/{total}" if total <= COUNTED else f"{label}: {100 * done / total:5.1f}%"
         if done and now - self.start > 2:
             text += f"  (~{(now - self.start) * (total - done) / done:.0f} s left)"
+        self.shown = True  # before the write: a Ctrl-C during it still clears the line
         sys.stderr.write("\r" + text.ljust(72))
         sys.stderr.flush()
-        self.shown = True
 
     def __enter__(self):
         return self
@@ -388,6 +389,11 @@ def _interrupted(text):
     sys.exit(130)
 
 
+def _terminated(signum, frame):
+    """SIGTERM (``timeout``, a scheduler) ends the run as Ctrl-C does: what it started is cleaned up."""
+    raise KeyboardInterrupt
+
+
 def _fail(message, status):
     click.echo(f"error: {' '.join(str(message).split())}", err=True)
     sys.exit(status)
@@ -397,16 +403,21 @@ def main(argv=None):
     """Run the command line: bad usage exits 2, a runtime failure 1, Ctrl-C 130, each with one line."""
     warnings.showwarning = _notice
     warnings.simplefilter("always", CheckpointNotice)
+    with contextlib.suppress(ValueError):  # not the main thread (a test runner's): no handler to install
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
     except click.exceptions.Abort as e:
         if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort, as if Ctrl-C had been pressed
             _fail(f"unexpected end of input ({e.__context__ or 'EOF'})", 1)
-        _interrupted("interrupted")
+        _interrupted("\ninterrupted: no output written")
     except KeyboardInterrupt:
         _interrupted("\ninterrupted: no output written")
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help(), err=True)
+        sys.exit(e.exit_code)
     except click.exceptions.ClickException as e:
-        _fail(e.format_message(), 2)
+        _fail(e.format_message(), e.exit_code or 2)
     except ParameterError as e:
         _fail(e, 2)
     except (SimulationError, OutputError) as e:

@@ -2,8 +2,8 @@
 
 A checkpoint is a text file of lines ``<sha256> <json>``, the checksum being that of
 the JSON text that follows it. The first line is a header saying what the file
-belongs to (the command, its settings, the seed and the code version, see
-:func:`code_version`); every other line is one finished piece,
+belongs to (the command, its settings, the seed, the code version, see
+:func:`code_version`, and the versions of Python, numpy, Numba and SciPy); every other line is one finished piece,
 ``{"key": ..., "value": ...}``, appended as the piece finishes. Values go through
 JSON on the way in as well, so a piece looks the same whether it was just computed
 or read back.
@@ -51,6 +51,18 @@ def code_version():
     return f"{__version__}+{h.hexdigest()[:16]}"
 
 
+def _libraries():
+    """The versions that can change a number: Python, numpy, Numba, SciPy."""
+    import platform
+
+    import numba
+    import numpy
+    import scipy
+
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
+            "scipy": scipy.__version__}
+
+
 def _line(obj):
     text = json.dumps(obj, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest() + " " + text + "\n"
@@ -90,7 +102,7 @@ class Checkpoint:
 
     def __init__(self, path=None, belongs_to=None):
         self.path = path
-        self.belongs_to = {**(belongs_to or {}), "code": code_version()}
+        self.belongs_to = {**(belongs_to or {}), "code": code_version(), "libraries": _libraries()}
         self.done = {}
         self._valid = 0  # bytes of the file that hold whole, checked lines; None: the file must be started anew
         self._ours = False
@@ -111,6 +123,9 @@ class Checkpoint:
             raise ParameterError(f"{label}: cannot be read ({e.strerror or e})") from None
         lines = data.split(b"\n")
         if not data:
+            self._valid, self._ours = None, True
+            return
+        if len(lines) == 1 and _parse(lines[0]) is not None:  # the header's own write was cut before its newline
             self._valid, self._ours = None, True
             return
         header = _parse(lines[0])

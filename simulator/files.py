@@ -9,10 +9,12 @@ Every ``--out``, ``--save`` and ``--plot`` of the command line goes through
   the permissions an ordinary ``open()`` would give it: an existing file keeps its mode, a new one gets
   ``0o666 & ~umask``.
 - A symbolic link is followed: the file it points to is written, and the link stays.
-- A character device or a named pipe (a terminal, ``/dev/stdout``, ``mkfifo``), and anything under
-  ``/dev`` or ``/proc``, is written in place: there is nothing to rename.
-- Anything else that exists (a folder, a block device, a socket, a read-only file) is refused before any
-  work, with one line (:class:`~simulator.errors.ParameterError`).
+- ``/dev/stdout``, ``/dev/stderr`` and ``/dev/fd/N`` are written through the descriptor this process
+  inherited (so ``>> log`` still appends); a character device or a named pipe (a terminal, ``mkfifo``)
+  is written in place: there is nothing to rename.
+- Anything else that exists (a folder, a block device, a socket, a read-only file, a file with other hard
+  links) is refused before any work, with one line (:class:`~simulator.errors.ParameterError`); the
+  writer checks again itself, so a library call obeys the same rules.
 - A failure while writing (a full disk, a read-only file system) removes the temporary file and raises
   :class:`~simulator.errors.OutputError`, naming the file.
 - A folder replaces an existing path only when that path is an empty folder or a folder this program
@@ -20,24 +22,43 @@ Every ``--out``, ``--save`` and ``--plot`` of the command line goes through
 """
 import contextlib
 import os
+import re
 import shutil
 import stat
 import tempfile
 
 from .errors import OutputError, ParameterError, shown
 
-IN_PLACE_ROOTS = ("/dev/", "/proc/")
+# Paths that name a descriptor this process inherited: written through that descriptor, never reopened
+# (reopening would truncate a file that stdout appends to).
+_DESCRIPTOR = re.compile(r"^/(?:dev/(?P<std>stdout|stderr)|dev/fd/(?P<fd>\d+)|proc/self/fd/(?P<pfd>\d+))$")
 
 
 def _umask():
+    """The process's umask, read without changing it (``/proc/self/status``), else by setting it back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
 
+def _descriptor(path):
+    """The inherited file descriptor ``path`` names (``/dev/stdout``, ``/dev/fd/N``), or None."""
+    m = _DESCRIPTOR.match(str(path))
+    if not m:
+        return None
+    return {"stdout": 1, "stderr": 2}[m["std"]] if m["std"] else int(m["fd"] or m["pfd"])
+
+
 def _in_place(path):
-    """Whether ``path`` is written where it is (a device, a pipe, a path under /dev or /proc)."""
-    if os.path.abspath(path).startswith(IN_PLACE_ROOTS):
+    """Whether ``path`` is written where it is: an inherited descriptor, a character device or a pipe."""
+    if _descriptor(path) is not None:
         return True
     try:
         mode = os.stat(path).st_mode
@@ -70,21 +91,42 @@ def check_target(path, option="--out"):
     what = f"{option} {shown(path)}"
     if not str(path).strip():
         raise ParameterError(f"{option}: give a file name")
+    try:
+        _check(path, what)
+    except OSError as e:  # a loop of symbolic links, a name too long, ...
+        raise ParameterError(f"{what}: {e.strerror or e}") from None
+
+
+def _check(path, what):
+    fd = _descriptor(path)
+    if fd is not None:
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise ParameterError(f"{what}: this process has no such descriptor") from None
+        return
     if os.path.isdir(path):
         raise ParameterError(f"{what}: is a folder; give a file name")
-    if _in_place(path):
-        if not os.path.exists(path):
-            raise ParameterError(f"{what}: no such device or file")
-        if not os.access(path, os.W_OK):
-            raise ParameterError(f"{what}: not writable")
-        return
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+            raise ParameterError(f"{what}: is a block device or a socket; not written")
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+            if not os.access(path, os.W_OK):
+                raise ParameterError(f"{what}: not writable")
+            return
+    elif os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        raise ParameterError(f"{what}: no such device or file")
     real = os.path.realpath(path)
     if os.path.lexists(real):
-        mode = os.stat(real).st_mode
-        if not stat.S_ISREG(mode):
+        st = os.stat(real)
+        if not stat.S_ISREG(st.st_mode):
             raise ParameterError(f"{what}: exists and is not a regular file, a device or a pipe; not replaced")
-        if not mode & 0o222:
+        if not st.st_mode & 0o222 or not os.access(real, os.W_OK):
             raise ParameterError(f"{what}: the file is read-only; not replaced")
+        if st.st_nlink > 1:
+            raise ParameterError(f"{what}: the file has other hard links, which a new file would break; "
+                                 "not replaced")
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
         raise ParameterError(f"{what}: folder {shown(folder)} does not exist")
@@ -92,19 +134,23 @@ def check_target(path, option="--out"):
 
 
 @contextlib.contextmanager
-def open_output(path, binary=False):
+def open_output(path, binary=False, option="--out"):
     """A file object that becomes ``path`` when the block ends without an error (see the module's rules).
 
     Raises
     ------
+    ParameterError
+        When ``path`` may not be written (:func:`check_target`), before anything is written.
     OutputError
         When writing fails (no space left, a read-only file system, ...): the temporary file is removed.
     """
+    check_target(path, option)
     mode = "wb" if binary else "w"
     text = {} if binary else {"encoding": "utf-8", "newline": ""}
     if _in_place(path):
+        fd = _descriptor(path)
         try:
-            with open(path, mode, **text) as f:
+            with (os.fdopen(os.dup(fd), mode, **text) if fd is not None else open(path, mode, **text)) as f:
                 yield f
         except OSError as e:
             raise OutputError(f"cannot write {shown(path)}: {e.strerror or e}") from None
@@ -121,6 +167,7 @@ def open_output(path, binary=False):
             yield f
             f.flush()
             os.fchmod(f.fileno(), keep)
+            os.fsync(f.fileno())  # the data is on disk before the name points at it
         os.replace(tmp, real)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -192,7 +239,11 @@ def replace_folder(tmp, path, owned):
         if os.listdir(path) and not owned(path):
             raise ParameterError(f"--out {shown(path)}: holds files that are not this program's; not replaced")
         old = tempfile.mkdtemp(dir=os.path.dirname(path), prefix="." + os.path.basename(path) + ".", suffix=".old")
-        os.rename(path, os.path.join(old, "previous"))
+        try:
+            os.rename(path, os.path.join(old, "previous"))
+        except OSError:
+            os.rmdir(old)
+            raise
     elif os.path.lexists(path):
         raise ParameterError(f"--out {shown(path)}: exists and is not a folder; not replaced")
     try:

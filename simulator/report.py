@@ -858,7 +858,8 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     seed = check_seed(seed)
     samples = None if samples is None else check_samples(samples)
     out = os.path.abspath(out)
-    check_folder(out, is_report, what="a report of this program (with its manifest.json)")
+    check_folder(out, is_report, what="a report of this program (its manifest.json, and only the files a "
+                                     "report writes)")
     checkpoints = _checkpoint_folder(out)
     tmp = new_folder(out)
     stop = None
@@ -878,12 +879,14 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
                     "versions": {**versions(), "seaborn": sns.__version__}, "platform": platform.platform(),
                     "git_commit": _git_commit(), "timings": timings}
         write(tmp, verification, figure_rows, manifest, drawn)
-        replace_folder(tmp, out, is_report)
+        with sigint_ignored():  # the two renames, and the cleanup below, are not cut in half by a Ctrl-C
+            replace_folder(tmp, out, is_report)
     except BaseException as e:
-        if stop is not None:
-            stop()
-        remove_folder(tmp)
-        _drop_empty_checkpoints(checkpoints)
+        with sigint_ignored():
+            if stop is not None:
+                stop()
+            remove_folder(tmp)
+            _drop_empty_checkpoints(checkpoints)
         if isinstance(e, OSError):
             raise OutputError(f"cannot write the report {out}: {e.strerror or e}") from None
         raise
@@ -912,16 +915,23 @@ _LEGACY_MANIFEST = {"command", "seed", "versions", "git_commit", "timings"}  # r
 CHECKPOINT_MARK = "checkpoints-of-report.json"
 
 
+REPORT_FILES = ("index.html", "manifest.json", "results.json", "checks.csv")
+
+
 def is_report(folder):
-    """Whether ``folder`` is a report this program wrote (its ``manifest.json`` says so): only such a
-    folder is ever replaced by a new report."""
+    """Whether ``folder`` is a report this program wrote: its ``manifest.json`` says so, and it holds
+    nothing but what a report writes (the page, the data, the figures). Only such a folder is ever
+    replaced by a new report; one holding anything else (a file the user added) is refused."""
     try:
         with open(os.path.join(folder, "manifest.json"), encoding="utf-8") as f:
             manifest = json.load(f)
+        names = os.listdir(folder)
     except (OSError, ValueError):
         return False
-    return isinstance(manifest, dict) and (manifest.get("written_by") == WRITTEN_BY
+    ours = isinstance(manifest, dict) and (manifest.get("written_by") == WRITTEN_BY
                                            or _LEGACY_MANIFEST <= set(manifest))
+    figures_ = {f"{f.name}.{ext}" for f in FIGURES for ext in ("png", "svg")}
+    return ours and all(n in REPORT_FILES or n in figures_ for n in names)
 
 
 def _checkpoint_folder(out):

@@ -5,6 +5,7 @@
 >>> [c["verdict"] for c in result.checks][:2]
 ['confirmed', 'confirmed']
 """
+import contextlib
 import math
 import platform
 import time
@@ -171,9 +172,10 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     settings : dict, optional
         Parameter name → value (or text), applied to every chosen experiment that has it.
     alpha : float
-        Family-wise error level over all checks of the run: each of the E chosen experiments is its own
+        Family-wise error level of the simulator's self-tests: each of the E chosen experiments is its own
         Bonferroni family at level alpha / E (so a claim is decided as soon as its experiments are done;
-        by the union bound the chance of any false refutation in the run stays below alpha).
+        by the union bound the chance of any false refutation in the run stays below alpha). The findings
+        about the document (effects, equivalences) are one family per sub-claim, each at alpha.
     progress : callable, optional
         ``progress(label, done, total)`` during long runs.
     stream : callable, optional
@@ -194,14 +196,15 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     start = time.perf_counter()
     share = alpha / len(chosen)  # each experiment's own family: the run's family-wise level stays alpha
     rows_of, zstars, tested, sent = {}, {}, 0, set()
-    for exp in ready(chosen, progress):
-        rows, zstars[exp.name], count = judge_all(measure(p, [exp], [values[exp.name]], seed, samples, progress),
-                                                  share, alpha)
-        rows_of[exp.name], tested = rows, tested + count
-        if stream is not None:
-            head = {"p": p, "seed": seed, "threads": threads, "alpha": alpha, "experiments": len(chosen),
-                    "z_threshold": zstars[exp.name], "checks_tested": count, "findings": findings(rows)}
-            _stream_claims(lambda claims: stream(claims, head), chosen, rows_of, zstars, p, sent)
+    with contextlib.closing(ready(chosen, progress)) as compiled:  # the compile workers stop with the run
+        for exp in compiled:
+            rows, zstars[exp.name], count = judge_all(measure(p, [exp], [values[exp.name]], seed, samples, progress),
+                                                      share, alpha)
+            rows_of[exp.name], tested = rows, tested + count
+            if stream is not None:
+                head = {"p": p, "seed": seed, "threads": threads, "alpha": alpha, "experiments": len(chosen),
+                        "z_threshold": zstars[exp.name], "checks_tested": count, "findings": findings(rows)}
+                _stream_claims(lambda claims: stream(claims, head), chosen, rows_of, zstars, p, sent)
     rows = [r for e in chosen for r in rows_of[e.name]]
     claims = summarize_all(rows, zstars, p, quotes(rows, p), acceptable)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,

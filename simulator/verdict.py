@@ -161,12 +161,14 @@ def judge(c, zstar, zalone=None):
     if c.kind == "measurement":
         return Judged(None, res, rel, "measured")
     if c.degenerate and c.kind != "derivation" and (c.kind != "enumeration" or not math.isfinite(c.estimate)):
-        return Judged(None, math.inf, None, "undecided" if c.kind == "equivalence" else
-                      "no detectable effect" if c.kind == "effect" else "inconclusive")
+        return Judged(None, math.inf, None, "undecided" if c.kind in FINDINGS else "inconclusive")
     if c.kind == "derivation":
         return Judged(None, 0.0, None, c.outcome or "undecided")
     if c.kind in ("effect", "equivalence"):
         offset = c.margin if c.kind == "equivalence" else 0.0
+        if noiseless and c.dof and c.params.get("p", 1.0) < 1:
+            # Runs that agree exactly although their noise differs: a zero standard error is not estimable.
+            return Judged(None, math.inf, None, "undecided")
         if noiseless:
             z = 0.0 if c.estimate == offset else math.copysign(math.inf, c.estimate - offset)
         else:

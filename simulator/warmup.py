@@ -85,7 +85,10 @@ def ready(chosen, progress=None):
         finished = 0
         for e in order:
             if e.name in jobs:
-                jobs[e.name].result()
+                try:
+                    jobs[e.name].result()
+                except Exception:  # noqa: BLE001 - a worker that failed (or was killed): this process compiles it
+                    pass
                 finished += 1
                 if progress is not None:
                     progress(COMPILING, finished, len(todo))

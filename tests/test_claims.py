@@ -126,3 +126,12 @@ def test_an_effect_significant_alone_is_undecided_not_undetectable():
         return judge(Check("e", "effect", 0.0, z, 1.0), 3.9, 3.29).verdict
     assert [verdict(z) for z in (4.0, 3.5, 3.0, -3.5, -4.0)] == [
         "holds", "undecided", "no detectable effect", "undecided", "contradicted"]
+
+
+def test_a_zero_standard_error_over_noisy_runs_is_undecided_never_significant():
+    from simulator.verdict import Check, judge
+    noisy = Check("drop", "equivalence", 0.0, 0.0111, 0.0, {"p": 0.5}, margin=0.01, dof=3)
+    exact = Check("drop", "equivalence", 0.0, 0.0, 0.0, {"p": 1.0}, margin=0.01, dof=3)  # p = 1: no noise at all
+    assert judge(noisy, 3.7).verdict == "undecided" and judge(exact, 3.7).verdict == "holds"
+    degenerate = Check("e", "effect", 0.0, 1.0, 0.1, degenerate="no kept gate")
+    assert judge(degenerate, 3.7).verdict == "undecided"

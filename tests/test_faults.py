@@ -141,7 +141,68 @@ def test_a_socket_is_refused(cli_run, tmp_path):
     with socket.socket(socket.AF_UNIX) as s:
         s.bind(path)
         code, _, err = cli_run(*SIM, "--out", path)
-    assert code == 2 and "not a regular file" in one_line(err)
+    assert code == 2 and "a socket; not written" in one_line(err)
+
+
+def test_a_block_device_is_refused():
+    block = next((os.path.join("/dev", n) for n in sorted(os.listdir("/dev"))
+                  if stat.S_ISBLK(os.stat(os.path.join("/dev", n)).st_mode)), None)
+    if block is None:
+        pytest.skip("no block device here")
+    with pytest.raises(ParameterError, match="block device"):
+        files.check_target(block)
+
+
+def test_dev_stdout_appending_to_a_file_keeps_what_was_there(tmp_path):
+    log = tmp_path / "log"
+    log.write_text("before\n")
+    with open(log, "a") as f:
+        done = subprocess.run([sys.executable, "cli.py", *SIM, "--out", "/dev/stdout"], cwd=ROOT, stdout=f,
+                              stderr=subprocess.PIPE, text=True, timeout=300)
+    assert done.returncode == 0
+    text = log.read_text()
+    assert text.startswith("before\n") and json.loads(text[len("before\n"):])["meta"]["seed"]
+
+
+def test_a_file_with_other_hard_links_or_a_symlink_loop_is_one_line(cli_run, tmp_path):
+    (tmp_path / "a.json").write_text("keep")
+    os.link(tmp_path / "a.json", tmp_path / "b.json")
+    code, _, err = cli_run(*SIM, "--out", str(tmp_path / "b.json"))
+    assert code == 2 and "hard links" in one_line(err) and (tmp_path / "a.json").read_text() == "keep"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    code, _, err = cli_run(*SIM, "--out", str(tmp_path / "loop"))
+    assert code == 2 and one_line(err).startswith("error: --out")
+
+
+def test_the_library_writer_checks_by_itself(tmp_path):
+    import socket
+    path = str(tmp_path / "s")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+        with pytest.raises(ParameterError):
+            files.write_text(path, "x")
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+def test_a_report_folder_with_a_file_the_user_added_is_not_replaced(tmp_path):
+    from simulator import report as rep
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"written_by": rep.WRITTEN_BY}))
+    (out / "index.html").write_text("<html></html>")
+    assert rep.is_report(str(out))
+    (out / "my-notes.txt").write_text("mine")
+    assert not rep.is_report(str(out))
+
+
+def test_a_checkpoint_whose_header_was_cut_before_its_newline_starts_anew(tmp_path):
+    path = tmp_path / "c"
+    ckpt.Checkpoint(str(path), {"command": "t"}).save("a", 1)
+    header = path.read_bytes().split(b"\n")[0]
+    path.write_bytes(header)  # the first write of the file, cut just before its newline
+    c = ckpt.Checkpoint(str(path), {"command": "t"})
+    c.save("b", 2)
+    assert list(ckpt.Checkpoint(str(path), {"command": "t"}).done) == ["b"]
 
 
 @pytest.mark.parametrize("make", ["folder", "file", "symlink"])
@@ -419,7 +480,7 @@ def test_every_sampled_experiment_is_undecided_when_no_gate_is_kept(cli_run):
 # --- interrupts ------------------------------------------------------------------------------------
 
 
-def _interrupt_when(args, marker, second=False):
+def _interrupt_when(args, marker, second=False, signum=signal.SIGINT):
     """Run ``cli.py ARGS``, send SIGINT once ``marker`` shows on stderr (and a second one during shutdown);
     return the exit status and all of stderr (bytes read as they come: progress redraws keep their \\r).
 
@@ -432,7 +493,7 @@ def _interrupt_when(args, marker, second=False):
         ch = proc.stderr.read(1)
         assert ch, f"process ended early: {seen}"
         seen += ch
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signum)
     if second:
         while b"interrupted" not in seen:
             ch = proc.stderr.read(1)
@@ -483,3 +544,11 @@ def test_audit_save_and_plot_follow_the_same_rules(tmp_path):
     assert os.path.islink(tmp_path / "link.pt") and stat.S_IMODE(real.stat().st_mode) == 0o640
     assert set(torch.load(real, weights_only=True)) >= {"running_mean", "running_var"}
     assert sorted(os.listdir(tmp_path)) == ["link.pt", "real.pt"]
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    out = tmp_path / "rep"
+    code, err = _interrupt_when(("report", "--quick", "--samples", "1000", "--progress", "--out", str(out)),
+                                "verify (", signum=signal.SIGTERM)
+    assert code == 130 and one_line(err).startswith("interrupted")
+    assert os.listdir(tmp_path) in ([], ["rep.checkpoint"])
