@@ -37,7 +37,7 @@ from .sampling import (DEFAULT_SAMPLES, GENERATION, REFERENCE_DIVISOR, REFERENCE
 from .suite import CEILING_TARGETS, WORKLOADS, bound, run_bench
 from .table import format_sampling, format_study, format_table
 from .training import (MODES, SIZES, STUDIES, W4_TARGETS, W5_BATCH, W5_ROWS, jax_available, run_study, run_w4,
-                       run_w5, study_config, study_data, study_task, teacher_task, torch_available)
+                       run_w5, study_config, study_data, study_task, torch_available)
 
 format_w4 = format_study  # its name before W5
 
@@ -48,5 +48,5 @@ __all__ = ["CEILING_TARGETS", "DEFAULT_SAMPLES", "GENERATION", "MODES", "PeakMem
            "format_sampling", "format_study", "format_table", "gemm_ceiling", "gemm_rate", "generation_rate",
            "gradient_numpy", "jax_available", "memory_growth", "moments_rate", "raw_generator_speed", "run_bench",
            "run_engine", "run_reference", "run_reference_subprocess", "run_study", "run_w4", "run_w5", "specs",
-           "study_config", "study_data", "study_task", "teacher_task", "thread_scaling", "torch_available",
+           "study_config", "study_data", "study_task", "thread_scaling", "torch_available",
            "weighted_sum_numpy", "format_w4"]

@@ -127,12 +127,14 @@ def gemm_ceiling(shapes, threads):
     """numpy's best dgemm rate on ``shapes`` with ``threads`` cores: ``{"1", "<threads>", "streams", "best"}``.
 
     "1": the BLAS on one thread; "<threads>": the BLAS on ``threads`` threads
-    (one product at a time); "streams": ``threads`` one-thread sequences at once;
-    "best": the larger of the last two (flop/s each).
+    (one product at a time); "streams": ``threads`` one-thread sequences at once
+    in one process (small products pay for the GIL between them); "best": the
+    largest of these and ``threads`` × the one-thread rate, which ``threads``
+    processes would reach on as many cores (flop/s each).
     """
     one = gemm_rate(shapes, 1)
     if int(threads) == 1:
         return {"1": one, "streams": one, "best": one}
     many = gemm_rate(shapes, threads)
     streams = gemm_rate(shapes, 1, streams=threads)
-    return {"1": one, str(int(threads)): many, "streams": streams, "best": max(many, streams)}
+    return {"1": one, str(int(threads)): many, "streams": streams, "best": max(many, streams, int(threads) * one)}

@@ -3,8 +3,8 @@
 - ``W4``: the training study (:mod:`simulator.nn.train`): diabetes, depth 2,
   width 64, BN, Adam, batch 32, every placement, 32 runs of 100 epochs.
 - ``W5``: one large-N cell: the synthetic teacher of :mod:`simulator.tasks`
-  drawn with ``W5_ROWS`` rows instead of its 600 (:func:`teacher_task`), batch
-  ``W5_BATCH``, the same network, the four training modes.
+  with ``W5_ROWS`` rows instead of its default 600, batch ``W5_BATCH``, the
+  same network, the four training modes.
 
 Every side trains the modes none, hidden, head and uout (the engine's W4 also
 evaluates the recalibrated placements, which are evaluations of ``hidden`` and
@@ -42,31 +42,12 @@ W4_TARGETS = {"eager": 20.0, "vmap": 3.0, "jax32": 1.5}
 TARGETS = {"W4": W4_TARGETS, "W5": {}}
 
 
-def teacher_task(rows, seed=0):
-    """The ``teacher`` task of :mod:`simulator.tasks` drawn with ``rows`` rows (its own draws at 600).
-
-    The same generator, stream and order as ``tasks._teacher``: X ~ N(0, I_10),
-    a random ReLU teacher 10-32-1 with PyTorch's init, y its standardised output
-    plus N(0, 0.5²) noise; the stream key names the row count, so
-    ``teacher_task(tasks.TEACHER_ROWS)`` is ``tasks.load("teacher")`` bit for bit.
-    """
-    f, hidden = tasks.TEACHER_INPUTS, tasks.TEACHER_HIDDEN
-    rng = np.random.default_rng(stream_key(seed, "teacher-task", int(rows), f, hidden))
-    X = rng.standard_normal((int(rows), f))
-    W1, b1 = tasks._torch_linear_init(rng, f, hidden)
-    W2, b2 = tasks._torch_linear_init(rng, hidden, 1)
-    t = (np.maximum(X @ W1.T + b1, 0.0) @ W2.T + b2)[:, 0]
-    y = (t - t.mean()) / t.std() + tasks.TEACHER_NOISE * rng.standard_normal(int(rows))
-    return tasks.Task("teacher", "regression", X, y, 1, False, None,
-                      f"synthetic, {int(rows)} × {f}: a random ReLU teacher {f}-{hidden}-1 plus N(0, 0.5²) noise")
-
-
 def study_task(name):
     """The :class:`tasks.Task` of study ``name`` ("W4" or "W5")."""
     if name == "W4":
         return tasks.load(W4_TASK)
     if name == "W5":
-        return teacher_task(W5_ROWS)
+        return tasks.load("teacher", rows=W5_ROWS)
     raise ParameterError(f"unknown training workload {name!r}; valid: {', '.join(STUDIES)}")
 
 
