@@ -236,17 +236,19 @@ def report_cmd(out, quick, samples, seed, threads, progress):
 @cli.command("bench")
 @click.option("--samples", default="2e7", show_default=True, metavar="N", help="Engine samples per workload.")
 @click.option("--threads", type=int, default=None, help="Engine threads [default: all cores].")
-@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1F", "W2", "W3", "W4"]),
+@click.option("--workload", "workloads", multiple=True, type=click.Choice(["W1", "W1F", "W2", "W3", "W4", "W5"]),
               help="Only these workloads (repeatable) [default: all].")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Keep the fastest of this many runs of each side.")
 @click.option("--scaling", is_flag=True, help="Also measure W1 on 1 and 2 threads (speed-up, bit-identity).")
 @click.option("--memory", is_flag=True, help="Also measure peak memory of W1 at 1e6 and 1e9 samples (~30 s).")
+@click.option("--audit", "audit", is_flag=True, help="Also time the audit of a small zoo DenseNet against as many "
+              "plain forward passes, in the same run (needs torch and torchvision; ~10 s).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
 @PROGRESS
-def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, progress):
-    """Speed of the engine against a single-threaded numpy reference, on the same workloads."""
+def bench_cmd(samples, threads, workloads, repeats, scaling, memory, audit, fmt, out, progress):
+    """Speed of the engine against numpy, PyTorch and JAX, and of each workload against its ceiling on this machine."""
     from simulator import bench
     from simulator.simulate import check_samples
 
@@ -258,6 +260,10 @@ def bench_cmd(samples, threads, workloads, repeats, scaling, memory, fmt, out, p
             result["scaling"] = bench.thread_scaling("W1", repeats=repeats)
         if memory:
             result["memory"] = bench.memory_growth("W1", threads=threads)
+        if audit:
+            from simulator.audit.speed import audit_speed
+
+            result["audit"] = audit_speed()
     emit(json.dumps(result, indent=2) + "\n" if fmt == "json" else bench.format_table(result), out)
 
 

@@ -377,3 +377,11 @@ def test_jax_ensemble_steps_are_the_checked_step():
         for e, o in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
             # atol: the null biases before BN (see above); every other value moves by about lr = 1e-3.
             np.testing.assert_allclose(np.asarray(o), np.asarray(e), rtol=1e-10, atol=1e-9)
+
+
+def test_the_audit_line_says_its_ratio_and_target():
+    from simulator.bench.table import format_audit
+    line = format_audit({"audit_s": 7.9, "plain_s": 4.1, "passes": 302, "ratio": 7.9 / 4.1, "target": 2.0,
+                         "ratio_50": 11.0, "bn_layers": 28})
+    assert "1.93x (target ≤ 2x, met)" in line and "302 plain forward passes" in line
+    assert format_audit({"skipped": "needs torchvision"}) == "audit: skipped (needs torchvision)"

@@ -125,9 +125,21 @@ def format_table(result):
         lines.append("thread scaling (W1): " + ", ".join(f"{t} thread(s) {r:.3g}/s" for t, r in sc["rates"].items())
                      + f"; speed-up {max(sc['speedup'].values()):.2f}x (target ≥ 1.8x); "
                      + ("bit-identical" if sc["identical"] else "NOT bit-identical") + " across thread counts")
+    if "audit" in result:
+        lines.append(format_audit(result["audit"]))
     if "memory" in result:
         mem = result["memory"]
         lines.append("peak memory growth (W1): " + ", ".join(f"{r['samples']:.0e} samples {r['peak_mb']:.1f} MB "
                                                             f"({r['seconds']:.1f} s)" for r in mem)
                      + f"; difference {abs(mem[-1]['peak_mb'] - mem[0]['peak_mb']):.1f} MB (target < 10 MB)")
     return "\n".join(lines) + "\n"
+
+
+def format_audit(a):
+    """The audit's line: its time against as many plain forward passes of the same model, same run."""
+    if "skipped" in a:
+        return f"audit: skipped ({a['skipped']})"
+    met = "met" if a["ratio"] <= a["target"] else "MISSED"
+    return (f"audit (zoo DenseNet, {a['bn_layers']} BN layers, --fix recalibrate): {a['audit_s']:.2f} s against "
+            f"{a['plain_s']:.2f} s for its {a['passes']} plain forward passes: {a['ratio']:.2f}x (target ≤ "
+            f"{a['target']:g}x, {met}); {a['ratio_50']:.1f}x the time of 50 passes")
