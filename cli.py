@@ -70,6 +70,7 @@ class Progress:
 
     def __exit__(self, *exc):
         self.close()
+        self.enabled = False  # a late report from a worker thread (after Ctrl-C) draws nothing more
 
     def close(self):
         if self.shown:
