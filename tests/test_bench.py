@@ -385,3 +385,21 @@ def test_the_audit_line_says_its_ratio_and_target():
                          "ratio_50": 11.0, "bn_layers": 28})
     assert "1.93x (target ≤ 2x, met)" in line and "302 plain forward passes" in line
     assert format_audit({"skipped": "needs torchvision"}) == "audit: skipped (needs torchvision)"
+
+
+def test_the_products_alone_kernel_computes_every_product_of_the_step():
+    import numpy as np
+    from simulator.bench import training as t
+    from simulator.bench.kernels import _products_reps
+    shapes = t._products(10, t.study_config("W4", 1))
+    rng = np.random.default_rng(3)
+    offsets, sizes = [], [0, 0, 0]
+    for m, k, n in shapes:
+        offsets.append((m, k, n, *sizes))
+        sizes = [sizes[0] + m * k, sizes[1] + k * n, sizes[2] + m * n]
+    h, W, z = rng.standard_normal(sizes[0]), rng.standard_normal(sizes[1]), np.zeros(sizes[2])
+    _products_reps(h, W, z, np.array(offsets, dtype=np.int64), 2)
+    for m, k, n, oh, ow, oz in offsets:
+        want = h[oh:oh + m * k].reshape(m, k) @ W[ow:ow + k * n].reshape(k, n)
+        assert np.allclose(z[oz:oz + m * n].reshape(m, n), want, rtol=1e-12, atol=1e-12)
+    assert t.products_rate(shapes, seconds=0.01, repeats=1) > 0

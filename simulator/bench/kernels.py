@@ -1,4 +1,5 @@
-"""The benchmark's own Numba kernels: raw draws, draw counting, generation alone and moments alone.
+"""The benchmark's own Numba kernels: raw draws, draw counting, generation alone, moments alone, and the
+trainer's matrix products alone.
 
 They use the very generators of the engine (:mod:`simulator.rng`), so what they
 measure is what a workload's kernel pays for its random numbers, and nothing
@@ -9,6 +10,7 @@ with kernels, so edits elsewhere in the benchmark do not invalidate it.
 import numpy as np
 from numba import njit
 
+from ..nn.chain import _linear
 from ..rng import _block_state, _draw, _draw_mask, _draw_normal
 from ..stats import HALF, LANES, _accumulate_lanes, _finish_lanes
 
@@ -116,3 +118,18 @@ def _moments_blocks(key, first, count, base, rem, nvars, out, maxima):
             _accumulate_lanes(V, shift, S)
             done += min(LANES, size - done)
         _finish_lanes(S, shift, size, out[j])
+
+
+@njit(cache=True, error_model="numpy")
+def _products_reps(h, W, z, offsets, reps):
+    """``reps`` times, every product of one training step through the trainer's own ``chain._linear``.
+
+    Product q multiplies the (m, k) block of ``h`` at ``offsets[q]`` by the (k, n) block of ``W`` into the
+    (m, n) block of ``z`` (the three flat buffers hold every product's operands, C order).
+    """
+    for _ in range(reps):
+        for q in range(offsets.shape[0]):
+            m, k, n, oh, ow, oz = offsets[q]
+            _linear(h[oh:oh + m * k].reshape((m, k)), W[ow:ow + k * n].reshape((k, n)),
+                    z[oz:oz + m * n].reshape((m, n)))
+    return z[0]

@@ -92,6 +92,40 @@ def _products(n_in, config):
     return fwd + grad_w + grad_a
 
 
+def products_rate(shapes, seed=SEED, seconds=0.3, repeats=3):
+    """The trainer's own product routine (``nn.chain._linear``) alone, on one thread, on the products
+    ``shapes`` of one step with dense operands: flop/s, the fastest of ``repeats`` timings.
+
+    What W4's and W5's products reach against numpy's dgemm on the same shapes (``gemm["1"]``), apart from
+    everything else a training step does (noise, BN, ReLU, Adam).
+    """
+    from .kernels import _products_reps
+
+    rng = np.random.default_rng(stream_key(seed, "bench", "products"))
+    offsets, sizes = [], [0, 0, 0]
+    for m, k, n in shapes:
+        offsets.append((m, k, n, sizes[0], sizes[1], sizes[2]))
+        sizes = [sizes[0] + m * k, sizes[1] + k * n, sizes[2] + m * n]
+    h, W = rng.standard_normal(sizes[0]), rng.standard_normal(sizes[1])
+    z, offsets = np.zeros(sizes[2]), np.array(offsets, dtype=np.int64)
+    flops = sum(2.0 * m * k * n for m, k, n in shapes)
+    reps = 1
+    while True:  # compile or load, then enough repetitions for a steady timing
+        start = time.perf_counter()
+        _products_reps(h, W, z, offsets, reps)
+        if time.perf_counter() - start > seconds / 4 or reps > 1 << 24:
+            break
+        reps *= 2
+
+    def once():
+        start = time.perf_counter()
+        _products_reps(h, W, z, offsets, reps)
+        return (time.perf_counter() - start,)
+
+    (took,) = fastest(once, repeats)
+    return flops * reps / took
+
+
 def run_engine(name, runs, epochs, seed=SEED, repeats=1):
     """Study ``name`` on the Numba trainer: ``(seconds, model_steps, result)``, the fastest of ``repeats``
     runs (the same result each time; compilation outside the timing)."""
@@ -282,7 +316,9 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **si
         ``gemm`` (:func:`measure.gemm_ceiling` on the step's shapes and the
         engine's threads), ``gemm_fraction`` (the engine's GFLOP/s over its
         "best"), ``gemm_fraction_per_core`` (per thread, over the 1-thread
-        rate), ``torch`` and ``jax`` (versions or None), the sizes and the title.
+        rate), ``products_gflops`` and ``products_fraction`` (the trainer's
+        product routine alone on one thread, :func:`products_rate`, and its
+        rate over numpy's one-thread dgemm on the same shapes), ``torch`` and ``jax`` (versions or None), the sizes and the title.
     """
     if name not in STUDIES:
         raise ParameterError(f"unknown training workload {name!r}; valid: {', '.join(STUDIES)}")
@@ -303,9 +339,11 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **si
 
     engine = side(took, steps, used)
     gemm = gemm_ceiling(shapes, used)
+    products = products_rate(shapes, seed, repeats=max(repeats, 3))
     out = {"name": name, "title": study_title(name), **sizes, "engine": engine, "torch": None, "jax": None,
            "flops_per_step": flops, "gemm": gemm, "gemm_fraction": engine["gflops"] * 1e9 / gemm["best"],
-           "gemm_fraction_per_core": engine["gflops"] * 1e9 / used / gemm["1"], "targets": TARGETS[name]}
+           "gemm_fraction_per_core": engine["gflops"] * 1e9 / used / gemm["1"], "targets": TARGETS[name],
+           "products_gflops": products / 1e9, "products_fraction": products / gemm["1"]}
     for key, _ in SIDES:
         out[key] = out[f"ratio_{key}"] = None
     torch, jax = _sides(name, sizes, seed, torch_threads, repeats)
