@@ -54,3 +54,13 @@ def run_cli(capsys, *args):
 def cli_run(capsys):
     """``cli_run(*args)`` → ``(exit status, stdout, stderr)`` of ``cli.py ARGS`` run in this process."""
     return lambda *args: run_cli(capsys, *args)
+
+
+@pytest.fixture
+def torch_one_thread():
+    """Small batches run fastest on one torch thread (and the machine is shared); restored afterwards."""
+    torch = require_torch()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -19,13 +19,7 @@ F = torch.nn.functional
 Z = 5.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches run fastest on one torch thread (and the machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # small batches: one torch thread is fastest
 
 
 def mlp(where="before"):

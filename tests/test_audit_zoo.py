@@ -28,12 +28,7 @@ def _zoo(name):
     return pytest.importorskip(name)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # small batches: one torch thread is fastest
 
 
 def inputs(shape, batch, batches, seed):
