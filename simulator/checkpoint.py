@@ -105,7 +105,6 @@ class Checkpoint:
         self.belongs_to = {**(belongs_to or {}), "code": code_version(), "libraries": _libraries()}
         self.done = {}
         self._valid = 0  # bytes of the file that hold whole, checked lines; None: the file must be started anew
-        self._ours = False
         if path:
             self._load()
 
@@ -123,16 +122,15 @@ class Checkpoint:
             raise ParameterError(f"{label}: cannot be read ({e.strerror or e})") from None
         lines = data.split(b"\n")
         if not data:
-            self._valid, self._ours = None, True
+            self._valid = None
             return
         if len(lines) == 1 and _parse(lines[0]) is not None:  # the header's own write was cut before its newline
-            self._valid, self._ours = None, True
+            self._valid = None
             return
         header = _parse(lines[0])
         if not isinstance(header, dict) or header.get("checkpoint") != PROGRAM:
             raise ParameterError(f"{label}: not a checkpoint of this program (or its header is damaged); "
                                  "move it away or delete it to run")
-        self._ours = True
         if header.get("format") != FORMAT or header.get("belongs_to") != self.belongs_to:
             return self._discard(f"it belongs to another run ({_differences(self.belongs_to, header.get('belongs_to') or {})})")
         done, offset = {}, len(lines[0]) + 1
@@ -173,7 +171,7 @@ class Checkpoint:
             if fresh:
                 with open(self.path, "w", encoding="utf-8") as f:
                     f.write(_line({"checkpoint": PROGRAM, "format": FORMAT, "belongs_to": self.belongs_to}))
-                self._ours, start = True, os.path.getsize(self.path)
+                start = os.path.getsize(self.path)
             with open(self.path, "r+b") as f:
                 f.truncate(start)
                 f.seek(start)
@@ -194,10 +192,6 @@ class Checkpoint:
         except OSError:
             pass
 
-    def remove(self):
-        """Delete the file once the run's output is safely written (only this program's own file)."""
-        if self.path and self._ours:
-            remove(self.path)
 
 
 def is_checkpoint(path):

@@ -218,11 +218,3 @@ def sweep_csv(result):
     for r in result.checks:
         w.writerow({**r["point"], **r, "params": json.dumps(r["params"], ensure_ascii=False)})
     return buf.getvalue()
-
-
-def write_atomic(path, text):
-    """Write ``text`` to ``path``, never half-written and never replacing what it should not
-    (:func:`simulator.files.write_text`)."""
-    from .files import write_text
-
-    write_text(path, text)
