@@ -76,12 +76,14 @@ def ready(chosen, progress=None):
     if workers < 2:
         yield from order
         return
-    if progress is not None:
-        progress(COMPILING, 0, len(todo))
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))  # no fork under threads
     try:
-        with sigint_ignored():  # the workers never see Ctrl-C (the terminal sends it to the whole group)
+        # The workers never see Ctrl-C (the terminal sends it to the whole group): they are forked while it
+        # is ignored here, for the few milliseconds the submits take, and only then does the progress show.
+        with sigint_ignored():
             jobs = {e.name: pool.submit(_compile, e.name) for e in todo[-1:] + todo[:-1]}
+        if progress is not None:
+            progress(COMPILING, 0, len(todo))
         finished = 0
         for e in order:
             if e.name in jobs:
