@@ -13,15 +13,15 @@ import warnings
 import click
 
 from simulator import ParameterError, SimulationError, simulate
-from simulator import checkpoint as checkpoints
+from simulator.runs import checkpoint as checkpoints
 from simulator.experiments import CATALOG
-from simulator.errors import CheckpointNotice, OutputError
-from simulator.files import check_target, write_text
-from simulator.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
-from simulator.simulate import DEFAULT_ALPHA, DEFAULT_SEED
-from simulator.sweep import sweep
-from simulator.verdict import expected
-from simulator.verify import verify
+from simulator.core.errors import CheckpointNotice, OutputError
+from simulator.core.files import check_target, write_text
+from simulator.present.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
+from simulator.core.params import DEFAULT_ALPHA, DEFAULT_SEED
+from simulator.runs.sweep import sweep
+from simulator.theory.verdict import expected
+from simulator.runs.verify import verify
 
 P_HELP = "KEEP probability in (0, 1], as in the document (PyTorch's nn.Dropout(p) takes the DROP probability 1-p)."
 
@@ -37,7 +37,7 @@ def parse_settings(pairs):
 
 
 def check_out(out, option="--out"):
-    """Fail before any work when ``out`` cannot be written (:func:`simulator.files.check_target`)."""
+    """Fail before any work when ``out`` cannot be written (:func:`simulator.core.files.check_target`)."""
     check_target(out, option)
 
 
@@ -226,7 +226,7 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
 @PROGRESS
 def report_cmd(out, quick, samples, seed, threads, progress):
     """Figures and a page showing each claim, its verdict and why (index.html, PNG/SVG, JSON)."""
-    from simulator.report import report  # imports matplotlib/seaborn: only for this command
+    from simulator.present.report import report  # imports matplotlib/seaborn: only for this command
 
     with Progress(progress) as progress:
         index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
@@ -251,7 +251,7 @@ def report_cmd(out, quick, samples, seed, threads, progress):
 def bench_cmd(samples, threads, workloads, repeats, scaling, memory, audit, fmt, out, progress):
     """Speed of the engine against numpy, PyTorch and JAX, and of each workload against its ceiling on this machine."""
     from simulator import bench
-    from simulator.simulate import check_samples
+    from simulator.core.params import check_samples
 
     check_out(out)
     with Progress(progress) as progress:
@@ -350,7 +350,7 @@ def audit_cmd(model, model_args, weights, arch, n_in, data, input_shape, batch, 
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of standard output.")
 def derive_cmd(chain, fmt, out):
     """The document's derivations checked step by step with SymPy (all chains, or CHAIN)."""
-    from simulator import derive
+    from simulator.theory import derive
 
     check_out(out)
     results = [derive.check_chain(chain)] if chain else derive.check_all()

@@ -3,13 +3,13 @@
 ``p`` is the **keep** probability throughout, as in the source document
 (PyTorch's ``nn.Dropout(p)`` takes the drop probability, ``1 − p``).
 """
-__version__ = "0.1.0"
+from .core.version import __version__
 
-from .cache import use_kernel_cache  # noqa: E402
+from .core.cache import use_kernel_cache  # noqa: E402
 
 use_kernel_cache()  # before any kernel is defined: compiled code is keyed by every kernel module's source
 
-from .errors import ParameterError, SimulationError  # noqa: E402
-from .simulate import Result, simulate  # noqa: E402
+from .core.errors import ParameterError, SimulationError  # noqa: E402
+from .runs.simulate import Result, simulate  # noqa: E402
 
 __all__ = ["ParameterError", "Result", "SimulationError", "__version__", "simulate"]

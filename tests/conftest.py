@@ -3,7 +3,7 @@ import pytest
 
 import cli
 
-from simulator.verdict import Check, judge
+from simulator.theory.verdict import Check, judge
 
 
 def assert_matches(estimate, mcse, closed_form, zmax=5.0):

@@ -263,7 +263,7 @@ def zig_normal(g):
     """``rng._draw_normal`` on a :class:`Xoshiro`: the 256-layer ziggurat, one step at a time."""
     import math
 
-    from simulator.rng import _ZIG_F, _ZIG_K, _ZIG_R, _ZIG_W
+    from simulator.core.rng import _ZIG_F, _ZIG_K, _ZIG_R, _ZIG_W
     while True:
         u = g.next()
         i, negative, a = u & 0xFF, (u >> 8) & 1, (u >> 9) & ((1 << 52) - 1)
@@ -307,7 +307,7 @@ def gradient_values_lanes(key, plan, w, I, p, t, random_inputs=False, c=0.0, sd=
     Groups of 64 samples: first the inputs of each sample of the group (n normals each, with
     random inputs), then one mask word per input; bit l is the gate of sample l.
     """
-    from simulator.rng import keep_threshold
+    from simulator.core.rng import keep_threshold
     n = len(w)
     rows = []
     for b in range(plan.nblocks):

@@ -12,7 +12,7 @@ else:  # in CI PyTorch is installed: a missing torch must fail, not skip
     import torch
 
 from simulator.audit import audit_arch, audit_model, recalibrate
-from simulator.errors import ParameterError
+from simulator.core.errors import ParameterError
 
 nn = torch.nn
 F = torch.nn.functional
@@ -286,7 +286,7 @@ def test_arch_no_bn_and_data(tmp_path):
 
 def test_layer_kernels_against_torch():
     from simulator.nn.layers import _dropout, _linear_bias, _relu, _uout
-    from simulator.rng import _block_state, keep_threshold, stream_key
+    from simulator.core.rng import _block_state, keep_threshold, stream_key
 
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((5, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)

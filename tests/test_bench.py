@@ -8,13 +8,15 @@ import os
 import numpy as np
 import pytest
 
-from simulator import ParameterError, bench, tasks
+from simulator import ParameterError, bench
+
+from simulator.data import tasks
 from simulator.bench import kernels, training
-from simulator.engine import Plan, run, set_threads
+from simulator.core.engine import Plan, run, set_threads
 from simulator.experiments import dropout_gradient as dg
 from simulator.nn import train
-from simulator.rng import _block_state, keep_threshold, stream_key
-from simulator.stats import LANES
+from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.core.stats import LANES
 from tests.reference import Xoshiro, central_moments, gradient_values_lanes, mask_word, zig_normal
 
 

@@ -3,7 +3,7 @@ import os
 
 import numba
 
-from simulator import cache
+from simulator.core import cache
 from simulator.nn import chain
 
 

@@ -1,12 +1,12 @@
-"""Claim-level outcomes: the rule of simulator.claims, and the verdict kinds it reads."""
+"""Claim-level outcomes: the rule of simulator.theory.claims, and the verdict kinds it reads."""
 import math
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.claims import AGAINST, CLAIMS, OUTCOMES, outcome, summarize
-from simulator.verdict import Check, acceptable, judge
+from simulator.theory.claims import AGAINST, CLAIMS, OUTCOMES, outcome, summarize
+from simulator.theory.verdict import Check, acceptable, judge
 
 
 def row(kind, verdict, **params):
@@ -121,7 +121,7 @@ def test_derivation_verdict_is_the_checkers():
 
 
 def test_an_effect_significant_alone_is_undecided_not_undetectable():
-    from simulator.verdict import Check, judge
+    from simulator.theory.verdict import Check, judge
     def verdict(z):
         return judge(Check("e", "effect", 0.0, z, 1.0), 3.9, 3.29).verdict
     assert [verdict(z) for z in (4.0, 3.5, 3.0, -3.5, -4.0)] == [
@@ -129,7 +129,7 @@ def test_an_effect_significant_alone_is_undecided_not_undetectable():
 
 
 def test_a_zero_standard_error_over_noisy_runs_is_undecided_never_significant():
-    from simulator.verdict import Check, judge
+    from simulator.theory.verdict import Check, judge
     noisy = Check("drop", "equivalence", 0.0, 0.0111, 0.0, {"p": 0.5}, margin=0.01, dof=3)
     exact = Check("drop", "equivalence", 0.0, 0.0, 0.0, {"p": 1.0}, margin=0.01, dof=3)  # p = 1: no noise at all
     assert judge(noisy, 3.7).verdict == "undecided" and judge(exact, 3.7).verdict == "holds"

@@ -6,8 +6,8 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from simulator.output import sweep_csv  # noqa: E402
-from simulator.sweep import sweep  # noqa: E402
+from simulator.present.output import sweep_csv  # noqa: E402
+from simulator.runs.sweep import sweep  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 
 GRID = {"p": "0.2,0.4,0.6,0.8", "v": "1,3"}

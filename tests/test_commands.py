@@ -4,9 +4,9 @@ import os
 import pytest
 
 from tests.conftest import run_cli
-from simulator import closed_forms as cf
-from simulator.sweep import parse_range, sweep
-from simulator.verify import verify
+from simulator.theory import closed_forms as cf
+from simulator.runs.sweep import parse_range, sweep
+from simulator.runs.verify import verify
 
 
 def test_verify_quick_passes_and_names_every_claim(capsys):
@@ -44,8 +44,8 @@ def test_verify_runs_at_once_give_the_sequential_result():
 
 def test_verify_runs_at_once_stop_on_an_error(monkeypatch):
     # A run that fails stops the others and its error reaches the caller (no hang, no half result).
-    from simulator import verify as V
-    from simulator.errors import SimulationError
+    from simulator.runs import verify as V
+    from simulator.core.errors import SimulationError
 
     real = V.measure
 
@@ -96,7 +96,7 @@ def test_sweep_cli_csv_and_resume_is_byte_identical(capsys, tmp_path):
     assert first.decode().splitlines()[0].startswith("p,v,experiment,check")
     # Simulate an interruption after two points: keep a partial checkpoint, rerun, compare.
     out.unlink()
-    from simulator.sweep import sweep as run_sweep
+    from simulator.runs.sweep import sweep as run_sweep
     run_sweep("inverted-dropout", {"p": "0.2", "v": "1,2"}, samples=4000, settings={"dist": "uniform"},
               checkpoint=str(out) + ".partial")
     with open(str(out) + ".partial", "a") as f:

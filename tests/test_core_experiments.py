@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from simulator import closed_forms as cf
+from simulator.theory import closed_forms as cf
 from simulator import simulate
-from simulator.catalog import Context
-from simulator.engine import Plan, run, set_threads
+from simulator.experiments.catalog import Context
+from simulator.core.engine import Plan, run, set_threads
 from simulator.experiments import dropout_gradient as dg
 from simulator.experiments import inverted_dropout as inv
-from simulator.rng import keep_threshold, stream_key
+from simulator.core.rng import keep_threshold, stream_key
 from tests.conftest import assert_matches
 from tests.reference import central_moments, gradient_values_lanes, inverted_dropout_numpy
 
@@ -144,6 +144,6 @@ def test_context_key_depends_on_point():
 def test_no_warm_up_once_every_kernel_is_compiled():
     # The first-run warm-up must not start processes on every run.
     from simulator.experiments import CATALOG
-    from simulator.warmup import cold
+    from simulator.runs.warmup import cold
     simulate(p=0.5, samples=1000)
     assert [e.name for e in CATALOG.values() if cold(e)] == []

@@ -14,10 +14,10 @@ import sys
 
 import pytest
 
-from simulator import checkpoint as ckpt
-from simulator import files
-from simulator.errors import CheckpointNotice, OutputError, ParameterError
-from simulator.sweep import sweep
+from simulator.runs import checkpoint as ckpt
+from simulator.core import files
+from simulator.core.errors import CheckpointNotice, OutputError, ParameterError
+from simulator.runs.sweep import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIM = ("simulate", "--experiment", "inverted-dropout", "--set", "dist=normal", "--samples", "2000",
@@ -185,7 +185,7 @@ def test_the_library_writer_checks_by_itself(tmp_path):
 
 
 def test_a_report_folder_with_a_file_the_user_added_is_not_replaced(tmp_path):
-    from simulator import report as rep
+    from simulator.present import report as rep
     out = tmp_path / "rep"
     out.mkdir()
     (out / "manifest.json").write_text(json.dumps({"written_by": rep.WRITTEN_BY}))
@@ -415,8 +415,8 @@ def test_checkpoint_notices_are_warnings_in_the_library(tmp_path):
 
 
 def test_the_report_checkpoint_is_checked_like_any_other(tmp_path):
-    from simulator import report as rep
-    from simulator.verify import verify
+    from simulator.present import report as rep
+    from simulator.runs.verify import verify
     folder = rep._checkpoint_folder(str(tmp_path / "rep"))
     path = os.path.join(folder, "verify.jsonl")
     verify(quick=True, samples=2000, experiments=["inverted-dropout"], checkpoint=path)

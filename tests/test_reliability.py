@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from scipy.stats import binom
 
 from simulator import ParameterError, SimulationError, simulate
-from simulator import closed_forms as cf
-from simulator.calibration import calibrate
+from simulator.theory import closed_forms as cf
+from simulator.runs.calibration import calibrate
 from simulator.experiments import CATALOG
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

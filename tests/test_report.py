@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 import pytest
 
 import cli
-from simulator import report as rep
-from simulator.sweep import sweep
-from simulator.verify import verify
+from simulator.present import report as rep
+from simulator.runs.sweep import sweep
+from simulator.runs.verify import verify
 
 REPORT_ARGS = ("report", "--quick", "--samples", "2000", "--no-progress")
 
@@ -160,7 +160,7 @@ def test_report_resumes_byte_identical(report_dir, tmp_path):
     checkpoints = rep._checkpoint_folder(str(target))  # as the interrupted report made it: with its mark
     verify(quick=True, samples=2000, experiments=["inverted-dropout"],
            checkpoint=os.path.join(checkpoints, "verify.jsonl"))
-    from simulator.figures import FIGURES
+    from simulator.present.figures import FIGURES
     f = FIGURES[0]
     sweep(f.experiment, f.grid, samples=2000, settings=f.settings,
           checkpoint=os.path.join(checkpoints, f.name + ".jsonl"))
@@ -174,7 +174,7 @@ def test_report_resumes_byte_identical(report_dir, tmp_path):
 
 
 def test_figures_of_an_absent_experiment_are_skipped(monkeypatch):
-    from simulator.figures import FIGURES, Figure
+    from simulator.present.figures import FIGURES, Figure
     assert all(f.experiment == "training" for f in FIGURES if f.optional)
     ghost = Figure("C1", "ghost", "t", "x", "y", "no-such-experiment", {"p": "0.5"}, keep=bool, x=len, series=str)
     monkeypatch.setattr(rep, "FIGURES", (*FIGURES[:1], Figure(**{**ghost.__dict__, "optional": True})))

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from simulator import rng as R
-from simulator.engine import NBATCH, Plan
-from simulator.stats import ACC_WIDTH, Sample, _finish, _merge, _push, merge_all
+from simulator.core import rng as R
+from simulator.core.engine import NBATCH, Plan
+from simulator.core.stats import ACC_WIDTH, Sample, _finish, _merge, _push, merge_all
 from tests.reference import Xoshiro, central_moments
 
 

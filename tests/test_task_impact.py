@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from simulator import ParameterError, simulate
-from simulator.engine import set_threads
-from simulator import closed_forms as cf
+from simulator.core.engine import set_threads
+from simulator.theory import closed_forms as cf
 from simulator.nn import chain as net
 from simulator.experiments import task_impact as ti
-from simulator.rng import _block_state, stream_key, keep_threshold
+from simulator.core.rng import _block_state, stream_key, keep_threshold
 from tests.conftest import assert_matches
 from tests.reference import ridge_identity_numpy, task_block_reference
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from simulator import tasks
-from simulator.errors import ParameterError
+from simulator.data import tasks
+from simulator.core.errors import ParameterError
 
 
 @pytest.mark.parametrize("name", tasks.TASK_NAMES)
@@ -48,7 +48,7 @@ def test_teacher_is_a_function_of_the_seed():
 
 def test_teacher_reference_numpy():
     """The teacher rebuilt in numpy from the documented recipe (PyTorch's nn.Linear init)."""
-    from simulator.rng import stream_key
+    from simulator.core.rng import stream_key
     seed = 5
     rng = np.random.default_rng(stream_key(seed, "teacher-task", 600, 10, 32))
     X = rng.standard_normal((600, 10))

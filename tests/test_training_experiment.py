@@ -5,8 +5,8 @@ import pytest
 from tests.conftest import run_cli
 from simulator import simulate
 from simulator.nn import train as tr
-from simulator.rng import stream_key
-from simulator.tasks import load
+from simulator.core.rng import stream_key
+from simulator.data.tasks import load
 
 SMALL = {"runs": 4, "epochs": 3, "width": 8}
 
@@ -92,7 +92,7 @@ def test_divergence_exits_1_naming_the_run(capsys, tmp_path):
 
 
 def test_verify_counts_training_runs_and_quotes_them():
-    from simulator.verify import verify
+    from simulator.runs.verify import verify
     v = verify(quick=True, experiments=["training"])
     assert {(r["samples"], r["unit"]) for r in v.checks} == {(8, "training runs")}
     (regression,) = [c for c in v.claims if c["id"] == "C6-regression"]
@@ -112,7 +112,7 @@ def test_the_shift_cost_compares_the_same_weights_with_bn_as_trained_and_recalib
 
 
 def test_findings_are_a_family_per_subclaim_and_never_undetectable_beyond_the_test_alone(small):
-    from simulator.verdict import z_threshold
+    from simulator.theory.verdict import z_threshold
     families = {}
     for r in small.checks:
         if r["kind"] in ("effect", "equivalence"):
@@ -126,7 +126,7 @@ def test_findings_are_a_family_per_subclaim_and_never_undetectable_beyond_the_te
 
 
 def test_the_teacher_size_and_noise_are_parameters_outside_the_stream_key():
-    from simulator.tasks import TEACHER_ROWS, load
+    from simulator.data.tasks import TEACHER_ROWS, load
     small, big = load("teacher", 3, rows=200), load("teacher", 3, rows=2000, noise=1.0)
     assert small.X.shape == (200, 10) and big.X.shape == (2000, 10)
     assert load("teacher", 3).X.shape == (TEACHER_ROWS, 10)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from simulator import ParameterError, simulate
-from simulator import closed_forms as cf
-from simulator.engine import run, set_threads
+from simulator.theory import closed_forms as cf
+from simulator.core.engine import run, set_threads
 from simulator.experiments import variance_shift as vs
-from simulator.rng import stream_key
-from simulator.verdict import Check, judge
+from simulator.core.rng import stream_key
+from simulator.theory.verdict import Check, judge
 from tests.conftest import assert_matches
 from tests.reference import central_moments, weighted_sum_numpy
 

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from ..errors import ParameterError, shown
-from ..rng import stream_key
+from ..core.errors import ParameterError, shown
+from ..core.rng import stream_key
 
 
 def available_memory():

@@ -10,7 +10,7 @@ import importlib.util
 import os
 import sys
 
-from ..errors import ParameterError, shown
+from ..core.errors import ParameterError, shown
 
 INSTALL = "PyTorch is not installed: pip install '.[torch]' (or audit a layer spec with --arch, no PyTorch needed)"
 

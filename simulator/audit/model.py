@@ -4,10 +4,10 @@ The passes are in :mod:`.torch_model`, where the noise runs in :mod:`.trace`, th
 the fix in :mod:`.fix`. PyTorch's ``nn.Dropout(p)`` takes the DROP probability; the audit reports the KEEP
 probability ``1 − p``.
 """
-from ..errors import ParameterError, shown
+from ..core.errors import ParameterError, shown
 from ..nn.batchnorm import running_weights
-from ..rng import stream_key
-from ..simulate import DEFAULT_SEED, check_seed
+from ..core.rng import stream_key
+from ..core.params import DEFAULT_SEED, check_seed
 from .data import batches_of, check_size, load_data, normal_batches
 from .fix import FIXES, recalibrate, recalibrate_exact
 from .load import check_state, load_factory, load_weights, torch_or_fail

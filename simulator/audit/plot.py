@@ -4,7 +4,7 @@ Imported only when a figure is asked for (matplotlib, Agg backend).
 """
 import os
 
-from ..files import open_output
+from ..core.files import open_output
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 SERIES = (  # (stage, what, label, colour, marker, filled)

@@ -18,7 +18,7 @@ Statistics are sums per channel computed on the fly in torch. PyTorch is importe
 """
 import numpy as np
 
-from ..errors import ParameterError
+from ..core.errors import ParameterError
 from .load import one_line, torch_or_fail
 from .measure import OutputRecord
 from .trace import make_tracer
@@ -29,9 +29,9 @@ class Stop(Exception):
 
 
 def save_state(model, path):
-    """Write ``model.state_dict()`` to ``path`` by :mod:`simulator.files`' rules: never half-written, a
+    """Write ``model.state_dict()`` to ``path`` by :mod:`simulator.core.files`' rules: never half-written, a
     link followed, a device written in place, a new file with the umask's permissions."""
-    from ..files import open_output
+    from ..core.files import open_output
 
     torch = torch_or_fail()
     with open_output(path, binary=True) as f:

@@ -6,7 +6,7 @@ so that numpy's BLAS threads, PyTorch's and XLA's do not meet Numba's.
 import json
 import sys
 
-from ..engine import set_threads
+from ..core.engine import set_threads
 from .measure import _gemm_job
 
 

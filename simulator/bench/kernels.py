@@ -1,18 +1,18 @@
 """The benchmark's own Numba kernels: raw draws, draw counting, generation alone, moments alone, and the
 trainer's matrix products alone.
 
-They use the very generators of the engine (:mod:`simulator.rng`), so what they
+They use the very generators of the engine (:mod:`simulator.core.rng`), so what they
 measure is what a workload's kernel pays for its random numbers, and nothing
 else. Kept in one module apart from the rest of the benchmark, which holds no
-kernels: the kernel cache's digest (:mod:`simulator.cache`) covers only modules
+kernels: the kernel cache's digest (:mod:`simulator.core.cache`) covers only modules
 with kernels, so edits elsewhere in the benchmark do not invalidate it.
 """
 import numpy as np
 from numba import njit
 
 from ..nn.chain import _linear
-from ..rng import _block_state, _draw, _draw_mask, _draw_normal
-from ..stats import HALF, LANES, _accumulate_lanes, _finish_lanes
+from ..core.rng import _block_state, _draw, _draw_mask, _draw_normal
+from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
 
 
 @njit(cache=True, error_model="numpy")
@@ -80,7 +80,7 @@ def _generate_block(state, size, normals, words, threshold, z):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _generate_blocks(key, first, count, base, rem, normals, words, threshold, out, maxima):
-    """An engine kernel (see :mod:`simulator.engine`) that only generates: ``normals`` normals per
+    """An engine kernel (see :mod:`simulator.core.engine`) that only generates: ``normals`` normals per
     sample and ``words`` mask words per LANES samples, per block of the stream ``key``.
 
     ``out[j, 0]`` gets ``(size, checksum, 0, 0, 0)``: no statistics, only a value

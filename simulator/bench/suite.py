@@ -4,12 +4,11 @@ import os
 import numba
 import numpy as np
 
-from ..engine import set_threads
-from ..errors import ParameterError
+from ..core.engine import set_threads
+from ..core.errors import ParameterError
 from .ceiling import SEED, blas_info, draws_per_normal, generation_rate, moments_rate, raw_generator_speed
 from .measure import gemm_ceiling
-from .sampling import (DEFAULT_SAMPLES, GENERATION, MOMENT_VARS, REFERENCE_DIVISOR, REFERENCE_WORKLOADS, W3_M, ZMAX,
-                       _engine_call, _w3_products, agreement, run_engine, run_reference_subprocess, specs)
+from .sampling import DEFAULT_SAMPLES, GENERATION, MOMENT_VARS, REFERENCE_DIVISOR, REFERENCE_WORKLOADS, W3_M, ZMAX, _engine_call, _w3_products, agreement, run_engine, run_reference_subprocess, specs
 from .training import STUDIES, run_study
 
 WORKLOADS = REFERENCE_WORKLOADS + STUDIES

@@ -2,7 +2,7 @@
 
 - ``W4``: the training study (:mod:`simulator.nn.train`): diabetes, depth 2,
   width 64, BN, Adam, batch 32, every placement, 32 runs of 100 epochs.
-- ``W5``: one large-N cell: the synthetic teacher of :mod:`simulator.tasks`
+- ``W5``: one large-N cell: the synthetic teacher of :mod:`simulator.data.tasks`
   with ``W5_ROWS`` rows instead of its default 600, batch ``W5_BATCH``, the
   same network, the four training modes.
 
@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
-from .. import tasks
-from ..engine import set_threads
-from ..errors import ParameterError
+from ..data import tasks
+from ..core.engine import set_threads
+from ..core.errors import ParameterError
 from ..nn import train as tr
-from ..rng import stream_key
+from ..core.rng import stream_key
 from .ceiling import SEED
 from .measure import _subprocess, fastest, gemm_ceiling
 

@@ -14,13 +14,13 @@ from numba import njit
 from scipy.integrate import quad
 
 from ..nn import batchnorm as bn
-from .. import closed_forms as cf
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state, _fill_normal
-from ..stats import ACC_WIDTH, _finish, _push, mean_of
-from ..verdict import Check
+from ..theory import closed_forms as cf
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state, _fill_normal
+from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..theory.verdict import Check
 
 EVAL_BATCH = 64
 # Safety factor on the leading-order deviation of the eval variance from its limit
@@ -156,7 +156,7 @@ def eval_moments(c, v, m, eps, momentum, steps, gamma):
     ``E[y] = γ (c − E[rm]) E[(rv + ε)^(−½)]`` and
     ``E[y²] = γ² (v + Var(rm) + (c − E[rm])²) E[(rv + ε)^(−1)]``, where
     ``E[rm] = (1 − a₀) c`` and ``Var(rm) = Σ a_k² v/m``. Both tend to the limits
-    of :func:`simulator.closed_forms.eval_output_limits` as steps → ∞ and momentum → 0.
+    of :func:`simulator.theory.closed_forms.eval_output_limits` as steps → ∞ and momentum → 0.
     """
     a0, a = bn.running_weights(momentum, steps)
     bias = a0 * c

@@ -15,14 +15,14 @@ in a way that depends on threads or timing.
 import numpy as np
 from numba import njit
 
-from .. import closed_forms as cf
-from ..arrays import _copy_column, _set_column
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
-from ..stats import HALF, LANES, _accumulate_lanes, _finish_lanes
-from ..verdict import Check
+from ..theory import closed_forms as cf
+from ..core.arrays import _copy_column, _set_column
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
+from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
+from ..theory.verdict import Check
 
 ENUM_MAX_N = 20
 

@@ -8,13 +8,13 @@ with the closed forms, and with the document's variance formula as written
 import numpy as np
 from numba import njit
 
-from .. import closed_forms as cf
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state, _keep, _normal, _uniform, keep_threshold
-from ..stats import ACC_WIDTH, _finish, _push
-from ..verdict import Check
+from ..theory import closed_forms as cf
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state, _keep, _normal, _uniform, keep_threshold
+from ..core.stats import ACC_WIDTH, _finish, _push
+from ..theory.verdict import Check
 
 DISTS = ("normal", "uniform", "relu-normal")
 

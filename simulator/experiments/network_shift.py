@@ -19,16 +19,16 @@ where the networks coincide (p = 1, or a remedy that keeps noise from every BN).
 import numpy as np
 from numba import njit
 
-from .. import closed_forms as cf
-from ..arrays import _copy
+from ..theory import closed_forms as cf
+from ..core.arrays import _copy
 from ..nn import chain as net
 from ..nn.batchnorm import EPS, MOMENTUM
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state
-from ..stats import ACC_WIDTH, _finish, _push, mean_of
-from ..verdict import Check
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state
+from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..theory.verdict import Check
 
 # Per (network, layer): real variance of the BN input, running_var, Li et al.'s max ratio
 # max(r, 1/r) with r = (real + eps)/(running_var + eps), post-ReLU mean in training mode and in

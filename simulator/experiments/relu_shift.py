@@ -16,13 +16,13 @@ import math
 import numpy as np
 from numba import njit
 
-from .. import closed_forms as cf
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state, _draw_fill_normal, _draw_keep, _keep, _normal_pair, keep_threshold, stream_key
-from ..stats import ACC_WIDTH, _finish, _push, var_of
-from ..verdict import Check
+from ..theory import closed_forms as cf
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state, _draw_fill_normal, _draw_keep, _keep, _normal_pair, keep_threshold, stream_key
+from ..core.stats import ACC_WIDTH, _finish, _push, var_of
+from ..theory.verdict import Check
 
 ENUM_MAX_D = 20
 WIDTH_MAX = 4096

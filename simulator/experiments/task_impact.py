@@ -27,15 +27,15 @@ enumerating them.
 import numpy as np
 from numba import njit
 
-from .. import closed_forms as cf
-from ..arrays import _copy
+from ..theory import closed_forms as cf
+from ..core.arrays import _copy
 from ..nn import chain as net
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import run as run_engine
-from ..errors import ParameterError
-from ..rng import _block_state, _keep, keep_threshold, stream_key
-from ..stats import ACC_WIDTH, _finish, _push, mean_of
-from ..verdict import Check
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError
+from ..core.rng import _block_state, _keep, keep_threshold, stream_key
+from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..theory.verdict import Check
 from .network_shift import chain_params
 
 # Per network, block means over eval rows: MSE, accuracy of the least-squares classifier, accuracy of

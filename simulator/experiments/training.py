@@ -3,7 +3,7 @@
 The document's bottom line is about networks that *learn* with the noise on.
 This experiment trains MLPs ``in → depth × [Linear(width) → (BN) → ReLU] →
 Linear(out)`` with PyTorch's semantics (:mod:`simulator.nn.train`) on offline
-tasks (:mod:`simulator.tasks`): a regression task and its classification twin
+tasks (:mod:`simulator.data.tasks`): a regression task and its classification twin
 (same inputs and target, labelled above the training median), or a
 classification data set. One Monte Carlo sample is one training run, with its
 own split, initial weights and batch order, shared by every placement of the
@@ -30,11 +30,11 @@ approximation that few runs would not justify.
 """
 import numpy as np
 
-from ..catalog import CheckSpec, Experiment, Param
-from ..errors import ParameterError, SimulationError
+from .catalog import CheckSpec, Experiment, Param
+from ..core.errors import ParameterError, SimulationError
 from ..nn import train as tr
-from ..tasks import TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
-from ..verdict import Check
+from ..data.tasks import TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
+from ..theory.verdict import Check
 
 NOISY = tuple(p for p in tr.PLACEMENTS if p != "none")
 CHECKPOINTS = (1, 3, 10, 30, 100, 300, 1000, 3000)

@@ -19,17 +19,15 @@ import numpy as np
 from numba import njit
 
 from ..nn import batchnorm as bn
-from .. import closed_forms as cf
-from ..arrays import _copy_column, _set_column
-from ..catalog import CheckSpec, Experiment, Param
-from ..engine import MIN_SAMPLES
-from ..engine import run as run_engine
-from ..errors import ParameterError, SimulationError
-from ..rng import (_block_state, _draw_fill_normal, _draw_keep, _draw_mask, _draw_normal, _draw_uniform, keep_threshold,
-                   stream_key)
-from ..stats import (ACC_WIDTH, HALF, LANES, Estimate, _accumulate_lanes, _finish, _finish_lanes, _push, mean_of,
-                     var_of)
-from ..verdict import Check
+from ..theory import closed_forms as cf
+from ..core.arrays import _copy_column, _set_column
+from .catalog import CheckSpec, Experiment, Param
+from ..core.engine import MIN_SAMPLES
+from ..core.engine import run as run_engine
+from ..core.errors import ParameterError, SimulationError
+from ..core.rng import _block_state, _draw_fill_normal, _draw_keep, _draw_mask, _draw_normal, _draw_uniform, keep_threshold, stream_key
+from ..core.stats import ACC_WIDTH, HALF, LANES, Estimate, _accumulate_lanes, _finish, _finish_lanes, _push, mean_of, var_of
+from ..theory.verdict import Check
 
 NOISES = ("bernoulli", "uout", "gaussian")
 _CODE = {"bernoulli": 0, "uout": 1, "gaussian": 2}

@@ -31,9 +31,9 @@ from numba import njit
 
 from typing import NamedTuple
 
-from ..arrays import _copy
+from ..core.arrays import _copy
 from .batchnorm import _bn_train, _update_running, momentum_code
-from ..rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
+from ..core.rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
 PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")

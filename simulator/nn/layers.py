@@ -3,13 +3,13 @@
 ``nn.Linear(d_in, d_out)`` (weight of shape (d_out, d_in), bias), ``nn.ReLU()``,
 inverted dropout with **keep** probability p (PyTorch: ``nn.Dropout(1 − p)``) and
 Uout (Li et al. 2019). The noise layers draw from a xoshiro256** state ``s``
-(:mod:`simulator.rng`), one raw draw per entry in row-major order, so a network
+(:mod:`simulator.core.rng`), one raw draw per entry in row-major order, so a network
 run depends on its seed alone. The kernels write into ``out`` and allocate nothing
 but scalars; they may be called with ``out`` equal to ``x``.
 """
 from numba import njit
 
-from ..rng import _keep, _uniform
+from ..core.rng import _keep, _uniform
 
 
 @njit(cache=True, error_model="numpy")

@@ -43,10 +43,10 @@ import numba
 import numpy as np
 from numba import njit
 
-from ..arrays import _copy
-from ..engine import thread_pool
-from ..errors import ParameterError, shown
-from ..rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
+from ..core.arrays import _copy
+from ..core.engine import thread_pool
+from ..core.errors import ParameterError, shown
+from ..core.rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
 from .batchnorm import EPS, MOMENTUM, _bn_backward, _bn_eval, _bn_train, _update_running
 from .chain import _linear
 
@@ -962,7 +962,7 @@ def train_runs(task, config, placements, runs, key, progress=None):
 
     Parameters
     ----------
-    task : simulator.tasks.Task
+    task : simulator.data.tasks.Task
     config : TrainConfig
     placements : sequence of str
         Names from :data:`PLACEMENTS`.

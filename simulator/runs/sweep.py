@@ -1,6 +1,6 @@
 """Parameter grids: one experiment over the Cartesian product of parameter values.
 
-Each grid point is an ordinary :func:`~simulator.simulate.simulate` call, so its
+Each grid point is an ordinary :func:`~simulator.runs.simulate.simulate` call, so its
 random streams derive from the seed and the point itself: adding points never
 changes the rows of the others. Its verdicts use the Bonferroni threshold over
 that point's own checks, for the same reason. Finished points can be kept in a
@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from .checkpoint import Checkpoint, key
-from .errors import ParameterError
-from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, Result, check_alpha, check_p, check_samples, check_seed,
-                       resolve, select, simulate, versions)
+from ..core.errors import ParameterError
+from .simulate import Result, resolve, select, simulate
+from ..core.params import DEFAULT_ALPHA, DEFAULT_SEED, check_alpha, check_p, check_samples, check_seed, versions
 
 
 MAX_POINTS = 100_000  # grid points a sweep may have: each is a simulate call, so more would never finish
@@ -88,14 +88,14 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
         Name → SPEC (``"16,64,256"``, ``"0.1:1.0:10"``) or list of values; or ``NAME=SPEC`` texts.
         ``p`` may be a grid name (default 0.5 otherwise, or ``settings["p"]``).
     seed, samples, threads, alpha, progress
-        As for :func:`simulator.simulate`.
+        As for :func:`simulator.runs.simulate`.
     settings : dict, optional
         Fixed parameters for every point.
     checkpoint : str or Checkpoint, optional
-        Finished points (a checkpoint file, :mod:`simulator.checkpoint`); points found there are not run
+        Finished points (a checkpoint file, :mod:`simulator.runs.checkpoint`); points found there are not run
         again. A file of another sweep (other experiment, settings, seed, samples or code) is discarded;
         one that is not a checkpoint is refused. It is left in place: remove it with
-        :func:`simulator.checkpoint.remove` once the output is written.
+        :func:`simulator.runs.checkpoint.remove` once the output is written.
     workers : int, optional
         Run the points on a local Dask cluster of this many worker processes.
     scheduler : str, optional

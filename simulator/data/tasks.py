@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParameterError, shown
-from .rng import stream_key
+from ..core.errors import ParameterError, shown
+from ..core.rng import stream_key
 
 TASK_NAMES = ("diabetes", "diabetes-class", "teacher", "teacher-class", "digits", "breast-cancer", "wine")
 KINDS = ("regression", "classification")

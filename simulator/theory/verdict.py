@@ -44,13 +44,13 @@ derivation
 
 Effects, equivalences and derivations are findings about the document, not
 self-tests of the simulator: every verdict of theirs is acceptable, and the
-claim-level outcome (:mod:`simulator.claims`) reads them.
+claim-level outcome (:mod:`simulator.theory.claims`) reads them.
 
 The threshold ``z*`` controls the family-wise error rate over a family of
 checks (Bonferroni): ``z* = Φ⁻¹(1 − α / (2 m))``. The self-tests of a run form
 one family (in ``simulate``, one per experiment at α / E); the findings about the
 document (effects, equivalences) form one family per sub-claim, at α
-(:func:`simulator.simulate.judge_all`). A check can only detect a
+(:func:`simulator.runs.simulate.judge_all`). A check can only detect a
 deviation larger than its *resolution*, about ``(z* + 1.3) · MCSE`` (90% power).
 """
 import math

@@ -2,8 +2,8 @@
 
 This is an edge of the library, like ``cli.py``: it alone imports matplotlib and
 seaborn, and it only draws from results it is given (``verify`` for the
-outcomes, one :func:`~simulator.sweep.sweep` per figure of
-:data:`simulator.figures.FIGURES`). The page leads with one line per claim,
+outcomes, one :func:`~simulator.runs.sweep.sweep` per figure of
+:data:`simulator.present.figures.FIGURES`). The page leads with one line per claim,
 then one section per claim (what the document says, its formula as written, the
 outcome, the numbers that carry it, the figure of the quantity it is about, the
 derivation step by step), a glossary of every term it uses, and the full check
@@ -35,18 +35,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from .errors import OutputError, ParameterError  # noqa: E402
-from .experiments import CATALOG  # noqa: E402
-from .files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
-from .interrupts import sigint_ignored  # noqa: E402
+from ..core.errors import OutputError, ParameterError  # noqa: E402
+from ..experiments import CATALOG  # noqa: E402
+from ..core.files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
+from ..core.interrupts import sigint_ignored  # noqa: E402
 from .figures import FIGURES  # noqa: E402
 from .output import to_csv  # noqa: E402
-from .simulate import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
-from .sweep import sweep  # noqa: E402
-from .verify import verify  # noqa: E402
+from ..core.params import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
+from ..runs.sweep import sweep  # noqa: E402
+from ..runs.verify import verify  # noqa: E402
 
-try:  # the claim-level rule and its colours (simulator.claims); the page has its own fallback
-    from .claims import OUTCOME_COLOURS
+try:  # the claim-level rule and its colours (simulator.theory.claims); the page has its own fallback
+    from ..theory.claims import OUTCOME_COLOURS
 except ImportError:  # pragma: no cover - only while claims.py is absent
     OUTCOME_COLOURS = {"confirmed": "green", "confirmed, with an erratum": "amber", "approximately": "amber",
                        "depends": "amber", "contradicted": "red", "inconclusive": "grey", "measured": "grey"}
@@ -573,7 +573,7 @@ def _derivation_html(rows, titles):
 
 def _chain_titles():
     try:
-        from .derive import CHAINS
+        from ..theory.derive import CHAINS
     except ImportError:
         return {}
     items = CHAINS.values() if isinstance(CHAINS, dict) else CHAINS
@@ -844,7 +844,7 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
         Folder to write (replaced as a whole when the new one is complete). An existing path is replaced
         only when it is an empty folder or a report of this program; anything else is refused.
     seed, samples, threads, progress
-        As for :func:`simulator.simulate`.
+        As for :func:`simulator.runs.simulate`.
     quick : bool
         Small budgets everywhere (for a first look and for tests).
     command : list of str, optional

@@ -15,7 +15,7 @@ import shutil
 
 import numba
 
-PACKAGE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the whole simulator package
 PREFIX = "numba-"
 
 

@@ -5,7 +5,7 @@ experiment's own ``p_grid``) and at each setting of its ``verify_points``, and
 every step of the document's derivations is decided symbolically; the
 family-wise error level ``alpha`` is controlled over all z-tests together
 (Bonferroni). Each (sub-)claim gets an outcome by the rule of
-:mod:`simulator.claims`. The run passes when no check fails as a self-test of
+:mod:`simulator.theory.claims`. The run passes when no check fails as a self-test of
 the simulator: erratum checks refuted (or inconclusive), identities confirmed;
 effects, equivalences and derivations are findings about the document and never
 fail the run.
@@ -15,13 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
-from .catalog import Experiment
+from ..experiments.catalog import Experiment
 from .checkpoint import Checkpoint, key
-from .claims import HEADLINE_P, summarize_all
-from .engine import MIN_SAMPLES, set_threads
-from .simulate import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed, frame,
-                       findings, judge_all, measure, quotes, select, versions)
-from .verdict import Check, acceptable
+from ..theory.claims import HEADLINE_P, summarize_all
+from ..core.engine import MIN_SAMPLES, set_threads
+from .simulate import frame, findings, judge_all, measure, quotes, select
+from ..core.params import DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed, versions
+from ..theory.verdict import Check, acceptable
 from .warmup import warm_up
 
 P_GRID = (0.1, 0.3, 0.5, 0.8, 1.0)
@@ -30,7 +30,7 @@ SUBCLAIM = {"C6": "C6-ridge"}
 # The derivations are not an experiment of the catalog (they have no p and no samples), but their rows
 # are judged and counted with the others; each names its claim.
 DERIVATIONS = Experiment(name="derivations", claim_id="C", claim="the document's derivations, line by line",
-                         source="document; simulator.derive", params=(), checks=(), run=None,
+                         source="document; simulator.theory.derive", params=(), checks=(), run=None,
                          subclaim=lambda c: c.params["claim"])
 QUICK_DIVISOR = 20
 RUNS_AT_ONCE = 2  # with 2 or more threads: runs of the grid measured at the same time (see measure_runs)
@@ -133,8 +133,8 @@ def measure_runs(todo, seed, threads, progress, save):
 
 
 def derivation_rows():
-    """The document's derivations, step by step (:mod:`simulator.derive`), as measured checks to judge."""
-    from .derive import derivation_checks
+    """The document's derivations, step by step (:mod:`simulator.theory.derive`), as measured checks to judge."""
+    from ..theory.derive import derivation_checks
 
     return [(DERIVATIONS, 0, replace(c, params={**c.params, "claim": SUBCLAIM.get(claim, claim)}))
             for claim, c in derivation_checks()]
@@ -151,11 +151,11 @@ def verify(quick=False, samples=None, seed=DEFAULT_SEED, threads=None, alpha=DEF
     samples : int or str, optional
         Samples per stream for every experiment (overrides ``quick``).
     seed, threads, alpha, progress
-        As for :func:`simulator.simulate`.
+        As for :func:`simulator.runs.simulate`.
     experiments : list of str, optional
         Restrict to these experiments.
     checkpoint : str or Checkpoint, optional
-        Finished runs of the grid (a checkpoint file, :mod:`simulator.checkpoint`); a rerun resumes from
+        Finished runs of the grid (a checkpoint file, :mod:`simulator.runs.checkpoint`); a rerun resumes from
         them. One of another run is discarded, a file that is not a checkpoint refused.
     derivations : bool, optional
         Include the symbolic derivation checks (default: when no experiment is named).

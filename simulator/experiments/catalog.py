@@ -6,16 +6,16 @@ source and a ``run`` function. ``verify_points`` lists the parameter settings
 (beyond the defaults and the grid of p) that ``verify`` needs to cover the claim;
 ``validate(values)`` checks combinations of parameters. ``headline`` names the
 measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` returns a list of
-:class:`~simulator.verdict.Check`; judging them is done elsewhere. ``subclaim(check)`` names the sub-claim
-a check tests (a key of :data:`simulator.claims.CLAIMS`; the experiment's ``claim_id`` when None).
-``warm`` are the settings of the tiny first-run compile (:mod:`simulator.warmup`); ``quick(values)``
+:class:`~simulator.theory.verdict.Check`; judging them is done elsewhere. ``subclaim(check)`` names the sub-claim
+a check tests (a key of :data:`simulator.theory.claims.CLAIMS`; the experiment's ``claim_id`` when None).
+``warm`` are the settings of the tiny first-run compile (:mod:`simulator.runs.warmup`); ``quick(values)``
 returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
 the parameter that counts its Monte Carlo samples when they are training runs (``--samples`` then
 does not apply to it). ``kernels`` are the top-level compiled kernels the first run must compile, where they
-are not the experiment module's own block kernels (:mod:`simulator.warmup`). ``gated`` says that each
+are not the experiment module's own block kernels (:mod:`simulator.runs.warmup`). ``gated`` says that each
 sample draws its gates with keep probability p, so that a run with too few kept (or dropped) gates cannot
-estimate an MCSE and its sampled checks are inconclusive (:func:`simulator.simulate.too_few_gates`).
+estimate an MCSE and its sampled checks are inconclusive (:func:`simulator.runs.simulate.too_few_gates`).
 ``subclaims`` are the sub-claims its checks may test (its ``claim_id`` alone when empty): ``simulate``
 prints a claim's line once every chosen experiment that may test it is done.
 """
@@ -23,8 +23,8 @@ import difflib
 import math
 from dataclasses import dataclass, field
 
-from .errors import ParameterError, shown
-from .rng import stream_key
+from ..core.errors import ParameterError, shown
+from ..core.rng import stream_key
 
 
 def _number(value, cast):

@@ -1,10 +1,10 @@
-"""Formatting of a :class:`~simulator.simulate.Result`: table, JSON, CSV."""
+"""Formatting of a :class:`~simulator.runs.simulate.Result`: table, JSON, CSV."""
 import csv
 import io
 import json
 
-from .claims import HEADLINE_P, estimate_text
-from .verdict import acceptable
+from ..theory.claims import HEADLINE_P, estimate_text
+from ..theory.verdict import acceptable
 
 
 UNDERPOWERED = ("inconclusive", "no detectable effect", "undecided")
@@ -176,7 +176,7 @@ def effect_lines(result, style=_plain, p=HEADLINE_P):
 def table(result, detail_rows=False, style=_plain, streamed=False):
     """What ``simulate`` and ``verify`` print: the header, one line per claim, the total; with
     ``detail_rows`` the whole table of checks too. ``streamed``: the header and the claims were printed
-    already, as they came (:func:`simulator.simulate.simulate`'s ``stream``): only the rest."""
+    already, as they came (:func:`simulator.runs.simulate.simulate`'s ``stream``): only the rest."""
     lines = [] if streamed else [header(result.meta), ""] + claim_lines(result.claims, style)
     if "p" in result.meta or detail_rows:  # a run at one p fits on a screen; verify's grid only with detail
         lines += effect_lines(result, style)

@@ -1,6 +1,6 @@
 """Grid points on a Dask cluster (the optional extra ``distributed``).
 
-Each grid point is one task, :func:`simulator.sweep.run_point`; its random
+Each grid point is one task, :func:`simulator.runs.sweep.run_point`; its random
 streams derive from the seed and the point, so where and in which order it runs
 changes nothing in the output. Dask retries the tasks of a worker that is lost.
 """
@@ -8,7 +8,7 @@ import logging
 import os
 import re
 
-from .errors import ParameterError
+from ..core.errors import ParameterError
 
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://[^\s:/]+(:\d+)?/?$")
 
@@ -56,7 +56,7 @@ def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
     finish.
 
     The cluster is reached (or started) before this returns, so that a missing extra or a bad address is
-    an error before any work. ``run_point`` is :func:`simulator.sweep.run_point`, passed in so that this
+    an error before any work. ``run_point`` is :func:`simulator.runs.sweep.run_point`, passed in so that this
     module does not import the sweep that uses it.
     """
     as_completed = _distributed().as_completed

@@ -2,7 +2,7 @@
 
 Every step carries the formula as written (Unicode and LaTeX), where it stands in
 the document (or in the project's docs/theory.md when the document only implies it), the
-assumptions it uses, and a SymPy form the checker (:mod:`simulator.derive.checker`)
+assumptions it uses, and a SymPy form the checker (:mod:`simulator.theory.derive.checker`)
 decides. Sums over n terms are built for each n of ``cases``: the checker proves
 them size by size (a proof for n = 1…4 with symbolic entries, not for every n).
 
@@ -28,7 +28,7 @@ from collections import OrderedDict
 import sympy as sp
 
 from .algebra import IID, At, Bernoulli, E, EquiCorrelated, Uniform, Var
-from .checker import Assumption, Chain, Step
+from .steps import Assumption, Chain, Step
 
 _PROB = (0.1, 0.9)
 _POSITIVE = (0.5, 2.0)

@@ -12,10 +12,10 @@ A checkpoint is never half-used. On resume:
 
 - a last line cut short (an interrupted append) is dropped, and the file is cut back before the next append;
 - a header for another run (other settings, seed or code), a checksum that does not match, or a line that
-  is not JSON: the whole file is discarded with a :class:`~simulator.errors.CheckpointNotice` warning,
+  is not JSON: the whole file is discarded with a :class:`~simulator.core.errors.CheckpointNotice` warning,
   and the run starts afresh;
 - a path that is not this program's checkpoint at all (a folder, text without our header, invalid UTF-8 in
-  the header) is refused with :class:`~simulator.errors.ParameterError`: it may be someone's file.
+  the header) is refused with :class:`~simulator.core.errors.ParameterError`: it may be someone's file.
 """
 import functools
 import hashlib
@@ -23,7 +23,7 @@ import json
 import os
 import warnings
 
-from .errors import CheckpointNotice, OutputError, ParameterError, shown
+from ..core.errors import CheckpointNotice, OutputError, ParameterError, shown
 
 PROGRAM = "dropout-bn-simulator"
 FORMAT = 2
@@ -38,9 +38,9 @@ def key(**what):
 def code_version():
     """The package version and a hash of every module of the package: results are only reused by the
     code that made them."""
-    from . import __version__
+    from ..core.version import __version__
 
-    root = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the whole simulator package
     h = hashlib.sha256()
     for folder, dirs, files in sorted(os.walk(root)):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")

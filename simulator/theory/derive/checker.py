@@ -1,11 +1,11 @@
 """The checker: each step of a derivation proven equal to the one before it, or not.
 
-A chain (:mod:`simulator.derive.chains`) is a list of steps ``lhs = rhs``; a step
+A chain (:mod:`simulator.theory.derive.chains`) is a list of steps ``lhs = rhs``; a step
 without its own ``lhs`` continues the previous equality (``… = rhs``), as the
 document's ``a = b = c`` does. *Given* steps are definitions (``E_N := …``) and
 are substituted into every later step. A step is decided under its own
 assumptions only: the random sources they declare feed the expectation algebra
-(:mod:`simulator.derive.algebra`) and their substitutions (``w' = p w``) are
+(:mod:`simulator.theory.derive.algebra`) and their substitutions (``w' = p w``) are
 applied; everything else is a constant.
 
 Verdicts
@@ -26,18 +26,18 @@ Every decided step is also evaluated at random numbers (``numpy.random.default_r
 with a fixed seed), its expectations by enumerating the realized sources: ``numeric``
 says whether both sides agreed there.
 """
-import dataclasses
 import functools
 import signal
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
 
-from ..errors import ParameterError
+from ...core.errors import ParameterError
+from .chains import CHAINS
 from .algebra import Enumerator, MomentUnknown, evaluate
+from .steps import Assumption, Chain, Step  # noqa: F401  (the checker's vocabulary, re-exported)
 
 TIMEOUT_S = 3.0
 SEED = 20240614
@@ -45,91 +45,6 @@ RTOL = 1e-8
 STATUSES = ("given", "proven", "false", "undecided", "needs-assumption")
 # Worst first: a step is as bad as its worst case.
 _RANK = {"false": 0, "needs-assumption": 1, "undecided": 2, "proven": 3}
-
-
-@dataclass(frozen=True)
-class Assumption:
-    """A stated hypothesis: the random sources it declares and the substitutions it allows."""
-
-    key: str
-    text: str
-    sources: tuple = ()
-    subs: tuple = ()  # pairs (symbol, expression)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One equality of a derivation, as written in the document.
-
-    Attributes
-    ----------
-    label : str
-        Where it stands in the document, e.g. ``"§1, E[∂E_D/∂w_i], line 2"``.
-    text, latex : str
-        The formula as written (plain Unicode, LaTeX).
-    rhs : sympy.Expr or sympy.Matrix
-        Right-hand side.
-    lhs : sympy.Expr or None
-        Left-hand side; None continues the previous step's right-hand side.
-    uses : tuple of str
-        Keys of the assumptions the step states.
-    given : bool
-        A definition: ``lhs := rhs`` (``lhs`` a symbol or a matrix of symbols).
-    sized : bool
-        The step involves a sum over n terms: it is checked at every size.
-    note : str
-    only : callable or None
-        ``only(**case)`` is True at the sizes a sized step is checked at, where
-        the algebra grows too fast for all of them.
-    """
-
-    label: str
-    text: str
-    latex: str
-    rhs: object
-    lhs: object = None
-    uses: tuple = ()
-    given: bool = False
-    sized: bool = False
-    note: str = ""
-    only: Callable | None = None  # for a sized step: the cases it is checked at (default: all)
-
-
-@dataclass(frozen=True)
-class Chain:
-    """A derivation as data: ``build(**case)`` returns ``(steps, assumptions, domains)``.
-
-    ``domains`` maps symbols to the interval ``(lo, hi)`` their random numeric
-    values are drawn from (probabilities in (0, 1), variances positive); other
-    symbols are standard normal. ``cases`` are the sizes tried (one empty case
-    when nothing is summed); ``sizes`` describes them for the notes.
-    """
-
-    name: str
-    claim: str
-    title: str
-    source: str
-    build: Callable
-    cases: tuple = ({},)
-    sizes: str = ""
-
-    def altered(self, index, rhs=None, uses=None):
-        """This chain with step ``index`` changed by ``rhs(old_rhs)`` and/or ``uses(old_uses)``."""
-        build = self.build
-
-        def altered_build(**case):
-            steps, assumptions, domains = build(**case)
-            step = steps[index]
-            changes = {}
-            if rhs is not None:
-                changes["rhs"] = rhs(step.rhs)
-            if uses is not None:
-                changes["uses"] = tuple(uses(step.uses))
-            steps = list(steps)
-            steps[index] = dataclasses.replace(step, **changes)
-            return steps, assumptions, domains
-
-        return dataclasses.replace(self, build=altered_build)
 
 
 @dataclass(frozen=True)
@@ -397,12 +312,6 @@ def check(chain, timeout=TIMEOUT_S):
     return ChainResult(chain.name, chain.claim, chain.title, chain.source, results, first_false)
 
 
-def _chains():
-    from .chains import CHAINS
-
-    return CHAINS
-
-
 @functools.lru_cache(maxsize=None)
 def check_chain(name):
     """The verdicts on the chain ``name`` (cached per process).
@@ -412,7 +321,7 @@ def check_chain(name):
     ParameterError
         When no chain has that name.
     """
-    chains = _chains()
+    chains = CHAINS
     if name not in chains:
         raise ParameterError(f"unknown chain '{name}'; valid: {', '.join(chains)}")
     return check(chains[name])
@@ -420,7 +329,7 @@ def check_chain(name):
 
 def check_all():
     """The verdicts on every chain, in the order of :data:`CHAINS`."""
-    return [check_chain(name) for name in _chains()]
+    return [check_chain(name) for name in CHAINS]
 
 
 _OUTCOME = {"proven": "proven", "false": "false", "undecided": "undecided", "needs-assumption": "undecided"}
@@ -436,7 +345,7 @@ def derivation_checks(results=None):
 
     Returns
     -------
-    list of (str, simulator.verdict.Check)
+    list of (str, simulator.theory.verdict.Check)
     """
     from ..verdict import Check
 

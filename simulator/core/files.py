@@ -13,10 +13,10 @@ Every ``--out``, ``--save`` and ``--plot`` of the command line goes through
   inherited (so ``>> log`` still appends); a character device or a named pipe (a terminal, ``mkfifo``)
   is written in place: there is nothing to rename.
 - Anything else that exists (a folder, a block device, a socket, a read-only file, a file with other hard
-  links) is refused before any work, with one line (:class:`~simulator.errors.ParameterError`); the
+  links) is refused before any work, with one line (:class:`~simulator.core.errors.ParameterError`); the
   writer checks again itself, so a library call obeys the same rules.
 - A failure while writing (a full disk, a read-only file system) removes the temporary file and raises
-  :class:`~simulator.errors.OutputError`, naming the file.
+  :class:`~simulator.core.errors.OutputError`, naming the file.
 - A folder replaces an existing path only when that path is an empty folder or a folder this program
   wrote, known by its marker file; a symbolic link, a file or anyone else's folder is refused.
 """

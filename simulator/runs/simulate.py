@@ -7,28 +7,20 @@
 """
 import contextlib
 import math
-import platform
 import time
 from dataclasses import dataclass, field, replace
 
-import numba
-import numpy as np
-import scipy
 
-from . import __version__
-from .catalog import Context, suggest
-from .claims import CLAIMS, summarize_all
-from .engine import MIN_SAMPLES, set_threads
-from .errors import ParameterError, SimulationError, shown
-from .experiments import CATALOG
-from .verdict import Check, acceptable, judge, z_threshold
+from ..experiments.catalog import Context, suggest
+from ..theory.claims import CLAIMS, summarize_all
+from ..core.engine import set_threads
+from ..core.errors import ParameterError, SimulationError, shown
+from ..experiments import CATALOG
+from ..theory.verdict import Check, acceptable, judge, z_threshold
 from .warmup import ready
+from ..core.params import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha,
+                           check_p, check_samples, check_seed, versions)
 
-DEFAULT_SEED = 20190610  # Li et al., CVPR 2019, opened on 16 June; any fixed value would do
-DEFAULT_ALPHA = 0.001
-MIN_P = 1e-9
-MAX_SAMPLES = 10 ** 15  # about a year of the fastest kernel; keeps block arithmetic in int64
-P_MEANING = "keep probability (PyTorch nn.Dropout takes 1 − p)"
 
 
 @dataclass(frozen=True)
@@ -36,7 +28,7 @@ class Result:
     """What a run produced: ``meta`` (the run), ``checks`` (one dict per check) and ``claims``.
 
     The layout is the JSON contract of ``cli.py simulate --format json``. ``claims`` holds one
-    entry per (sub-)claim with its outcome (:func:`simulator.claims.summarize`); a sweep has none.
+    entry per (sub-)claim with its outcome (:func:`simulator.theory.claims.summarize`); a sweep has none.
     """
 
     meta: dict
@@ -70,54 +62,6 @@ def frame(rows):
     return pd.DataFrame(flat)
 
 
-def check_p(p):
-    """Validate a keep probability: a number in (0, 1]."""
-    try:
-        x = float(p)
-    except (TypeError, ValueError):
-        x = math.nan
-    if not (0.0 < x <= 1.0):
-        raise ParameterError(f"p={shown(p)}: the keep probability must be a number in (0, 1]")
-    if x < MIN_P:
-        raise ParameterError(f"p={shown(p)}: below {MIN_P:g} no unit is ever kept in a feasible number of "
-                             "samples (gates resolve 2**-53); use p in [1e-9, 1]")
-    return x
-
-
-def check_samples(samples):
-    """Validate a sample count (int, or text such as ``1e7`` or ``10_000_000``)."""
-    try:
-        x = float(str(samples).strip().replace("_", ""))
-    except ValueError:
-        x = math.nan
-    if not (math.isfinite(x) and x.is_integer() and MIN_SAMPLES <= x <= MAX_SAMPLES):
-        raise ParameterError(f"samples={shown(samples)}: must be a whole number from {MIN_SAMPLES} to "
-                             f"{MAX_SAMPLES:.0e} (e.g. 1e6)")
-    return int(x)
-
-
-def check_alpha(alpha):
-    """Validate a family-wise error level in (0, 1)."""
-    try:
-        x = float(alpha)
-    except (TypeError, ValueError):
-        x = math.nan
-    if not (0.0 < x < 1.0):
-        raise ParameterError(f"alpha={shown(alpha)}: must be a number in (0, 1)")
-    return x
-
-
-def check_seed(seed):
-    """Validate a seed: a non-negative integer."""
-    try:
-        x = int(str(seed).strip())
-    except ValueError:
-        x = -1
-    if x < 0:
-        raise ParameterError(f"seed={shown(seed)}: must be a non-negative integer")
-    return x
-
-
 def select(experiments=None):
     """The experiments named (all when None), in catalog order of request."""
     if not experiments:
@@ -141,11 +85,6 @@ def resolve(chosen, settings=None):
             raise ParameterError(f"unknown parameter {shown(name)}{suggest(name, known)}; "
                                  f"valid: {', '.join(sorted(known))}")
     return [e.resolve({k: v for k, v in settings.items() if k in {q.name for q in e.params}}) for e in chosen]
-
-
-def versions():
-    return {"simulator": __version__, "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy.__version__}
 
 
 def _number(x):

@@ -13,7 +13,7 @@ the x axis and what separates the series, and how to draw them (``style``):
 - ``effect``: a paired difference with ±2·MCSE bars and the zero line;
 - ``scatter``: measured against predicted, with the line measured = predicted.
 
-Drawing lives in :mod:`simulator.report`; this module is only data. Figures of
+Drawing lives in :mod:`simulator.present.report`; this module is only data. Figures of
 an experiment that is not in the catalog (``optional``) are left out.
 """
 from dataclasses import dataclass, field
@@ -33,7 +33,7 @@ class Figure:
     title, xlabel, ylabel : str
     experiment : str
     grid : dict
-        Name → SPEC for :func:`simulator.sweep.sweep`.
+        Name → SPEC for :func:`simulator.runs.sweep.sweep`.
     keep : callable
         ``keep(row) -> bool``: the rows plotted.
     x : callable

@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from numba.core.registry import CPUDispatcher
 
-from .engine import MIN_SAMPLES, needs_compiling
-from .interrupts import sigint_ignored
+from ..core.engine import MIN_SAMPLES, needs_compiling
+from ..core.interrupts import sigint_ignored
 
 
 def cold(experiment):
@@ -31,8 +31,8 @@ def _compile(name):
     """Run experiment ``name`` once on a tiny budget (``Experiment.warm`` settings) in this process."""
     import numba
 
-    from .catalog import Context
-    from .experiments import CATALOG
+    from ..experiments.catalog import Context
+    from ..experiments import CATALOG
 
     numba.set_num_threads(1)
     exp = CATALOG[name]

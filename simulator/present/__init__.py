@@ -1,0 +1,1 @@
+"""Presentation: tables (``output``), figures and the HTML report. Imports ``runs`` and the layers below."""
