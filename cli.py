@@ -13,15 +13,15 @@ import warnings
 import click
 
 from simulator import ParameterError, SimulationError, simulate
-from simulator.runs import checkpoint as checkpoints
-from simulator.experiments import CATALOG
 from simulator.core.errors import CheckpointNotice, OutputError
 from simulator.core.files import check_target, write_text
-from simulator.present.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
 from simulator.core.params import DEFAULT_ALPHA, DEFAULT_SEED
+from simulator.experiments import CATALOG
+from simulator.present.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
+from simulator.runs import checkpoint as checkpoints
 from simulator.runs.sweep import sweep
-from simulator.theory.verdict import expected
 from simulator.runs.verify import verify
+from simulator.theory.verdict import expected
 
 P_HELP = "KEEP probability in (0, 1], as in the document (PyTorch's nn.Dropout(p) takes the DROP probability 1-p)."
 

@@ -3,9 +3,8 @@
 ``p`` is the **keep** probability throughout, as in the source document
 (PyTorch's ``nn.Dropout(p)`` takes the drop probability, ``1 − p``).
 """
-from .core.version import __version__
-
 from .core.cache import use_kernel_cache  # noqa: E402
+from .core.version import __version__
 
 use_kernel_cache()  # before any kernel is defined: compiled code is keyed by every kernel module's source
 

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 import cli
-
 from simulator.theory.verdict import Check, judge
 
 

@@ -115,7 +115,8 @@ def chain_uniform(g):
 
 
 def chain_noise(g, h, kind, p, beta):
-    """Inverted dropout ``h δ / p`` (kind "dropout") or Uout ``h + h r`` on a copy of h, one draw per entry, row-major."""
+    """Inverted dropout ``h δ / p`` (kind "dropout") or Uout ``h + h r`` on a copy of h, one draw per entry,
+    row-major."""
     out = np.array(h, dtype=float)
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):

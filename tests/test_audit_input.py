@@ -6,7 +6,6 @@ kinds beyond BatchNorm1d/2d, functional dropout hard-coded on in eval mode.
 """
 import numpy as np
 import pytest
-
 from conftest import require_torch
 
 torch = require_torch()

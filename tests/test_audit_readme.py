@@ -6,7 +6,6 @@ import shlex
 import shutil
 
 import pytest
-
 from conftest import require_torch
 
 import cli

@@ -14,7 +14,6 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import require_torch
 
 torch = require_torch()

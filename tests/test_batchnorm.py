@@ -5,11 +5,11 @@ import pytest
 from scipy.special import gammaln
 
 from simulator import ParameterError, simulate
+from simulator.core.engine import run, set_threads
+from simulator.core.rng import stream_key
+from simulator.experiments import batchnorm as exp
 from simulator.nn import batchnorm as bn
 from simulator.theory import closed_forms as cf
-from simulator.core.engine import run, set_threads
-from simulator.experiments import batchnorm as exp
-from simulator.core.rng import stream_key
 from tests.conftest import assert_matches, require_torch
 from tests.reference import BatchNorm1dNumpy
 

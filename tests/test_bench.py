@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from simulator import ParameterError, bench
-
-from simulator.data import tasks
 from simulator.bench import kernels, training
 from simulator.core.engine import Plan, run, set_threads
-from simulator.experiments import dropout_gradient as dg
-from simulator.nn import train
 from simulator.core.rng import _block_state, keep_threshold, stream_key
 from simulator.core.stats import LANES
+from simulator.data import tasks
+from simulator.experiments import dropout_gradient as dg
+from simulator.nn import train
 from tests.reference import Xoshiro, central_moments, gradient_values_lanes, mask_word, zig_normal
 
 
@@ -391,6 +390,7 @@ def test_the_audit_line_says_its_ratio_and_target():
 
 def test_the_products_alone_kernel_computes_every_product_of_the_step():
     import numpy as np
+
     from simulator.bench import training as t
     from simulator.bench.kernels import _products_reps
     shapes = t._products(10, t.study_config("W4", 1))

@@ -21,6 +21,10 @@ def test_digest_follows_the_kernel_modules_only(tmp_path):
     assert cache.digest(tmp_path) == first
     _tree(tmp_path, kernel="@njit\ndef f(x):\n    return x + 1\n")  # a kernel changed: a new cache
     assert cache.digest(tmp_path) != first
+    second = cache.digest(tmp_path)
+    _tree(tmp_path, kernel="@kernel\ndef f(x):\n    return x + 2\n")  # the project's own decorator counts
+    assert cache.digest(tmp_path) != second
+    assert cache.kernel_sources(tmp_path) == [os.path.join("sub", "kernels.py")]
 
 
 def test_kernels_are_cached_under_the_current_digest():

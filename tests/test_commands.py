@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
-from simulator.theory import closed_forms as cf
 from simulator.runs.sweep import parse_range, sweep
 from simulator.runs.verify import verify
+from simulator.theory import closed_forms as cf
+from tests.conftest import run_cli
 
 
 def test_verify_quick_passes_and_names_every_claim(capsys):
@@ -44,8 +44,8 @@ def test_verify_runs_at_once_give_the_sequential_result():
 
 def test_verify_runs_at_once_stop_on_an_error(monkeypatch):
     # A run that fails stops the others and its error reaches the caller (no hang, no half result).
-    from simulator.runs import verify as V
     from simulator.core.errors import SimulationError
+    from simulator.runs import verify as V
 
     real = V.measure
 

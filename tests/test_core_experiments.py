@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-from simulator.theory import closed_forms as cf
 from simulator import simulate
-from simulator.experiments.catalog import Context
 from simulator.core.engine import Plan, run, set_threads
+from simulator.core.rng import keep_threshold, stream_key
 from simulator.experiments import dropout_gradient as dg
 from simulator.experiments import inverted_dropout as inv
-from simulator.core.rng import keep_threshold, stream_key
+from simulator.experiments.catalog import Context
+from simulator.theory import closed_forms as cf
 from tests.conftest import assert_matches
 from tests.reference import central_moments, gradient_values_lanes, inverted_dropout_numpy
 

@@ -7,12 +7,12 @@ import threading
 import pytest
 import sympy as sp
 
-from tests.conftest import run_cli as _run
+from simulator.core.errors import ParameterError
 from simulator.theory import derive
 from simulator.theory.derive import CHAINS, check, check_all, check_chain, derivation_checks
 from simulator.theory.derive.text import format_results
-from simulator.core.errors import ParameterError
 from simulator.theory.verdict import judge
+from tests.conftest import run_cli as _run
 
 # The document's one wrong step: the last line of Var(h').
 ERRATUM = ("inverted", 5)

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from simulator.runs import checkpoint as ckpt
 from simulator.core import files
 from simulator.core.errors import CheckpointNotice, OutputError, ParameterError
+from simulator.runs import checkpoint as ckpt
 from simulator.runs.sweep import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from simulator import ParameterError, simulate
-from simulator.theory import closed_forms as cf
-from simulator.nn import chain as net
 from simulator.core.engine import run, set_threads
-from simulator.experiments import network_shift as ns
 from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.experiments import network_shift as ns
+from simulator.nn import chain as net
+from simulator.theory import closed_forms as cf
 from tests.conftest import assert_matches
 from tests.reference import ChainNumpy, Xoshiro, shift_block_reference
 

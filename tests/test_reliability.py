@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from scipy.stats import binom
 
 from simulator import ParameterError, SimulationError, simulate
-from simulator.theory import closed_forms as cf
-from simulator.runs.calibration import calibrate
 from simulator.experiments import CATALOG
+from simulator.runs.calibration import calibrate
+from simulator.theory import closed_forms as cf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARAMS = [q for e in CATALOG.values() for q in e.params]

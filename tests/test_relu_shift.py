@@ -5,14 +5,19 @@ from scipy.integrate import quad
 from scipy.stats import norm
 
 from simulator import ParameterError, simulate
-from simulator.theory import closed_forms as cf
 from simulator.core.engine import Plan, run, set_threads
-from simulator.experiments import relu_shift as rs
 from simulator.core.rng import keep_threshold, stream_key
+from simulator.experiments import relu_shift as rs
+from simulator.theory import closed_forms as cf
 from simulator.theory.verdict import expected, judge
 from tests.conftest import assert_matches
-from tests.reference import (central_moments, dropout_sum_distribution, relu_elementwise_numpy,
-                             relu_fixed_values, relu_inputs_numpy)
+from tests.reference import (
+    central_moments,
+    dropout_sum_distribution,
+    relu_elementwise_numpy,
+    relu_fixed_values,
+    relu_inputs_numpy,
+)
 
 P_GRID = [0.1, 0.3, 0.5, 0.8, 1.0]
 

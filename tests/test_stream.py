@@ -7,8 +7,8 @@ import sys
 
 from simulator import simulate
 from simulator.experiments import CATALOG
-from simulator.theory.verdict import z_threshold
 from simulator.runs.warmup import in_stream_order
+from simulator.theory.verdict import z_threshold
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"runs": 2, "epochs": 1}  # the training experiment's budget; --samples for the others

@@ -3,10 +3,10 @@ import pytest
 
 from simulator import ParameterError, simulate
 from simulator.core.engine import set_threads
-from simulator.theory import closed_forms as cf
-from simulator.nn import chain as net
+from simulator.core.rng import _block_state, keep_threshold, stream_key
 from simulator.experiments import task_impact as ti
-from simulator.core.rng import _block_state, stream_key, keep_threshold
+from simulator.nn import chain as net
+from simulator.theory import closed_forms as cf
 from tests.conftest import assert_matches
 from tests.reference import ridge_identity_numpy, task_block_reference
 

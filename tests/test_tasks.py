@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from simulator.data import tasks
 from simulator.core.errors import ParameterError
+from simulator.data import tasks
 
 
 @pytest.mark.parametrize("name", tasks.TASK_NAMES)

@@ -3,10 +3,10 @@ import numba
 import numpy as np
 import pytest
 
-from simulator.data import tasks
 from simulator.core.errors import ParameterError
-from simulator.nn import train
 from simulator.core.rng import keep_threshold, stream_key
+from simulator.data import tasks
+from simulator.nn import train
 from tests.conftest import require_torch
 from tests.reference import Xoshiro, mask_word
 

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
 from simulator import simulate
-from simulator.nn import train as tr
 from simulator.core.rng import stream_key
 from simulator.data.tasks import load
+from simulator.nn import train as tr
+from tests.conftest import run_cli
 
 SMALL = {"runs": 4, "epochs": 3, "width": 8}
 

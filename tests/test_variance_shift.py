@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from simulator import ParameterError, simulate
-from simulator.theory import closed_forms as cf
 from simulator.core.engine import run, set_threads
-from simulator.experiments import variance_shift as vs
 from simulator.core.rng import stream_key
+from simulator.experiments import variance_shift as vs
+from simulator.theory import closed_forms as cf
 from simulator.theory.verdict import Check, judge
 from tests.conftest import assert_matches
 from tests.reference import central_moments, weighted_sum_numpy

@@ -11,12 +11,22 @@ data, as training would; then the audit measures as :mod:`.torch_model` does.
 import numpy as np
 
 from ..core.errors import ParameterError, shown
+from ..core.params import DEFAULT_SEED, check_seed
+from ..core.rng import _block_state, keep_threshold, stream_key
 from ..nn.batchnorm import EPS, MOMENTUM, _bn_eval, _bn_train, _update_running, running_weights
 from ..nn.layers import _dropout, _linear_bias, _relu, _uout
-from ..core.rng import _block_state, keep_threshold, stream_key
-from ..core.params import DEFAULT_SEED, check_seed
 from .data import batches_of, check_bytes, load_data, normal_batches
-from .measure import FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, OutputRecord, mark_after, output_effect, summarize
+from .measure import (
+    FIX_NOTE,
+    PREDICTION_NOTE,
+    TOLERANCE,
+    Z_STAR,
+    LayerRecord,
+    OutputRecord,
+    mark_after,
+    output_effect,
+    summarize,
+)
 from .result import AuditResult
 
 WORDS = "linear:N, bn, relu, dropout:P (P = KEEP probability), uout:BETA"

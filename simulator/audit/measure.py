@@ -96,8 +96,8 @@ class LayerRecord:
 
     def add_sums(self, s1, s2, n, m1, m2, N, L):
         """Add one batch from its sums (about ``ref``): Σx, Σx², elements, Σ sample means, Σ their squares."""
-        self.s1.append(s1); self.s2.append(s2); self.n.append(n)
-        self.m1.append(m1); self.m2.append(m2); self.N.append(N)
+        for name, value in zip(("s1", "s2", "n", "m1", "m2", "N"), (s1, s2, n, m1, m2, N)):
+            getattr(self, name).append(value)
         if self.train_N is None:
             self.train_N, self.train_L = N, L
 
@@ -240,11 +240,14 @@ class OutputRecord:
         self.samples = S
         ybar = y_train.mean(0)
         e, a = y_eval - self.ref, ybar - self.ref
-        self.e1.append(e.sum()); self.e2.append((e * e).sum())
-        self.a1.append(a.sum()); self.a2.append((a * a).sum())
+        self.e1.append(e.sum())
+        self.e2.append((e * e).sum())
+        self.a1.append(a.sum())
+        self.a2.append((a * a).sum())
         self.within.append((y_train.var(0, ddof=1).sum() / S) if S > 1 else 0.0)
         d = ybar - y_eval
-        self.d1.append(d.sum()); self.d2.append((d * d).sum())
+        self.d1.append(d.sum())
+        self.d2.append((d * d).sum())
         self.n.append(y_eval.size)
 
 

@@ -5,9 +5,9 @@ the fix in :mod:`.fix`. PyTorch's ``nn.Dropout(p)`` takes the DROP probability; 
 probability ``1 − p``.
 """
 from ..core.errors import ParameterError, shown
-from ..nn.batchnorm import running_weights
-from ..core.rng import stream_key
 from ..core.params import DEFAULT_SEED, check_seed
+from ..core.rng import stream_key
+from ..nn.batchnorm import running_weights
 from .data import batches_of, check_size, load_data, normal_batches
 from .fix import FIXES, recalibrate, recalibrate_exact
 from .load import check_state, load_factory, load_weights, torch_or_fail

@@ -27,12 +27,62 @@ engine's generators drawing what one sample needs and nothing else, W3, W4 and
 W5 against numpy's dgemm on the same matrix shapes; the targets are fractions
 of those ceilings, the ratio to numpy is kept as information.
 """
-from .ceiling import SEED, blas_info, draws_per_mask_word, draws_per_normal, generation_rate, moments_rate, raw_generator_speed
+from .ceiling import (
+           SEED,
+           blas_info,
+           draws_per_mask_word,
+           draws_per_normal,
+           generation_rate,
+           moments_rate,
+           raw_generator_speed,
+)
 from .measure import PeakMemory, gemm_ceiling, gemm_rate
-from .sampling import DEFAULT_SAMPLES, GENERATION, REFERENCE_DIVISOR, REFERENCE_WORKLOADS, TARGETS, W1_N, W1_P, W2_D, W2_P, W3_D, W3_DEPTH, W3_M, W3_RUNS, W3_STEPS, ZMAX, Spec, agreement, chain_numpy, gradient_numpy, memory_growth, run_engine, run_reference, run_reference_subprocess, specs, thread_scaling, weighted_sum_numpy
+from .sampling import (
+           DEFAULT_SAMPLES,
+           GENERATION,
+           REFERENCE_DIVISOR,
+           REFERENCE_WORKLOADS,
+           TARGETS,
+           W1_N,
+           W1_P,
+           W2_D,
+           W2_P,
+           W3_D,
+           W3_DEPTH,
+           W3_M,
+           W3_RUNS,
+           W3_STEPS,
+           ZMAX,
+           Spec,
+           agreement,
+           chain_numpy,
+           gradient_numpy,
+           memory_growth,
+           run_engine,
+           run_reference,
+           run_reference_subprocess,
+           specs,
+           thread_scaling,
+           weighted_sum_numpy,
+)
 from .suite import CEILING_TARGETS, WORKLOADS, bound, run_bench
 from .table import format_sampling, format_study, format_table
-from .training import MODES, SIZES, STUDIES, W4_TARGETS, W5_BATCH, W5_ROWS, jax_available, run_study, run_w4, run_w5, study_config, study_data, study_task, torch_available
+from .training import (
+           MODES,
+           SIZES,
+           STUDIES,
+           W4_TARGETS,
+           W5_BATCH,
+           W5_ROWS,
+           jax_available,
+           run_study,
+           run_w4,
+           run_w5,
+           study_config,
+           study_data,
+           study_task,
+           torch_available,
+)
 
 format_w4 = format_study  # its name before W5
 

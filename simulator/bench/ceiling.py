@@ -17,7 +17,14 @@ import time
 
 from ..core.engine import run
 from ..core.rng import _block_state, keep_threshold, stream_key
-from .kernels import _generate_blocks, _masks_then_state, _moments_blocks, _normals_then_state, _raw_draws, _steps_between
+from .kernels import (
+    _generate_blocks,
+    _masks_then_state,
+    _moments_blocks,
+    _normals_then_state,
+    _raw_draws,
+    _steps_between,
+)
 
 SEED = 6
 

@@ -8,14 +8,14 @@ kernels: the kernel cache's digest (:mod:`simulator.core.cache`) covers only mod
 with kernels, so edits elsewhere in the benchmark do not invalidate it.
 """
 import numpy as np
-from numba import njit
 
-from ..nn.chain import _linear
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _draw, _draw_mask, _draw_normal
 from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
+from ..nn.chain import _linear
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _raw_draws(state, count):
     """``count`` raw draws on one core; returns their xor (so nothing is optimized away)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
@@ -26,7 +26,7 @@ def _raw_draws(state, count):
     return acc
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _steps_between(a, b, limit):
     """Raw draws that take state a to state b (−1 beyond ``limit``)."""
     s0, s1, s2, s3 = a[0], a[1], a[2], a[3]
@@ -37,7 +37,7 @@ def _steps_between(a, b, limit):
     return -1
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _normals_then_state(state, count):
     """The state after ``count`` ziggurat normals."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
@@ -46,7 +46,7 @@ def _normals_then_state(state, count):
     return np.array([s0, s1, s2, s3])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _masks_then_state(state, count, threshold):
     """The state after ``count`` 64-gate mask words at ``threshold``."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
@@ -55,7 +55,7 @@ def _masks_then_state(state, count, threshold):
     return np.array([s0, s1, s2, s3])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _generate_block(state, size, normals, words, threshold, z):
     """The random numbers of one block of ``size`` samples, and nothing else; a checksum of them.
 
@@ -78,7 +78,7 @@ def _generate_block(state, size, normals, words, threshold, z):
     return z.sum() + float(np.int64(bits >> np.uint64(12)))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _generate_blocks(key, first, count, base, rem, normals, words, threshold, out, maxima):
     """An engine kernel (see :mod:`simulator.core.engine`) that only generates: ``normals`` normals per
     sample and ``words`` mask words per LANES samples, per block of the stream ``key``.
@@ -95,7 +95,7 @@ def _generate_blocks(key, first, count, base, rem, normals, words, threshold, ou
         out[j, 0, 1] = _generate_block(_block_state(key, b), size, normals, words, threshold, z)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _moments_blocks(key, first, count, base, rem, nvars, out, maxima):
     """An engine kernel that only keeps statistics: the streaming moments (``stats._accumulate_lanes``)
     of ``nvars`` values per sample, per group of LANES samples, as the workloads' kernels keep them.
@@ -120,7 +120,7 @@ def _moments_blocks(key, first, count, base, rem, nvars, out, maxima):
         _finish_lanes(S, shift, size, out[j])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _products_reps(h, W, z, offsets, reps):
     """``reps`` times, every product of one training step through the trainer's own ``chain._linear``.
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+
 def fastest(measure, repeats):
     """The answer of ``measure()`` (a tuple whose first item is seconds) with the fewest seconds of
     ``repeats`` calls: a busy machine slows some runs, never speeds one up."""

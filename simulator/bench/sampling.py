@@ -13,12 +13,12 @@ import numpy as np
 
 from ..core.engine import Plan, run, set_threads
 from ..core.errors import ParameterError
+from ..core.rng import keep_threshold, stream_key
+from ..core.stats import MOM_WIDTH, Sample, _merge
 from ..experiments import dropout_gradient as dg
 from ..experiments import network_shift as ns
 from ..experiments import variance_shift as vs
 from ..nn import chain as net
-from ..core.rng import keep_threshold, stream_key
-from ..core.stats import MOM_WIDTH, Sample, _merge
 from .ceiling import SEED, draws_per_mask_word, draws_per_normal
 from .measure import _ONE_THREAD, PeakMemory, _subprocess
 

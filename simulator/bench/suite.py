@@ -8,7 +8,21 @@ from ..core.engine import set_threads
 from ..core.errors import ParameterError
 from .ceiling import SEED, blas_info, draws_per_normal, generation_rate, moments_rate, raw_generator_speed
 from .measure import gemm_ceiling
-from .sampling import DEFAULT_SAMPLES, GENERATION, MOMENT_VARS, REFERENCE_DIVISOR, REFERENCE_WORKLOADS, W3_M, ZMAX, _engine_call, _w3_products, agreement, run_engine, run_reference_subprocess, specs
+from .sampling import (
+    DEFAULT_SAMPLES,
+    GENERATION,
+    MOMENT_VARS,
+    REFERENCE_DIVISOR,
+    REFERENCE_WORKLOADS,
+    W3_M,
+    ZMAX,
+    _engine_call,
+    _w3_products,
+    agreement,
+    run_engine,
+    run_reference_subprocess,
+    specs,
+)
 from .training import STUDIES, run_study
 
 WORKLOADS = REFERENCE_WORKLOADS + STUDIES
@@ -79,7 +93,9 @@ def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, pro
     bar = None
     if progress is not None:
         total = _engine_call(name, samples, seed)[3]
-        bar = (lambda done: progress(f"bench {name} engine", done, total))
+
+        def bar(done):
+            progress(f"bench {name} engine", done, total)
     moments, took, peak = run_engine(name, samples, seed, progress=bar, repeats=repeats)
     rate = spec.samples / took
     ceiling, fraction = _ceiling(name, spec.samples, rate, used, repeats, seed)  # right after: the same load

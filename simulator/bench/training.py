@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
-from ..data import tasks
 from ..core.engine import set_threads
 from ..core.errors import ParameterError
-from ..nn import train as tr
 from ..core.rng import stream_key
+from ..data import tasks
+from ..nn import train as tr
 from .ceiling import SEED
 from .measure import _subprocess, fastest, gemm_ceiling
 
@@ -318,7 +318,8 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **si
         "best"), ``gemm_fraction_per_core`` (per thread, over the 1-thread
         rate), ``products_gflops`` and ``products_fraction`` (the trainer's
         product routine alone on one thread, :func:`products_rate`, and its
-        rate over numpy's one-thread dgemm on the same shapes), ``torch`` and ``jax`` (versions or None), the sizes and the title.
+        rate over numpy's one-thread dgemm on the same shapes), ``torch`` and ``jax`` (versions or None),
+        the sizes and the title.
     """
     if name not in STUDIES:
         raise ParameterError(f"unknown training workload {name!r}; valid: {', '.join(STUDIES)}")

@@ -5,10 +5,10 @@ whose error message formatting costs seconds of compilation per array rank and
 per process: on a first run, several seconds for every experiment. The kernels
 copy with these loops instead.
 """
-from numba import njit
+from .jit import kernel
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _copy(src, dst):
     """``dst[...] = src`` for C-contiguous arrays of the same size."""
     a, b = src.ravel(), dst.ravel()
@@ -16,14 +16,14 @@ def _copy(src, dst):
         b[q] = a[q]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _copy_column(V, col, dst):
     """``dst[:] = V[:, col]``."""
     for k in range(dst.size):
         dst[k] = V[k, col]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _set_column(V, col, src):
     """``V[:, col] = src``."""
     for k in range(src.size):

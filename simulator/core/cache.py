@@ -11,12 +11,15 @@ cache, and the folders of other digests are removed.
 """
 import hashlib
 import os
+import re
 import shutil
 
 import numba
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the whole simulator package
 PREFIX = "numba-"
+# A module holds kernels when it decorates with simulator.core.jit (or calls numba.njit itself).
+KERNEL_MARK = re.compile(rb"^@(kernel|threaded|inline)\b|njit", re.M)
 
 
 def _kernel_modules(root):
@@ -29,7 +32,7 @@ def _kernel_modules(root):
                 path = os.path.join(folder, name)
                 with open(path, "rb") as f:
                     text = f.read()
-                if b"njit" in text:
+                if KERNEL_MARK.search(text):
                     found.append((os.path.relpath(path, root), text))
     return sorted(found)
 

@@ -1,6 +1,6 @@
 """The block engine: cuts samples into blocks, runs a kernel over them, merges in order.
 
-A *kernel* is an ``@njit(nogil=True)`` function with the signature::
+A *kernel* is a ``@threaded`` function (:mod:`simulator.core.jit`) with the signature::
 
     kernel(key, first, count, base, rem, *args, out, maxima)
 

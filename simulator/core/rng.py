@@ -30,7 +30,8 @@ method (1964). The tables are computed at import from ``r`` and ``v``.
 import hashlib
 
 import numpy as np
-from numba import njit
+
+from .jit import inline, kernel
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -120,7 +121,7 @@ _ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R = _ziggurat_tables()
 _ZIG_INV_R = 1.0 / _ZIG_R
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _splitmix64(x):
     z = x + _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -128,7 +129,7 @@ def _splitmix64(x):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _block_state(key, block):
     """xoshiro256** state of block ``block`` of the stream ``key``."""
     s = np.empty(4, dtype=np.uint64)
@@ -139,7 +140,7 @@ def _block_state(key, block):
     return s
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
@@ -149,7 +150,7 @@ def _rotl(x, k):
 # state in registers across a kernel's loop; an array state goes through memory
 # on every draw. The array forms (``_next``, ``_normal`` ...) load and store it.
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw(s0, s1, s2, s3):
     """One raw 64-bit xoshiro256** draw: ``(draw, s0, s1, s2, s3)``."""
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
@@ -163,7 +164,7 @@ def _draw(s0, s1, s2, s3):
     return result, s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw_uniform(s0, s1, s2, s3):
     """Uniform on [0, 1) with 53 random bits: ``(u, s0, s1, s2, s3)``."""
     r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
@@ -171,14 +172,14 @@ def _draw_uniform(s0, s1, s2, s3):
     return float(np.int64(r >> np.uint64(11))) * _INV53, s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw_keep(s0, s1, s2, s3, threshold):
     """A Bernoulli gate: ``(g, s0, s1, s2, s3)``, g = 1.0 with probability threshold / 2**53, else 0.0."""
     r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
     return (1.0 if (r >> np.uint64(11)) < threshold else 0.0), s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw_mask(s0, s1, s2, s3, threshold):
     """64 independent Bernoulli gates in one word: ``(word, s0, s1, s2, s3)``.
 
@@ -206,7 +207,7 @@ def _draw_mask(s0, s1, s2, s3, threshold):
     return keep, s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _normal_rare(s0, s1, s2, s3, i, x):
     """The 1.2% of ziggurat draws outside the inner rectangles: the tail or a wedge test.
 
@@ -230,7 +231,7 @@ def _normal_rare(s0, s1, s2, s3, i, x):
     return -1.0, s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw_normal(s0, s1, s2, s3):
     """One standard normal (ziggurat; see the Notes of the module): ``(x, s0, s1, s2, s3)``."""
     while True:
@@ -246,42 +247,42 @@ def _draw_normal(s0, s1, s2, s3):
         return (-x if (u >> np.uint64(8)) & np.uint64(1) else x), s0, s1, s2, s3
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _next(s):
     """One raw 64-bit draw; advances ``s`` in place."""
     r, s[0], s[1], s[2], s[3] = _draw(s[0], s[1], s[2], s[3])
     return r
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _uniform(s):
     """Uniform on [0, 1) with 53 random bits."""
     u, s[0], s[1], s[2], s[3] = _draw_uniform(s[0], s[1], s[2], s[3])
     return u
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _keep(s, threshold):
     """A Bernoulli gate: 1.0 with probability threshold / 2**53, else 0.0."""
     g, s[0], s[1], s[2], s[3] = _draw_keep(s[0], s[1], s[2], s[3], threshold)
     return g
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _mask_word(s, threshold):
     """64 Bernoulli gates in one word (see :func:`_draw_mask`)."""
     m, s[0], s[1], s[2], s[3] = _draw_mask(s[0], s[1], s[2], s[3], threshold)
     return m
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _normal(s):
     """One standard normal."""
     x, s[0], s[1], s[2], s[3] = _draw_normal(s[0], s[1], s[2], s[3])
     return x
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _normal_pair(s):
     """Two independent standard normals."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -290,7 +291,7 @@ def _normal_pair(s):
     return a, b
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _draw_fill_normal(s0, s1, s2, s3, out, mean, sd):
     """Fill ``out`` with N(mean, sd**2) draws; returns the state ``(s0, s1, s2, s3)``."""
     for i in range(out.size):
@@ -299,7 +300,7 @@ def _draw_fill_normal(s0, s1, s2, s3, out, mean, sd):
     return s0, s1, s2, s3
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _fill_normal(s, out, mean, sd):
     """Fill ``out`` with N(mean, sd**2) draws."""
     s[0], s[1], s[2], s[3] = _draw_fill_normal(s[0], s[1], s[2], s[3], out, mean, sd)

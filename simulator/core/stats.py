@@ -25,7 +25,8 @@ Monte Carlo standard errors (N samples, sample central moments m2, m4):
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 # Layout of an accumulator row: count, shift, S1, S2, S3, S4.
 ACC_WIDTH = 6
@@ -33,7 +34,7 @@ ACC_WIDTH = 6
 MOM_WIDTH = 5
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _push(acc, k, x):
     """Add value ``x`` of variable ``k`` to the accumulator ``acc``."""
     if acc[k, 0] == 0.0:
@@ -47,7 +48,7 @@ def _push(acc, k, x):
     acc[k, 5] += y2 * y2
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _finish(acc, out):
     """Central moments ``(n, mean, M2, M3, M4)`` of each accumulator row into ``out``."""
     for k in range(acc.shape[0]):
@@ -72,7 +73,7 @@ LANES = 64
 HALF = LANES // 2
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _accumulate_lanes(V, shift, S):
     """Add the LANES values of each variable (rows of V, shape (K, LANES)) to the partial sums.
 
@@ -92,7 +93,7 @@ def _accumulate_lanes(V, shift, S):
             S[3, q, l] = (S[3, q, l] + a2 * a2) + b2 * b2
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _finish_lanes(S, shift, count, out):
     """Central moments of a block from its partial sums (:func:`_finish` layout)."""
     K = shift.size
@@ -106,7 +107,7 @@ def _finish_lanes(S, shift, count, out):
     _finish(acc, out)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _merge(a, b):
     """Merge moment rows ``b`` into ``a`` in place (Pébay 2008, eq. 2.1-2.4)."""
     for k in range(a.shape[0]):
@@ -130,7 +131,7 @@ def _merge(a, b):
         a[k, 0] = n
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _merge_blocks(batches, blocks, first, blocks_per_batch):
     """Merge per-block moments, in block order, into their batches."""
     for j in range(blocks.shape[0]):

@@ -1,10 +1,14 @@
 """The experiments, in the order they are run and listed."""
-from . import dropout_gradient, inverted_dropout
-from . import relu_shift
-from . import batchnorm
-from . import variance_shift
-from . import network_shift, task_impact
-from . import training
+from . import (
+    batchnorm,
+    dropout_gradient,
+    inverted_dropout,
+    network_shift,
+    relu_shift,
+    task_impact,
+    training,
+    variance_shift,
+)
 
 CATALOG = {e.name: e for e in (
     dropout_gradient.EXPERIMENT,

@@ -10,17 +10,17 @@ variance, the running statistics and the eval-mode output are averaged.
 import math
 
 import numpy as np
-from numba import njit
 from scipy.integrate import quad
 
-from ..nn import batchnorm as bn
-from ..theory import closed_forms as cf
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import threaded
 from ..core.rng import _block_state, _fill_normal
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..nn import batchnorm as bn
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 EVAL_BATCH = 64
 # Safety factor on the leading-order deviation of the eval variance from its limit
@@ -28,7 +28,7 @@ EVAL_BATCH = 64
 TOLERANCE_FACTOR = 2.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, eps, gamma, neval,
                       out, maxima):
     """Per run: [running_mean, running_var, σ_B² (every batch), mean y_eval, mean y_eval²].

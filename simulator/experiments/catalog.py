@@ -87,7 +87,9 @@ class Param:
             lo = "-inf" if self.low is None else f"{self.low:g}"
             hi = "inf" if self.high is None else f"{self.high:g}"
             kind = {"float": "a number", "int": "an integer", "floats": "comma-separated numbers"}[self.type]
-            text = f"{kind} in {'(' if self.low_open or self.low is None else '['}{lo}, {hi}{')' if self.high_open or self.high is None else ']'}"
+            left = "(" if self.low_open or self.low is None else "["
+            right = ")" if self.high_open or self.high is None else "]"
+            text = f"{kind} in {left}{lo}, {hi}{right}"
         return text + (" or none" if self.none else "")
 
     def _fail(self, value):

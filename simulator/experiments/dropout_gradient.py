@@ -13,21 +13,21 @@ partial sums per variable, so the loops vectorize without reordering any sum
 in a way that depends on threads or timing.
 """
 import numpy as np
-from numba import njit
 
-from ..theory import closed_forms as cf
 from ..core.arrays import _copy_column, _set_column
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
 from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 ENUM_MAX_N = 20
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, out):
     """Moments of one block of ``size`` samples; see :func:`_gradient_blocks`.
 
@@ -87,7 +87,7 @@ def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, o
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
                      out, maxima):
     """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block.
@@ -101,7 +101,7 @@ def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, rando
                         random_inputs, c, sd, out[j])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _enumerate_masks(w, I, p, t):
     """Exact expectations over all 2ⁿ masks, same layout as :func:`_gradient_blocks`.
 

@@ -6,20 +6,20 @@ with the closed forms, and with the document's variance formula as written
 (an erratum: ``μ_h`` where ``μ_h²`` belongs).
 """
 import numpy as np
-from numba import njit
 
-from ..theory import closed_forms as cf
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _keep, _normal, _uniform, keep_threshold
 from ..core.stats import ACC_WIDTH, _finish, _push
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 DISTS = ("normal", "uniform", "relu-normal")
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw(s, dist, a, b):
     """One input: normal N(a, b²), uniform on [a − b, a + b], or max(0, N(a, b²))."""
     if dist == 0:
@@ -29,7 +29,7 @@ def _draw(s, dist, a, b):
     return max(0.0, a + b * _normal(s))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _inverted_blocks(key, first, count, base, rem, dist, a, b, threshold, p, out, maxima):
     """Moments of [h', (h' − h)²] per block."""
     for j in range(count):

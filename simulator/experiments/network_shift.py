@@ -17,18 +17,18 @@ statistics. All placements and the noise-free network run on the same inputs
 where the networks coincide (p = 1, or a remedy that keeps noise from every BN).
 """
 import numpy as np
-from numba import njit
 
-from ..theory import closed_forms as cf
 from ..core.arrays import _copy
-from ..nn import chain as net
-from ..nn.batchnorm import EPS, MOMENTUM
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..nn import chain as net
+from ..nn.batchnorm import EPS, MOMENTUM
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 # Per (network, layer): real variance of the BN input, running_var, Li et al.'s max ratio
 # max(r, 1/r) with r = (real + eps)/(running_var + eps), post-ReLU mean in training mode and in
@@ -37,7 +37,7 @@ REAL, MOVING, LI, RELU_TRAIN, RELU_EVAL = range(5)
 NQ = 5
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, out):
     """One block: train every network in ``codes`` on the same batches, evaluate on the same n_eval inputs.
@@ -121,7 +121,7 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
     _finish(acc, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _shift_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                   momentum, out, maxima):
     """Engine kernel: block b is one training run (streams ``3b``, ``3b + 1``, ``3b + 2`` of ``key``

@@ -14,15 +14,15 @@ difference and vanishes with MCSE 0 at p = 1:
 import math
 
 import numpy as np
-from numba import njit
 
-from ..theory import closed_forms as cf
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _draw_fill_normal, _draw_keep, _keep, _normal_pair, keep_threshold, stream_key
 from ..core.stats import ACC_WIDTH, _finish, _push, var_of
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 ENUM_MAX_D = 20
 WIDTH_MAX = 4096
@@ -31,7 +31,7 @@ _SQRT2 = math.sqrt(2.0)
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def relu_gaussian_shift(mu, s):
     """``E[ReLU(z)] − ReLU(μ)`` for ``z ~ N(μ, s²)``: the rectified-Gaussian mean shift.
 
@@ -60,7 +60,7 @@ def relu_gaussian_shift(mu, s):
     return s * (math.exp(-0.5 * t * t) / _SQRT2PI - t * 0.5 * math.erfc(t / _SQRT2))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, maxima):
     """Moments of [ReLU(h'), ReLU(h), ReLU(h') − ReLU(h)] per block.
 
@@ -87,7 +87,7 @@ def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, 
         _finish(acc, out[j])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), z' − z] per block, for the fixed products ``wx = w * x``."""
     n = wx.size
@@ -110,7 +110,7 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
         _finish(acc, out[j])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), Gaussian shift | x, their difference, z' − z] per block.
 
@@ -146,7 +146,7 @@ def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, 
         _finish(acc, out[j])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _enumerate_sum(wx, p):
     """Exact ``(E[z'], E[(z' − μ)²])`` over all 2^d masks, ``z' = Σ δ_i wx_i / p``, ``μ = Σ wx_i``."""
     n = wx.size
@@ -249,10 +249,10 @@ def _run_width(case, width, p, q, ctx):
     w, x = setup(ctx.seed, width, c, v)
     thr = keep_threshold(p)
     if case == "fixed":
-        args, nvars, kernel = (w * x, thr, float(p)), 2, _fixed_blocks
+        args, nvars, blocks = (w * x, thr, float(p)), 2, _fixed_blocks
     else:
-        args, nvars, kernel = (w, float(c), float(np.sqrt(v)), thr, float(p), (1.0 - p) / p), 4, _inputs_blocks
-    sample = run_engine(kernel, args, nvars, ctx.samples, ctx.key(case, width=width),
+        args, nvars, blocks = (w, float(c), float(np.sqrt(v)), thr, float(p), (1.0 - p) / p), 4, _inputs_blocks
+    sample = run_engine(blocks, args, nvars, ctx.samples, ctx.key(case, width=width),
                         where=ctx.where(case=case, width=width), progress=ctx.bar(f"{case} d={width}"))
     return w, x, sample
 

@@ -25,17 +25,17 @@ linear regression (Wager et al. 2013; Srivastava et al. 2014 §9.1),
 enumerating them.
 """
 import numpy as np
-from numba import njit
 
-from ..theory import closed_forms as cf
 from ..core.arrays import _copy
-from ..nn import chain as net
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _keep, keep_threshold, stream_key
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..nn import chain as net
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 from .network_shift import chain_params
 
 # Per network, block means over eval rows: MSE, accuracy of the least-squares classifier, accuracy of
@@ -46,7 +46,7 @@ TASKS = ("regression", "classification", "both")
 ENUM_MAX_COLS = 16
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, h, z, y, zstats, relu_sum):
     """Teacher targets of the rows of x: ``T[r] = (A ψ(x_r) − μ)/σ``, ``labels[r] = argmax T[r]``.
 
@@ -67,7 +67,7 @@ def _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, h, z, y, zstats, r
         labels[r] = best
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _teacher_stats(s, W, A, c, a, b, eps, batches, m):
     """The teacher's BN statistics and output scale, from noise-free batches of the stream ``s``.
 
@@ -101,7 +101,7 @@ def _teacher_stats(s, W, A, c, a, b, eps, batches, m):
     return rm, rv, mu, sd
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _accumulate_head(h, T, labels, G, B, f):
     """Add the rows of features h to the head's sums, ``f = [h_r, 1]``.
 
@@ -124,7 +124,7 @@ def _accumulate_head(h, T, labels, G, B, f):
                 B[k1, C + labels[r]] += fk
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                 momentum, rmT, rvT, A, mu, sd, out):
     """One block: for every network, train, fit the head, evaluate on the same n_eval inputs.
@@ -224,7 +224,7 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, bet
     _finish(acc, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _task_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, rmT, rvT, A, mu, sd, out, maxima):
     """Engine kernel: block b is one training run, streams as in ``network_shift._shift_blocks``;
@@ -236,7 +236,7 @@ def _task_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta,
                     momentum, rmT, rvT, A, mu, sd, out[j])
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _ridge_blocks(key, first, count, base, rem, X, y, w, threshold, inv_p, out, maxima):
     """Moments of ``[‖y − X̃w‖², (X̃ᵀX̃)_{11}, (X̃ᵀX̃)_{12}, .., (X̃ᵀy)_1, ..]``, ``X̃ = X ∘ δ / p``, per block."""
     n, k = X.shape
@@ -269,7 +269,7 @@ def _ridge_blocks(key, first, count, base, rem, X, y, w, threshold, inv_p, out, 
         _finish(acc, out[j])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _ridge_enumerate(X, y, w, p):
     """Exact ``E‖y − X̃w‖²``, ``E[X̃ᵀX̃]`` and ``E[X̃ᵀy]`` summing, row by row, over all 2^k masks of a row.
 

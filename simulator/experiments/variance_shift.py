@@ -16,18 +16,38 @@ Bernoulli inverted dropout ``a_i/p``, Uout ``1 + U(−β, β)`` or Gaussian drop
 import math
 
 import numpy as np
-from numba import njit
 
-from ..nn import batchnorm as bn
-from ..theory import closed_forms as cf
 from ..core.arrays import _copy_column, _set_column
-from .catalog import CheckSpec, Experiment, Param
 from ..core.engine import MIN_SAMPLES
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError, SimulationError
-from ..core.rng import _block_state, _draw_fill_normal, _draw_keep, _draw_mask, _draw_normal, _draw_uniform, keep_threshold, stream_key
-from ..core.stats import ACC_WIDTH, HALF, LANES, Estimate, _accumulate_lanes, _finish, _finish_lanes, _push, mean_of, var_of
+from ..core.jit import inline, kernel, threaded
+from ..core.rng import (
+    _block_state,
+    _draw_fill_normal,
+    _draw_keep,
+    _draw_mask,
+    _draw_normal,
+    _draw_uniform,
+    keep_threshold,
+    stream_key,
+)
+from ..core.stats import (
+    ACC_WIDTH,
+    HALF,
+    LANES,
+    Estimate,
+    _accumulate_lanes,
+    _finish,
+    _finish_lanes,
+    _push,
+    mean_of,
+    var_of,
+)
+from ..nn import batchnorm as bn
+from ..theory import closed_forms as cf
 from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment, Param
 
 NOISES = ("bernoulli", "uout", "gaussian")
 _CODE = {"bernoulli": 0, "uout": 1, "gaussian": 2}
@@ -41,7 +61,7 @@ WIDTH_DEMO = 64
 RHO_DEMO = 0.5
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@inline
 def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     """One weighted sum on fresh inputs: returns ``(X with noise, X without noise, s0, s1, s2, s3)``.
 
@@ -76,13 +96,13 @@ def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     return noisy, clean, s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _buffer_size(noise, d, sr):
     """Normals per draw: d inputs, a common factor when ρ > 0, d Gaussian noises."""
     return d + (1 if sr > 0.0 else 0) + (d if noise == 2 else 0)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out):
     """Moments of one block of ``size`` samples; see :func:`_shift_blocks`.
 
@@ -153,7 +173,7 @@ def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu,
     _finish_lanes(S, shift, size, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
     """Moments of [X_train, X_test, A, B, A − B] per block, paired on the same inputs.
 
@@ -185,7 +205,7 @@ def shift_estimate(sample):
     return Estimate(float(delta), float(math.sqrt(lin / n) / mean_of(t, 3)))
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@threaded
 def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w,
                       m, steps, momentum, eps, gamma, neval, out, maxima):
     """Per training run: [rv, rm, mean y, mean y²] of the BN trained with noise, then the same of
@@ -234,7 +254,7 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
         _finish(acc, out[j])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _enumerate_masks(w, p, mu, M):
     """``(E[X], E[X²])`` of ``X = Σ w_i a_i x_i / p`` summed over all 2^d masks.
 

@@ -8,7 +8,8 @@ number) is the cumulative average: the factor at update k is 1/k. Eval mode
 normalizes with the running statistics. Defaults: eps = 1e-5, momentum = 0.1.
 """
 import numpy as np
-from numba import njit
+
+from ..core.jit import kernel
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -19,7 +20,7 @@ def momentum_code(momentum):
     return -1.0 if momentum is None else float(momentum)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bn_train(x, eps, out, mean, var):
     """Normalize the batch ``x`` (shape (m, d)) into ``out``; batch mean and biased variance into ``mean``, ``var``.
 
@@ -47,7 +48,7 @@ def _bn_train(x, eps, out, mean, var):
             out[i, k] = (x[i, k] - mean[k]) * inv[k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _unit_moments(x):
     """``(mean, biased variance)`` of one unit's batch ``x`` (shape (m,)), summed as :func:`_bn_train` sums.
 
@@ -65,7 +66,7 @@ def _unit_moments(x):
     return mean, total / m
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _update_running(running_mean, running_var, mean, var, m, momentum, step):
     """One PyTorch update with batch mean and biased variance ``var`` of a batch of m; ``step`` counts from 1."""
     f = 1.0 / step if momentum < 0.0 else momentum
@@ -75,7 +76,7 @@ def _update_running(running_mean, running_var, mean, var, m, momentum, step):
         running_var[k] = (1.0 - f) * running_var[k] + f * var[k] * unbiased
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bn_eval(x, running_mean, running_var, eps, out):
     """Normalize ``x`` (shape (m, d)) with the running statistics into ``out``."""
     m, d = x.shape
@@ -154,7 +155,7 @@ def eval_variance_deviation(var_eval, var_train, var_rm, bias_rm, var_rv, mean_r
     return approx / (var_eval / (var_train + eps)) - 1.0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bn_backward(dy, xhat, gamma, var, eps, dz, dgamma, dbeta):
     """Backward of training-mode ``y = γ x̂ + β``, ``x̂ = (z − mean) / √(var + ε)`` over a batch.
 

@@ -26,14 +26,14 @@ from the *input* stream (d standard normals by ``rng._fill_normal``, then, when
 number per row and unit (row-major), layer by layer, from the *mask* stream,
 whether or not the unit is zero: a gate ``rng._keep`` or a uniform ``rng._uniform``.
 """
-import numpy as np
-from numba import njit
-
 from typing import NamedTuple
 
+import numpy as np
+
 from ..core.arrays import _copy
-from .batchnorm import _bn_train, _update_running, momentum_code
+from ..core.jit import kernel
 from ..core.rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
+from .batchnorm import _bn_train, _update_running, momentum_code
 
 NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
 PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")
@@ -67,7 +67,7 @@ def input_scales(v, rho):
     return float(np.sqrt(v * (1.0 - rho))), float(np.sqrt(v * rho))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _draw_inputs(s, x, c, a, b):
     """Fill the rows of ``x`` (shape (r, d)) with inputs of mean c, variance a² + b², correlation b²/(a² + b²)."""
     r, d = x.shape
@@ -79,7 +79,7 @@ def _draw_inputs(s, x, c, a, b):
             row[j] = c + a * row[j] + b * g0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _apply_noise(s, h, kind, threshold, inv_p, beta):
     """In place: inverted dropout ``h δ / p`` (kind 1) or Uout ``h + h r``, ``r ~ U(−β, β)`` (kind 2).
 
@@ -103,7 +103,7 @@ def _apply_noise(s, h, kind, threshold, inv_p, beta):
 DENSE = 0.4  # fraction of nonzero inputs from which _linear multiplies the zeros too (it is faster)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _linear(h, W, z):
     """``z = h W`` for rows of h: every ``z[i, k] = Σ_j h[i, j] W[j, k]`` added in the order j = 0, 1, ..
 
@@ -129,7 +129,7 @@ def _linear(h, W, z):
             _sparse_row(h, W, z, i, idx)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _dense_rows(h, W, z, i):
     """Rows i..i+3 of ``z = h W``, four inputs per pass: each loaded row of W serves four rows of z."""
     d_in, d_out = W.shape
@@ -162,7 +162,7 @@ def _dense_rows(h, W, z, i):
             z3[k] += e0 * wj[k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _sparse_row(h, W, z, i, idx):
     """Row i of ``z = h W`` over the nonzero inputs only, four per pass through ``z[i]``.
 
@@ -193,7 +193,7 @@ def _sparse_row(h, W, z, i, idx):
             zi[k] += a * wj[k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _layer_noise(code):
     """Noise kind on the input of every Linear for a placement code (0: none)."""
     if code == BEFORE or code == RECAL:
@@ -203,7 +203,7 @@ def _layer_noise(code):
     return 0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step, rm, rv,
                  h, z, y, bmean, bvar, relu_sum):
     """One training-mode batch through the chain; running statistics updated in place.
@@ -240,7 +240,7 @@ def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step
         _apply_noise(s_mask, h, _DROPOUT, threshold, inv_p, beta)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, momentum, steps, step0,
                  rm, rv, x, h, z, y, bmean, bvar, relu_sum):
     """``steps`` training batches drawn from ``s_in``; updates numbered ``step0 + 1 ..``.
@@ -254,7 +254,7 @@ def _train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, mo
                      h, z, y, bmean, bvar, relu_sum)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, x, h, z, y, bmean, bvar,
                  scratch):
     """Reset the running statistics (mean 0, variance 1) and re-estimate them with dropout off.
@@ -269,7 +269,7 @@ def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, 
                  rm, rv, x, h, z, y, bmean, bvar, scratch)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
     """Eval mode (no noise, BN with running statistics) for the rows of ``x``.
 
@@ -315,7 +315,7 @@ def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
         relu_sum[layer] += total
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _relu(y, h):
     """``h = max(y, 0)``; returns Σ h, summed per unit over the rows, then over the units.
 
@@ -346,7 +346,8 @@ class Chain(NamedTuple):
 
 
 def chain(seed, p, q):
-    """The :class:`Chain` of parameters ``q`` (``simulator.experiments.network_shift.chain_params``) at keep probability p.
+    """The :class:`Chain` of parameters ``q`` (``simulator.experiments.network_shift.chain_params``) at keep
+    probability p.
 
     ``args`` are the kernel's leading arguments: ``(W, codes, threshold, 1/p, beta, c, a, b, m, steps,
     eps, momentum code)``.

@@ -7,12 +7,12 @@ Uout (Li et al. 2019). The noise layers draw from a xoshiro256** state ``s``
 run depends on its seed alone. The kernels write into ``out`` and allocate nothing
 but scalars; they may be called with ``out`` equal to ``x``.
 """
-from numba import njit
 
+from ..core.jit import kernel
 from ..core.rng import _keep, _uniform
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _linear_bias(x, W, b, out):
     """``out = x Wᵀ + b``, as ``nn.Linear``: ``out[i, k] = b[k] + Σ_j x[i, j] W[k, j]``.
 
@@ -39,7 +39,7 @@ def _linear_bias(x, W, b, out):
             out[i, k] = acc + b[k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _relu(x, out):
     """``out = max(x, 0)`` element-wise (``nn.ReLU``)."""
     m, d = x.shape
@@ -48,7 +48,7 @@ def _relu(x, out):
             out[i, k] = x[i, k] if x[i, k] > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _dropout(s, x, threshold, inv_p, out):
     """Inverted dropout: ``out = x δ / p``, ``δ ~ Bernoulli(p)`` independent per entry.
 
@@ -73,7 +73,7 @@ def _dropout(s, x, threshold, inv_p, out):
             out[i, k] = x[i, k] * _keep(s, threshold) * inv_p
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _uout(s, x, beta, out):
     """Uout: ``out = x + x r``, ``r ~ U(−β, β)`` independent per entry (Li et al. 2019).
 

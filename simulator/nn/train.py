@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from numba import njit
 
 from ..core.arrays import _copy
 from ..core.engine import thread_pool
 from ..core.errors import ParameterError, shown
+from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _draw_mask, _draw_uniform, keep_threshold
 from .batchnorm import EPS, MOMENTUM, _bn_backward, _bn_eval, _bn_train, _update_running
 from .chain import _linear
@@ -198,7 +198,7 @@ def unpack(theta, lay):
 # ---------------------------------------------------------------------------
 # Data: split, standardisation, labels.
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _shuffle(s, order):
     """Fisher–Yates in place with 53-bit uniforms: ``for i = n−1..1: swap(i, ⌊u (i+1)⌋)``."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -211,7 +211,7 @@ def _shuffle(s, order):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _median(x):
     """``np.median(x)`` of a non-empty x without NaN: the middle value, or the mean ``(a + b) / 2`` of the two.
 
@@ -233,7 +233,7 @@ def _median(x):
     return v[half]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     """Split run ``run``'s rows, standardise with the training split, make its labels.
 
@@ -301,7 +301,7 @@ def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
             yte[i] = 1.0 if y[perm[i]] > med else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _init_params(s, theta, lay):
     """PyTorch's ``nn.Linear`` init, layer by layer (W row-major, then b); γ = 1, β = 0."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
@@ -318,7 +318,7 @@ def _init_params(s, theta, lay):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _transpose(theta, lay, Wt):
     """``Wt`` (same offsets) holds every W transposed, (fan_in, fan_out): the forward pass runs along it."""
     for layer in range(lay.shape[0]):
@@ -326,7 +326,7 @@ def _transpose(theta, lay, Wt):
         _transpose_into(theta[ow:ow + fin * fout].reshape((fout, fin)), Wt[ow:ow + fin * fout].reshape((fin, fout)))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _transpose_into(a, out):
     """``out = aᵀ`` (out of shape (a.shape[1], a.shape[0])), written row by row."""
     r, c = a.shape
@@ -335,7 +335,7 @@ def _transpose_into(a, out):
             out[j, i] = a[i, j]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _copy_rows(src, dst, m):
     """``dst[l, :m] = src[l, :m]`` for every l (arrays of shape (L, batch, width))."""
     for layer in range(src.shape[0]):
@@ -347,7 +347,7 @@ def _copy_rows(src, dst, m):
 # ---------------------------------------------------------------------------
 # Layers.
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _noise(s, nm, m, kind, threshold, inv_p, beta):
     """Noise multipliers of m rows: ``δ/p`` (dropout), ``1 + r`` (Uout) or 1 (none)."""
     d = nm.shape[1]
@@ -370,7 +370,7 @@ def _noise(s, nm, m, kind, threshold, inv_p, beta):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _add_bias(z, m, b):
     """``z[i, k] += b_k`` for rows 0..m−1."""
     for i in range(m):
@@ -378,7 +378,7 @@ def _add_bias(z, m, b):
             z[i, k] += b[k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bias_grad(dz, m, gb):
     """``gb = Σ_i dz_i`` over rows 0..m−1, in order."""
     for k in range(gb.size):
@@ -388,7 +388,7 @@ def _bias_grad(dz, m, gb):
             gb[k] += dz[i, k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _affine_relu_noise(xh, m, gamma, beta, nm, h):
     """``h = ReLU(γ x̂ + β) · nm`` for rows 0..m−1."""
     d = h.shape[1]
@@ -398,7 +398,7 @@ def _affine_relu_noise(xh, m, gamma, beta, nm, h):
             h[i, k] = (v if v > 0.0 else 0.0) * nm[i, k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _relu_noise(z, m, nm, h):
     """``h = ReLU(z) · nm`` for rows 0..m−1 (no BN)."""
     d = h.shape[1]
@@ -408,7 +408,7 @@ def _relu_noise(z, m, nm, h):
             h[i, k] = (v if v > 0.0 else 0.0) * nm[i, k]
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
                    rm, rv, momentum, step, Z, XH, H, NM, bmean, bvar, out):
     """Training-mode forward of m rows; BN running statistics updated (update number ``step``).
@@ -437,7 +437,7 @@ def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
             _relu_noise(Z[layer], m, NM[layer], H[layer])
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _loss(out, yb, m, classes, dout):
     """Mean loss over m rows and its gradient with respect to the outputs.
 
@@ -468,7 +468,7 @@ def _loss(out, yb, m, classes, dout):
     return total / m
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ):
     """Gradient of the loss with respect to every parameter into ``grad`` (same layout as theta).
 
@@ -520,7 +520,7 @@ def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
             _transpose_into(gWT, gW)
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _adam(theta, grad, m1, m2, t, lr):
     """``torch.optim.Adam`` step t (from 1) with betas (0.9, 0.999), eps 1e-8.
 
@@ -539,7 +539,7 @@ def _adam(theta, grad, m1, m2, t, lr):
         theta[q] = theta[q] - step_size * (m1[q] / (np.sqrt(m2[q]) / bc2 + ADAM_EPS))
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _sgd(theta, grad, buf, t, lr, mu):
     """``torch.optim.SGD(lr, momentum=μ)``: ``buf = g`` at t = 1, then ``buf ← μ buf + g``; ``θ ← θ − lr buf``."""
     for q in range(theta.size):
@@ -550,7 +550,7 @@ def _sgd(theta, grad, buf, t, lr, mu):
 # ---------------------------------------------------------------------------
 # Evaluation and recalibration.
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _forward_eval(x, theta, Wt, lay, bn, rm, rv, Ze, He, out):
     """Eval mode (no noise, BN with running statistics) for all rows of ``x``; keeps Z and H per layer."""
     n = x.shape[0]
@@ -580,7 +580,7 @@ def _forward_eval(x, theta, Wt, lay, bn, rm, rv, Ze, He, out):
                     h[i, k] = v if v > 0.0 else 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _metrics(out, yte, classes):
     """``(mse, accuracy, ce)`` of the outputs on the test rows (NaN where not applicable)."""
     n = out.shape[0]
@@ -607,7 +607,7 @@ def _metrics(out, yte, classes):
     return np.nan, right / n, ce / n
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _bn_moments(lay, theta, rv, Ze, He, s2, real, running, predicted, li):
     """Per BN layer: Σ_k real, running and predicted variance of its input, and the mean max ratio.
 
@@ -660,7 +660,7 @@ def _bn_moments(lay, theta, rv, Ze, He, s2, real, running, predicted, li):
         li[layer] = li_sum / fout
 
 
-@njit(cache=True, error_model="numpy")
+@kernel
 def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm, rv,
                  xb, Z, XH, H, NM, bmean, bvar, out, rec_noise):
     """Reset the running statistics and re-estimate them: one pass over the training rows in order.
@@ -696,7 +696,7 @@ def _recalibrate(Xtr, theta, Wt, lay, batch, kind, s, threshold, inv_p, beta, rm
 # ---------------------------------------------------------------------------
 # One training run and the parallel driver.
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@threaded
 def _run_task(key, run, mode, variants, X, y, target, classes, n_test, lay, nparams, bn, epochs, batch,
               adam, lr, mu, threshold, inv_p, beta, s2_noise, checkpoints,
               mse, acc, ce, curve, bn_real, bn_running, bn_predicted, li_max, diverged,

@@ -229,7 +229,8 @@ FIGURES = (
     Figure("C6-classification", "training-effect-classification", "Trained network, classification "
            "(diabetes-class): accuracy drop = accuracy without dropout − with (paired)", P_AXIS,
            "accuracy drop (> 0: dropout hurts)", "training", TRAINING_GRID,
-           keep=_training("drop", "diabetes-class"), x=_p, series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK,
+           keep=_training("drop", "diabetes-class"), x=_p, series=_placement,
+           settings=TRAINING_SETTINGS, quick=TRAINING_QUICK,
            style="effect", hline=0.0, join=True, optional=True, line="no effect (0)",
            caption="The classification twin of the regression task (labels: above or below the training "
                    "median). Above zero dropout cost accuracy; the claim allows a drop of at most 0.01."),
@@ -253,15 +254,18 @@ FIGURES = (
                    "Uout nothing visible. Compare with the regression figure above."),
     Figure("training", "training-curves", "Trained network, regression (diabetes): test MSE against epochs, "
            "per dropout placement (p = 0.5)", "epoch", "test MSE", "training", TRAINING_GRID,
-           keep=_curve("diabetes", "mse"), x=_epoch, series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, logx=True, join=True, optional=True,
+           keep=_curve("diabetes", "mse"), x=_epoch, series=_placement, settings=TRAINING_SETTINGS,
+           quick=TRAINING_QUICK, logx=True, join=True, optional=True,
            caption="How the test error evolves during training for each placement (mean over runs, ±2 MCSE). "
                    "The gap between placements at the last epoch is the effect shown in C6."),
     Figure("training", "training-bn-ratio", "Trained network, regression (diabetes): measured "
-           "against predicted BN variance ratio, per BN layer (p = 0.5)", "predicted ratio (C5's formula on the layer's measured moments)",
+           "against predicted BN variance ratio, per BN layer (p = 0.5)",
+           "predicted ratio (C5's formula on the layer's measured moments)",
            "measured ratio: eval variance / running_var", "training", TRAINING_GRID,
            keep=lambda r: (r["params"].get("quantity") == "ratio" and r["params"].get("task") == "diabetes"
                            and r["params"].get("p") == 0.5 and r.get("closed_form") is not None),
-           x=lambda r: r["closed_form"], series=_placement, settings=TRAINING_SETTINGS, quick=TRAINING_QUICK, style="scatter",
+           x=lambda r: r["closed_form"], series=_placement, settings=TRAINING_SETTINGS,
+           quick=TRAINING_QUICK, style="scatter",
            optional=True, line="measured = predicted",
            caption="Each point is one BN layer (labelled L1, L2, …) of the trained network: the ratio of the "
                    "variance BN sees in eval mode to its running_var, against C5's prediction from that layer's "

@@ -6,7 +6,6 @@ import json
 from ..theory.claims import HEADLINE_P, estimate_text
 from ..theory.verdict import acceptable
 
-
 UNDERPOWERED = ("inconclusive", "no detectable effect", "undecided")
 
 

@@ -36,14 +36,14 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..core.errors import OutputError, ParameterError  # noqa: E402
-from ..experiments import CATALOG  # noqa: E402
 from ..core.files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
 from ..core.interrupts import sigint_ignored  # noqa: E402
-from .figures import FIGURES  # noqa: E402
-from .output import to_csv  # noqa: E402
 from ..core.params import DEFAULT_SEED, check_samples, check_seed, versions  # noqa: E402
+from ..experiments import CATALOG  # noqa: E402
 from ..runs.sweep import sweep  # noqa: E402
 from ..runs.verify import verify  # noqa: E402
+from .figures import FIGURES  # noqa: E402
+from .output import to_csv  # noqa: E402
 
 try:  # the claim-level rule and its colours (simulator.theory.claims); the page has its own fallback
     from ..theory.claims import OUTCOME_COLOURS

@@ -132,7 +132,8 @@ class Checkpoint:
             raise ParameterError(f"{label}: not a checkpoint of this program (or its header is damaged); "
                                  "move it away or delete it to run")
         if header.get("format") != FORMAT or header.get("belongs_to") != self.belongs_to:
-            return self._discard(f"it belongs to another run ({_differences(self.belongs_to, header.get('belongs_to') or {})})")
+            changed = _differences(self.belongs_to, header.get("belongs_to") or {})
+            return self._discard(f"it belongs to another run ({changed})")
         done, offset = {}, len(lines[0]) + 1
         whole = lines[1:-1]  # the text after the last newline is an interrupted append (or nothing)
         for number, raw in enumerate(whole, start=2):

@@ -10,17 +10,23 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 
-
-from ..experiments.catalog import Context, suggest
-from ..theory.claims import CLAIMS, summarize_all
 from ..core.engine import set_threads
 from ..core.errors import ParameterError, SimulationError, shown
+from ..core.params import (
+    DEFAULT_ALPHA,
+    DEFAULT_SEED,
+    P_MEANING,
+    check_alpha,
+    check_p,
+    check_samples,
+    check_seed,
+    versions,
+)
 from ..experiments import CATALOG
+from ..experiments.catalog import Context, suggest
+from ..theory.claims import CLAIMS, summarize_all
 from ..theory.verdict import Check, acceptable, judge, z_threshold
 from .warmup import ready
-from ..core.params import (DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha,
-                           check_p, check_samples, check_seed, versions)
-
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ import math
 
 import numpy as np
 
-from .checkpoint import Checkpoint, key
 from ..core.errors import ParameterError
-from .simulate import Result, resolve, select, simulate
 from ..core.params import DEFAULT_ALPHA, DEFAULT_SEED, check_alpha, check_p, check_samples, check_seed, versions
-
+from .checkpoint import Checkpoint, key
+from .simulate import Result, resolve, select, simulate
 
 MAX_POINTS = 100_000  # grid points a sweep may have: each is a simulate call, so more would never finish
 

@@ -15,13 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 
-from ..experiments.catalog import Experiment
-from .checkpoint import Checkpoint, key
-from ..theory.claims import HEADLINE_P, summarize_all
 from ..core.engine import MIN_SAMPLES, set_threads
-from .simulate import frame, findings, judge_all, measure, quotes, select
 from ..core.params import DEFAULT_ALPHA, DEFAULT_SEED, P_MEANING, check_alpha, check_samples, check_seed, versions
+from ..experiments.catalog import Experiment
+from ..theory.claims import HEADLINE_P, summarize_all
 from ..theory.verdict import Check, acceptable
+from .checkpoint import Checkpoint, key
+from .simulate import findings, frame, judge_all, measure, quotes, select
 from .warmup import warm_up
 
 P_GRID = (0.1, 0.3, 0.5, 0.8, 1.0)

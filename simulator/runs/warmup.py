@@ -31,8 +31,8 @@ def _compile(name):
     """Run experiment ``name`` once on a tiny budget (``Experiment.warm`` settings) in this process."""
     import numba
 
-    from ..experiments.catalog import Context
     from ..experiments import CATALOG
+    from ..experiments.catalog import Context
 
     numba.set_num_threads(1)
     exp = CATALOG[name]

@@ -140,7 +140,8 @@ def _tested(rows):
 
 
 def _is_erratum(r):
-    return (r["kind"] == "erratum" and r["verdict"] == "refuted") or (r["kind"] == "derivation" and r["verdict"] == "false")
+    return ((r["kind"] == "erratum" and r["verdict"] == "refuted")
+            or (r["kind"] == "derivation" and r["verdict"] == "false"))
 
 
 def outcome(rows):
@@ -282,7 +283,8 @@ def headline(rows, zstar, p=None, quote=()):
     errata = [r for r in tested if r["kind"] == "erratum" and r["verdict"] == "refuted"]
     if errata:
         r = _at(errata, p)[0]
-        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, sampling gives {estimate_text(r)} "
+        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, "
+                     f"sampling gives {estimate_text(r)} "
                      f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted "
                      + (f"by {abs(r['z']):.0f} MCSE" if r["z"] is not None else "exactly (no sampling noise)"))
     false = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "false"]

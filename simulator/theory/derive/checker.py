@@ -35,8 +35,8 @@ import numpy as np
 import sympy as sp
 
 from ...core.errors import ParameterError
-from .chains import CHAINS
 from .algebra import Enumerator, MomentUnknown, evaluate
+from .chains import CHAINS
 from .steps import Assumption, Chain, Step  # noqa: F401  (the checker's vocabulary, re-exported)
 
 TIMEOUT_S = 3.0
