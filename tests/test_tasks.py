@@ -22,7 +22,7 @@ def test_every_task_loads_with_consistent_fields(name):
         np.testing.assert_array_equal(labels, np.arange(task.classes))
 
 
-@pytest.mark.parametrize("name", ["diabetes", "teacher"])
+@pytest.mark.parametrize("name", ["diabetes", "teacher", "diamonds"])
 def test_twins_differ_only_in_head(name):
     reg = tasks.load(name, 3)
     twin = tasks.load(reg.twin, 3)
@@ -124,3 +124,68 @@ def test_a_damaged_stored_copy_is_replaced(tmp_path, monkeypatch):
     assert X.shape == (178, 13)
     with np.load(path) as stored:
         np.testing.assert_array_equal(stored["X"], X)
+
+
+# ------------------------------------------------------------------------------------------- diamonds
+
+
+def test_diamonds_is_ggplot2s_table_coded_by_grade():
+    """The whole table, checked against the CSV read naively (csv module, no pandas)."""
+    import csv
+
+    X, y = tasks._diamonds(0, tasks.DIAMONDS_ROWS)
+    assert X.shape == (53_940, 9) and y.shape == (53_940,)
+    with open(tasks.diamonds_file(), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for i in (0, 1, 27_000, 53_939):
+        r = rows[i]
+        want = [float(r["carat"]), float(r["depth"]), float(r["table"]), float(r["x"]), float(r["y"]),
+                float(r["z"]), tasks.DIAMONDS_GRADES["cut"].index(r["cut"]),
+                tasks.DIAMONDS_GRADES["color"].index(r["color"]), tasks.DIAMONDS_GRADES["clarity"].index(r["clarity"])]
+        assert list(X[i]) == want and y[i] == np.log(float(r["price"]))
+    assert X[0].tolist()[6:] == [4.0, 5.0, 1.0]  # row 1: Ideal, E, SI2
+    assert tasks.load("diamonds", 0, 53_940).X.shape == (53_940, 9)
+
+
+def test_diamonds_subsample_is_a_function_of_seed_and_rows():
+    a, b, c = tasks.load("diamonds", 5, 1000), tasks.load("diamonds", 5, 1000), tasks.load("diamonds", 6, 1000)
+    np.testing.assert_array_equal(a.X, b.X)
+    assert not np.array_equal(a.X, c.X)
+    X, y = tasks._diamonds_all()
+    rng = np.random.default_rng(tasks.stream_key(5, "diamonds-rows", 1000))
+    pick = np.sort(rng.choice(53_940, 1000, replace=False))
+    np.testing.assert_array_equal(a.X, X[pick])
+    np.testing.assert_array_equal(a.y, y[pick])
+    assert len({tuple(r) for r in np.column_stack([a.X, a.y])}) > 990  # drawn without replacement
+
+
+@pytest.mark.parametrize("rows", [0, 1, 53_941, 10**9])
+def test_diamonds_rows_out_of_range_is_one_line(rows):
+    with pytest.raises(ParameterError, match=r"rows=.*53,940"):
+        tasks.load("diamonds", 0, rows)
+
+
+def test_diamonds_without_plotnine_names_the_install(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    tasks._diamonds_all.cache_clear()
+    tasks._diamonds.cache_clear()
+    try:
+        with pytest.raises(ParameterError, match=r"plotnine.*pip install"):
+            tasks.load("diamonds", 0, 100)
+    finally:
+        tasks._diamonds_all.cache_clear()
+        tasks._diamonds.cache_clear()
+
+
+def test_a_foreign_diamonds_file_is_refused(tmp_path):
+    bad = tmp_path / "diamonds.csv"
+    bad.write_text('"carat","cut","color","clarity","depth","table","price","x","y","z"\n'
+                   '0.23,"Ideal","E","XX",61.5,55,326,3.95,3.98,2.43\n')
+    with pytest.raises(ParameterError, match="unknown clarity grade"):
+        tasks._read_diamonds(bad)
+    bad.write_text('"carat","cut","color","clarity","depth","table","price","x","y","z"\n'
+                   '0.23,"Ideal","E","SI2",61.5,55,326,3.95,3.98,2.43\n')
+    with pytest.raises(ParameterError, match="not ggplot2's diamonds"):
+        tasks._read_diamonds(bad)

@@ -16,6 +16,14 @@ Notes
 (weight and bias ~ U(−1/√fan_in, 1/√fan_in)); y = (t − mean t)/std t + N(0, 0.5²)
 with t the teacher's output, so the noise is 20% of y's variance (the SD 0.5 is ``noise``). Everything is
 drawn from ``np.random.default_rng(stream_key(seed, "teacher-task", ...))``.
+
+``diamonds``: ggplot2's ``diamonds`` (53,940 round diamonds, 2008), as shipped inside the plotnine wheel
+(``plotnine/data/diamonds.csv``; read as a file, plotnine is never imported, nothing is downloaded). The
+target is log(price in US$); the 9 inputs are carat, depth, table, the three dimensions x, y, z, and
+cut, colour and clarity coded by their ordered grades (cut Fair = 0 … Ideal = 4, colour J = 0 … D = 6,
+clarity I1 = 0 … IF = 7). ``rows`` rows are drawn without replacement from
+``np.random.default_rng(stream_key(seed, "diamonds-rows", rows))``, so one seed gives one sub-sample;
+``rows`` = 53,940 takes every row (in file order).
 """
 import contextlib
 import functools
@@ -30,10 +38,17 @@ import numpy as np
 from ..core.errors import ParameterError, shown
 from ..core.rng import stream_key
 
-TASK_NAMES = ("diabetes", "diabetes-class", "teacher", "teacher-class", "digits", "breast-cancer", "wine")
+TASK_NAMES = ("diabetes", "diabetes-class", "teacher", "teacher-class", "diamonds", "diamonds-class", "digits",
+              "breast-cancer", "wine")
+SIZED = ("teacher", "teacher-class", "diamonds", "diamonds-class")  # the tasks whose ``rows`` is a setting
 KINDS = ("regression", "classification")
 
 TEACHER_ROWS, TEACHER_INPUTS, TEACHER_HIDDEN, TEACHER_NOISE = 600, 10, 32, 0.5
+DIAMONDS_ROWS = 53_940
+DIAMONDS_GRADES = {"cut": ("Fair", "Good", "Very Good", "Premium", "Ideal"),
+                   "color": ("J", "I", "H", "G", "F", "E", "D"),
+                   "clarity": ("I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF")}
+DIAMONDS_INPUTS = ("carat", "depth", "table", "x", "y", "z", "cut", "color", "clarity")
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +133,66 @@ def _sklearn(name):
     return X, y
 
 
+def diamonds_file():
+    """The path of ``diamonds.csv`` inside the installed plotnine (found without importing plotnine)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("plotnine")
+    path = None if spec is None or spec.origin is None else Path(spec.origin).parent / "data" / "diamonds.csv"
+    if path is None or not path.is_file():
+        raise ParameterError("task diamonds: its data ship inside the plotnine package, which is not installed; "
+                             "pip install '.[data]' (or pip install plotnine)")
+    return path
+
+
+def _read_diamonds(path):
+    """``(X, y)`` of the whole file: the 9 inputs of :data:`DIAMONDS_INPUTS` and log(price), float64."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    columns = []
+    for name in DIAMONDS_INPUTS:
+        if name in DIAMONDS_GRADES:
+            codes = frame[name].map({g: k for k, g in enumerate(DIAMONDS_GRADES[name])})
+            if codes.isna().any():
+                raise ParameterError(f"task diamonds: {shown(str(path))} has an unknown {name} grade")
+            columns.append(codes.to_numpy(dtype=np.float64))
+        else:
+            columns.append(frame[name].to_numpy(dtype=np.float64))
+    X = np.ascontiguousarray(np.column_stack(columns))
+    y = np.log(frame["price"].to_numpy(dtype=np.float64))
+    if X.shape != (DIAMONDS_ROWS, len(DIAMONDS_INPUTS)) or not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise ParameterError(f"task diamonds: {shown(str(path))} is not ggplot2's diamonds table "
+                             f"({DIAMONDS_ROWS:,} finite rows)")
+    return X, y
+
+
+@functools.lru_cache(maxsize=1)
+def _diamonds_all():
+    """The whole diamonds table (read once per process; about 0.1 s)."""
+    X, y = _read_diamonds(diamonds_file())
+    X.flags.writeable = False
+    y.flags.writeable = False
+    return X, y
+
+
+@functools.lru_cache(maxsize=16)
+def _diamonds(seed, rows):
+    """``rows`` rows of the diamonds table, drawn without replacement by ``seed`` (all of them, in order,
+    for the full table)."""
+    if not 2 <= rows <= DIAMONDS_ROWS:
+        raise ParameterError(f"rows={shown(rows)}: the diamonds table has {DIAMONDS_ROWS:,} rows; "
+                             f"choose 2 to {DIAMONDS_ROWS:,}")
+    X, y = _diamonds_all()
+    if rows < DIAMONDS_ROWS:
+        rng = np.random.default_rng(stream_key(seed, "diamonds-rows", rows))
+        pick = np.sort(rng.choice(DIAMONDS_ROWS, size=rows, replace=False))
+        X, y = X[pick], y[pick]
+        X.flags.writeable = False
+        y.flags.writeable = False
+    return X, y
+
+
 def _torch_linear_init(rng, fan_in, fan_out):
     """``nn.Linear(fan_in, fan_out)`` default init: W (out, in) and b ~ U(−1/√fan_in, 1/√fan_in)."""
     bound = 1.0 / np.sqrt(fan_in)
@@ -150,8 +225,8 @@ def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     seed : int
         Seeds the synthetic ``teacher`` tasks; the scikit-learn data ignore it.
     rows, noise : int, float
-        The size and the noise SD of the ``teacher`` tasks (the data-size axis of C6's regime); the
-        scikit-learn data ignore them.
+        The size (``teacher`` and ``diamonds``) and the noise SD (``teacher``) of the sized tasks
+        (:data:`SIZED`: the data-size axis of C6's regime); the scikit-learn data ignore them.
 
     Returns
     -------
@@ -160,7 +235,7 @@ def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     Raises
     ------
     ParameterError
-        For an unknown name.
+        For an unknown name, a ``rows`` the table does not have, or diamonds without plotnine.
     """
     if name not in TASK_NAMES:
         raise ParameterError(f"unknown task {shown(name)}; valid: {', '.join(TASK_NAMES)}")
@@ -180,6 +255,14 @@ def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
                         f"synthetic, {n} × {f}: a random ReLU teacher 10-32-1 plus N(0, {noise:g}²) noise")
         return Task(name, "classification", X, y, 2, True, None,
                     f"synthetic, {n} × {f}: teacher output above the training median")
+    if name in ("diamonds", "diamonds-class"):
+        X, y = _diamonds(int(seed), int(rows))
+        n, f = X.shape
+        if name == "diamonds":
+            return Task(name, "regression", X, y, 1, False, "diamonds-class",
+                        f"ggplot2's diamonds (plotnine), {n} × {f}: log price")
+        return Task(name, "classification", X, y, 2, True, None,
+                    f"ggplot2's diamonds (plotnine), {n} × {f}: log price above the training median")
     X, y = _sklearn(name)
     n, f = X.shape
     classes = int(y.max()) + 1
