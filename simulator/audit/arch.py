@@ -8,6 +8,8 @@ probability: PyTorch ``nn.Dropout(1 − P)``) and ``uout:BETA`` (Li et al. 2019)
 Statistics are gathered in train mode (noise on, BN on batch statistics) over the
 data, as training would; then the audit measures as :mod:`.torch_model` does.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from ..core.errors import ParameterError, shown
@@ -177,7 +179,8 @@ def _s2(word, value):
     return (1.0 - value) / value if word == "dropout" else value * value / 3.0
 
 
-def _measure(net, xs, s_key, train_info, mc, z_star, tolerance, noise=True):
+def _measure(net, run, s_key, train_info, noise=True):
+    """Rows of every BN of ``net`` over ``run.xs`` and the output effect; ``noise`` False: after the fix."""
     layers = net.layers
     upstream, pattern, why_not = _structure(layers)
     records = {}
@@ -210,11 +213,11 @@ def _measure(net, xs, s_key, train_info, mc, z_star, tolerance, noise=True):
             records[k].tbar.append(s2 * t)
 
     out = OutputRecord()
-    for b, x in enumerate(xs):
+    for b, x in enumerate(run.xs):
         y_eval = net.forward(x, "eval", False, pre=pre)
-        y_train = np.stack([net.forward(x, "eval", True, s_key, block=b * mc + r) for r in range(mc)])
+        y_train = np.stack([net.forward(x, "eval", True, s_key, block=b * run.mc + r) for r in range(run.mc)])
         out.add(y_eval, y_train)
-    rows = [summarize(records[i], z_star, tolerance) for i in sorted(records)]
+    rows = [summarize(records[i], run.z_star, run.tolerance) for i in sorted(records)]
     return rows, output_effect(out)
 
 
@@ -238,6 +241,59 @@ def _gather(net, xs, s_key, cumulative, noise):
         a0, a = running_weights(None if cumulative else MOMENTUM, len(v))
         info[i] = (np.array(v), a, a0)
     return info
+
+
+class ArchRun(NamedTuple):
+    """What an audit of a spec measures on and how: its batches, seed, Monte Carlo passes and thresholds."""
+
+    xs: np.ndarray       # (batches, batch, n_in)
+    seed: int
+    mc: int              # dropout-on passes per batch for the output effect
+    z_star: float
+    tolerance: float
+
+
+def _arch_data(data, n_in, rows):
+    """``(array or None, n_in)``: the user's data (a file or an array) checked against ``n_in``."""
+    if data is None:
+        return None, n_in
+    arr = load_data(data, rows=rows) if isinstance(data, str) else np.asarray(data, dtype=float)
+    if arr.ndim != 2:
+        raise ParameterError(f"--data: --arch takes rows of features, got an array of shape {arr.shape}")
+    if n_in is None:
+        n_in = arr.shape[1]
+    elif arr.shape[1] != int(n_in):
+        raise ParameterError(f"--data has {arr.shape[1]} columns but --in is {n_in}")
+    return arr, n_in
+
+
+def _arch_rows(net, run, fix):
+    """Statistics gathered in train mode, then the rows as found and, with ``fix``, after it; the output effect."""
+    train_info = _gather(net, run.xs, stream_key(run.seed, "audit-arch-noise", "gather"), True, True)
+    rows, out = _measure(net, run, stream_key(run.seed, "audit-arch-noise", "measure"), train_info)
+    for r in rows:
+        r["stage"] = "before"
+    if fix is not None:  # BN1d chains: the exact variant is the same one pass here (see FIX_NOTE)
+        info = _gather(net, run.xs, None, True, False)
+        after, _ = _measure(net, run, stream_key(run.seed, "audit-arch-noise", "after"), info, noise=False)
+        mark_after(after)
+        rows += after
+    return rows, out
+
+
+def _arch_notes(rows, fix, has_bn, batches, batch):
+    """The notes of an audit of a spec."""
+    notes = []
+    if has_bn:
+        notes.append(f"Running statistics gathered in train mode (noise on) over {batches} batches of "
+                     f"{batch} as a cumulative average (no weight left on the initial value).")
+    if any(r["predicted_mean"] is not None for r in rows):
+        notes.append(PREDICTION_NOTE)
+    if fix is not None and len(rows) > 2:
+        notes.append(FIX_NOTE)
+    if not has_bn:
+        notes.insert(0, "Nothing to shift: the spec has no bn layer.")
+    return notes
 
 
 def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT_SEED, mc=8, fix=None,
@@ -266,43 +322,14 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
         raise ParameterError(f"--fix {shown(fix)}: the fixes are recalibrate, exact")
     if int(mc) < 2:
         raise ParameterError(f"--mc {mc}: need at least 2 dropout-on passes")
-    arr = None
-    if data is not None:
-        arr = load_data(data, rows=int(batch) * int(batches)) if isinstance(data, str) else \
-            np.asarray(data, dtype=float)
-        if arr.ndim != 2:
-            raise ParameterError(f"--data: --arch takes rows of features, got an array of shape {arr.shape}")
-        if n_in is None:
-            n_in = arr.shape[1]
-        elif arr.shape[1] != int(n_in):
-            raise ParameterError(f"--data has {arr.shape[1]} columns but --in is {n_in}")
+    arr, n_in = _arch_data(data, n_in, int(batch) * int(batches))
     layers = parse_arch(spec, n_in)
     _check_memory(layers, int(n_in), int(batch), int(batches))
     xs = batches_of(arr, int(batch), int(batches)) if arr is not None else \
         normal_batches(seed, (int(n_in),), int(batch), int(batches))
-    net = Net(layers, n_in, seed)
-    notes = []
     has_bn = any(w == "bn" for w, _ in layers)
-    train_info = _gather(net, xs, stream_key(seed, "audit-arch-noise", "gather"), True, True)
-    if has_bn:
-        notes.append(f"Running statistics gathered in train mode (noise on) over {len(xs)} batches of "
-                     f"{int(batch)} as a cumulative average (no weight left on the initial value).")
-    rows, out = _measure(net, xs, stream_key(seed, "audit-arch-noise", "measure"), train_info, int(mc),
-                         z_star, tolerance)
-    for r in rows:
-        r["stage"] = "before"
-    if fix is not None:  # BN1d chains: the exact variant is the same one pass here (see FIX_NOTE)
-        info = _gather(net, xs, None, True, False)
-        after, _ = _measure(net, xs, stream_key(seed, "audit-arch-noise", "after"), info, int(mc), z_star,
-                            tolerance, noise=False)
-        mark_after(after)
-        rows += after
-    if any(r["predicted_mean"] is not None for r in rows):
-        notes.append(PREDICTION_NOTE)
-    if fix is not None and len(rows) > 2:
-        notes.append(FIX_NOTE)
-    if not has_bn:
-        notes.insert(0, "Nothing to shift: the spec has no bn layer.")
+    rows, out = _arch_rows(Net(layers, n_in, seed), ArchRun(xs, seed, int(mc), z_star, tolerance), fix)
+    notes = _arch_notes(rows, fix, has_bn, len(xs), int(batch))
     meta = {"model": f"--arch {spec}", "data": data if isinstance(data, str) else (
             "array" if data is not None else f"standard normal, {int(n_in)} features"), "batch": int(batch),
             "batches": len(xs), "seed": seed, "mc": int(mc), "fix": fix, "z_star": z_star, "tolerance": tolerance,

@@ -88,12 +88,6 @@ class LayerRecord:
         if self.train_N is None:
             self.train_N, self.train_L = x.shape[0], x.shape[2]
 
-    def clear(self):
-        """Forget the measured batches (the noise terms stay)."""
-        for name in ("s1", "s2", "n", "m1", "m2", "N"):
-            getattr(self, name).clear()
-        self.train_N, self.train_L = None, 1
-
     def add_sums(self, s1, s2, n, m1, m2, N, L):
         """Add one batch from its sums (about ``ref``): Σx, Σx², elements, Σ sample means, Σ their squares."""
         for name, value in zip(("s1", "s2", "n", "m1", "m2", "N"), (s1, s2, n, m1, m2, N)):
@@ -158,26 +152,35 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
         "running_var_source": "gathered by the audit" if rec.train_var is not None else "as given",
     }
     if rec.structure is not None and rec.t:
-        n_el = np.asarray(rec.n, float)
-        t_b = np.array(rec.t) / n_el[:, None]                      # (B, C) noise variance per element
-        T = t_b.mean(0)
-        _, vm = _pooled(np.array(rec.m1), np.array(rec.m2), rec.N)
-        Vbar = vm.mean(0)
-        Tbar = np.array(rec.tbar).sum(0) / float(np.sum(rec.N))
-        Nt, nt = rec.train_N, rec.train_N * rec.train_L
-        kappa = nt / (nt - 1.0)
-        a1 = 1.0 - rec.a0
-        Rhat = rec.a0 + a1 * kappa * (V + T - (Vbar + Tbar) / Nt)
-        pred = V / Rhat
-        g = V * a1 * kappa / Rhat ** 2              # ∂(V/R̂)/∂T, and −∂/∂V through R̂
-        infl_pred = ((v - V) * (1.0 / Rhat - g) - (t_b - T) * g).mean(1)
-        infl_diff = ((v - V) / R).mean(1) - infl_pred
-        se_diff = float(np.hypot(_se(infl_diff), se_train))
-        row.update(predicted_mean=float(pred.mean()), predicted_median=float(np.median(pred)),
-                   predicted_mcse=_se(infl_pred),
-                   z=float((ratio_mean - pred.mean()) / se_diff) if se_diff > 0 else None)
+        row.update(_prediction(rec, v, R, ratio_mean, se_train))
     row.update(_verdict(rec, ratio_mean - 1.0, se, z_star, tolerance), batches=B, a0=float(rec.a0))
     return row
+
+
+def _prediction(rec, v, R, ratio_mean, se_train):
+    """The closed form's ratio (module Notes) of a layer with a prediction, its MCSE and the z of the measured one.
+
+    ``v`` are the per-batch eval variances (B, C), ``R`` running_var, ``se_train`` the MCSE part of running_var.
+    """
+    V = v.mean(0)
+    n_el = np.asarray(rec.n, float)
+    t_b = np.array(rec.t) / n_el[:, None]                      # (B, C) noise variance per element
+    T = t_b.mean(0)
+    _, vm = _pooled(np.array(rec.m1), np.array(rec.m2), rec.N)
+    Vbar = vm.mean(0)
+    Tbar = np.array(rec.tbar).sum(0) / float(np.sum(rec.N))
+    Nt, nt = rec.train_N, rec.train_N * rec.train_L
+    kappa = nt / (nt - 1.0)
+    a1 = 1.0 - rec.a0
+    Rhat = rec.a0 + a1 * kappa * (V + T - (Vbar + Tbar) / Nt)
+    pred = V / Rhat
+    g = V * a1 * kappa / Rhat ** 2              # ∂(V/R̂)/∂T, and −∂/∂V through R̂
+    infl_pred = ((v - V) * (1.0 / Rhat - g) - (t_b - T) * g).mean(1)
+    infl_diff = ((v - V) / R).mean(1) - infl_pred
+    se_diff = float(np.hypot(_se(infl_diff), se_train))
+    return {"predicted_mean": float(pred.mean()), "predicted_median": float(np.median(pred)),
+            "predicted_mcse": _se(infl_pred),
+            "z": float((ratio_mean - pred.mean()) / se_diff) if se_diff > 0 else None}
 
 
 def _verdict(rec, shift, se, z_star, tolerance):

@@ -4,6 +4,8 @@ The passes are in :mod:`.torch_model`, where the noise runs in :mod:`.trace`, th
 the fix in :mod:`.fix`. PyTorch's ``nn.Dropout(p)`` takes the DROP probability; the audit reports the KEEP
 probability ``1 − p``.
 """
+from typing import NamedTuple
+
 from ..core.errors import ParameterError, shown
 from ..core.params import DEFAULT_SEED, check_seed
 from ..core.rng import stream_key
@@ -115,7 +117,7 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
     try:
         with torch.random.fork_rng(devices=[]):  # the masks of every pass depend on the seed alone
             torch.manual_seed(int(stream_key(seed, "audit-masks")[0]) % (1 << 63))
-            result = _audit(torch, model, xs, seed, int(mc), fix, z_star, tolerance, progress, weights)
+            result = _audit(torch, model, xs, weights, Settings(int(mc), fix, z_star, tolerance, progress))
     finally:
         torch.set_num_threads(threads_before)
     if save is not None:
@@ -127,11 +129,22 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
     return result
 
 
+class Settings(NamedTuple):
+    """How :func:`audit_model` measures: dropout-on passes, the fix, the verdict's thresholds, the progress."""
+
+    mc: int
+    fix: str             # None, "recalibrate" or "exact"
+    z_star: float
+    tolerance: float
+    progress: object     # progress(label, done, total) or None
+
+
 def _stage(progress, label, total):
     return None if progress is None else (lambda done, _total=None: progress(label, done, _total or total))
 
 
-def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights):
+def _audit(torch, model, xs, weights, run):
+    mc, fix, progress = run.mc, run.fix, run.progress
     bns = batchnorms(model)
     tracer0 = structure_pass(torch, model, bns, xs[0])
     bns = batchnorms(model)
@@ -139,7 +152,7 @@ def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights
     on_in_eval = [op.label for op in tracer0.ops]
     notes = [(f"Noise that stays on in eval mode: {'; '.join(on_in_eval)} (training=True hard-coded?). It is a "
               "bug in the model, and recalibration cannot remove it.")] if on_in_eval else []
-    meta = {"mc": mc, "fix": fix, "z_star": z_star, "tolerance": tolerance, "batches": len(xs), "order": order,
+    meta = {"mc": mc, "fix": fix, "z_star": run.z_star, "tolerance": run.tolerance, "batches": len(xs), "order": order,
             "p_meaning": "keep probability = 1 − PyTorch's nn.Dropout(p)", "eval_noise": on_in_eval}
     if not bns:
         notes.insert(0, "Nothing to shift: the model has no BatchNorm layer with running statistics.")
@@ -153,12 +166,12 @@ def _audit(torch, model, xs, seed, mc, fix, z_star, tolerance, progress, weights
     records = _records(bns, train_info, tracer0)
     tracer, out, linear_is_eval = measure(torch, model, bns, xs, records, mc,
                                           progress=_stage(progress, "audit: measuring", len(xs)))
-    _attach(records, tracer, len(xs), dict(bns))
+    _attach(records, tracer, len(xs))
     if not linear_is_eval:
         notes.append("The model differs between train and eval mode beyond its noise: measured in eval passes.")
-    rows = _rows(records, order, "before", z_star, tolerance)
+    rows = _rows(records, order, "before", run)
     if fix is not None:
-        rows += _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress)
+        rows += _fixed(torch, model, bns, xs, order, run)
     if any(r["predicted_mean"] is not None for r in rows):
         notes.append(PREDICTION_NOTE)
     if fix == "recalibrate" and len(rows) > 2:
@@ -194,7 +207,7 @@ def _records(bns, train_info, tracer0):
     return records
 
 
-def _attach(records, tracer, B, bns):
+def _attach(records, tracer, B):
     """Sources and, on a linear path, the noise terms of each BN, from the linearized passes."""
     for n, rec in records.items():
         calls = tracer.at_bn.get(n, [])
@@ -213,15 +226,16 @@ def _attach(records, tracer, B, bns):
                              ("" if exact else " (approximate: noise also reaches it through nonlinear layers)"))
 
 
-def _rows(records, order, stage, z_star, tolerance):
-    rows = [summarize(records[n], z_star, tolerance) for n in order if n in records and records[n].s1]
+def _rows(records, order, stage, run):
+    rows = [summarize(records[n], run.z_star, run.tolerance) for n in order if n in records and records[n].s1]
     for r in rows:
         r["stage"] = stage
     return rows
 
 
-def _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress):
+def _fixed(torch, model, bns, xs, order, run):
     """Apply the fix, then measure again (eval passes, no noise terms, no Monte Carlo passes)."""
+    fix, progress = run.fix, run.progress
     if fix == "exact":
         info = recalibrate_exact(model, xs, order, progress=_stage(progress, "audit: exact fix", len(bns)))
     else:
@@ -233,7 +247,7 @@ def _fixed(torch, model, bns, xs, fix, order, z_star, tolerance, progress):
             progress=_stage(progress, "audit: measuring again", len(xs)))
     for rec in records.values():
         rec.upstream = []
-    return mark_after(_rows(records, order, "after", z_star, tolerance))
+    return mark_after(_rows(records, order, "after", run))
 
 
 class _Empty:

@@ -194,7 +194,7 @@ def measure(torch, model, bns, xs, records, mc, progress=None, trace=True):
 
     linear_is_eval = [trace]
     for b, x in enumerate(xs):
-        y = _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, (first, records), b)
+        y = _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, first, b)
         if trace and mc and y is not None:
             set_mode(model, bns, True, False)
             ys = [first_tensor(call(model, x, "train mode")) for _ in range(mc)]
@@ -208,12 +208,12 @@ def measure(torch, model, bns, xs, records, mc, progress=None, trace=True):
     return tracer, out, linear_is_eval[0]
 
 
-def _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, kept, b):
+def _measure_batch(torch, model, bns, x, sink, tracer, linear_is_eval, first, b):
     """One batch: the linearized pass (traced) and, unless it equals the eval pass, an eval pass.
 
-    On the first batch both run, and the BN inputs and outputs of the two are compared.
+    On the first batch both run, and the BN inputs and outputs of the two are compared (``first``: the eval
+    pass's BN inputs of the first batch, by BN name).
     """
-    first, _ = kept
     y = None
     if tracer is not None:
         lin = {}
