@@ -217,6 +217,53 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
         click.echo(f"{len(result.checks)} rows written to {out}", err=True)
 
 
+@cli.command("map")
+@click.option("--out", default="reports/map", show_default=True, metavar="DIR",
+              help="Folder to write (map.csv, crossovers.csv, map.json, figures); checkpointed beside it "
+                   "(DIR.partial): rerunning an interrupted map resumes.")
+@click.option("--quick", is_flag=True, help="The small map: teacher, N = 100, 1,000, 10,000, p = 0.5, BN on "
+              "(about two minutes).")
+@click.option("--task", "tasks", multiple=True, type=click.Choice(["teacher", "diamonds"]),
+              help="Regression tasks; each brings its classification twin (repeatable) [default: both].")
+@click.option("--rows", default=None, metavar="N,N,...", help="Data sizes [default: 100,300,1000,3000,10000,30000].")
+@click.option("--keep", default=None, metavar="P,P,...", help="Keep probabilities [default: 0.5,0.8,0.9].")
+@click.option("--placement", "placements", multiple=True, type=click.Choice(["hidden", "head"]),
+              help="Where dropout goes (repeatable) [default: both].")
+@click.option("--bn", "bn", multiple=True, type=click.Choice(["true", "false"]), help="BN on, off [default: both].")
+@click.option("--steps", type=int, default=None, help="Step budget: at least this many optimizer steps a cell.")
+@click.option("--min-epochs", type=int, default=None, help="And at least this many epochs.")
+@click.option("--pilot", type=int, default=None, help="Pilot runs per cell that size it [default: 8].")
+@click.option("--cap", type=int, default=None, help="Most runs a cell may take [default: 128].")
+@click.option("--alpha", default=None, help="Family-wise error level of each sub-claim's cells [default: 0.05].")
+@click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Train cells on a local Dask cluster of N workers (extra 'distributed').")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Train cells on this Dask cluster.")
+@PROGRESS
+def map_cmd(out, quick, tasks, rows, keep, placements, bn, steps, min_epochs, pilot, cap, alpha, seed, threads,
+            workers, scheduler, progress):
+    """C6's regime map: where dropout hurts regression and where it spares classification (trained networks)."""
+    from simulator.present.regime import is_map, write_map
+    from simulator.runs.regime import plan_from
+
+    plan = plan_from(quick=quick, tasks=tasks, rows=rows, keep=keep, placements=placements, bn=bn, steps=steps,
+                     min_epochs=min_epochs, pilot=pilot, cap=cap, alpha=alpha)
+    from simulator.core.files import check_folder
+    from simulator.runs.regime import regime_map
+
+    check_folder(out, is_map)
+    partial = out.rstrip("/") + ".partial"
+    with Progress(progress) as progress:
+        result = regime_map(plan, seed=seed, threads=threads, checkpoint=partial, workers=workers,
+                            scheduler=scheduler, progress=progress)
+    write_map(result, out, command=["cli.py"] + sys.argv[1:])
+    checkpoints.remove(partial)
+    for family, text in result.sentences.items():
+        click.echo(f"{family}: {text}")
+    click.echo(f"map written: {out} ({result.meta['cells']} cells, {result.meta['runs']['final']:,} runs)")
+
+
 @cli.command("report")
 @click.option("--out", default="reports/latest", show_default=True, metavar="DIR", help="Folder to write.")
 @click.option("--quick", is_flag=True, help="Small budgets: a first look in seconds.")

@@ -1,0 +1,179 @@
+"""The C6 regime map on paper: its tidy tables, three figures per task, and one folder that holds them.
+
+:func:`write_map` writes a :class:`~simulator.runs.regime.MapResult` to a folder (never half-written; it
+replaces only an empty folder or one it wrote itself, marked by ``map.json``):
+
+- ``map.csv``: one row per cell and quantity (:func:`simulator.runs.regime.table`);
+- ``crossovers.csv``: where the total effect changes sign along N;
+- ``map.json``: the plan, seed, versions, the summary sentences, both tables and every cell's check rows
+  (so that a cell can be regenerated from its seed and compared bit for bit);
+- per task: ``TASK-phase.png`` (N × p, colour = effect in units of the no-dropout metric, a diverging
+  palette centred on 0; undecided cells hatched), ``TASK-effect.png`` (effect against N with ±2 MCSE
+  bands, regression and classification side by side) and ``TASK-shift.png`` (the shift's own cost
+  against N: MSE, CE, accuracy), each also as SVG.
+"""
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from ..core.errors import OutputError  # noqa: E402
+from ..core.files import check_folder, new_folder, remove_folder, replace_folder  # noqa: E402
+from ..core.interrupts import sigint_ignored  # noqa: E402
+from ..runs.regime import TWINS, sentences  # noqa: E402
+
+MARK = "map.json"
+WRITTEN = ("map.csv", "crossovers.csv", MARK, "README.md")
+DECIDED = {"hurts", "helps", "within the margin", "beyond the margin"}
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#000000")
+LABEL = {"dmse": "ΔMSE (dropout − none)", "drop": "accuracy drop (none − dropout)",
+         "dmse_shift": "ΔMSE_shift (as trained − recalibrated)", "dce_shift": "ΔCE_shift",
+         "dacc_shift": "accuracy lost to the shift"}
+
+
+def is_map(path):
+    """True when ``path`` is a folder this module wrote (its ``map.json`` says so, nothing foreign in it)."""
+    try:
+        with open(os.path.join(path, MARK), encoding="utf-8") as f:
+            ok = json.load(f).get("meta", {}).get("command") == "map"
+        return ok and all(name in WRITTEN or name.endswith((".png", ".svg")) for name in os.listdir(path))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _save(fig, stem):
+    fig.savefig(stem + ".png", dpi=100, bbox_inches="tight")
+    fig.savefig(stem + ".svg", bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panels(frame, task):
+    """The (BN, placement) panels of a task, in plan order."""
+    part = frame[frame["task"] == task]
+    return list(dict.fromkeys(zip(part["bn"], part["placement"])))
+
+
+def phase_figure(frame, task, stem):
+    """N × p, colour = effect / no-dropout metric; rows: regression, classification; columns: panels."""
+    panels = _panels(frame, task)
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.8 * len(panels) + 1.6, 7.0), squeeze=False,
+                             layout="constrained")
+    for row, quantity in enumerate(("dmse", "drop")):
+        part = frame[(frame["task"] == task) & (frame["quantity"] == quantity)]
+        values = part["relative"].astype(float).abs()
+        span = float(np.nanmax(values)) if len(values) and np.isfinite(np.nanmax(values)) else 1.0
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-max(span, 1e-9), vmax=max(span, 1e-9))
+        for col, (bn, placement) in enumerate(panels):
+            ax = axes[row, col]
+            cells = part[(part["bn"] == bn) & (part["placement"] == placement)]
+            ns, ps = sorted(cells["rows"].unique()), sorted(cells["p"].unique())
+            grid = np.full((len(ps), len(ns)), np.nan)
+            for r in cells.itertuples():
+                grid[ps.index(r.p), ns.index(r.rows)] = np.nan if r.relative is None else r.relative
+            image = ax.imshow(grid, cmap="RdBu_r", norm=norm, aspect="auto", origin="lower")
+            for r in cells.itertuples():
+                x, y = ns.index(r.rows), ps.index(r.p)
+                if r.verdict not in DECIDED:
+                    ax.add_patch(plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, hatch="//", lw=0,
+                                               edgecolor="#555555"))
+                text = "?" if r.relative is None else f"{100 * r.relative:+.0f}%".replace("-", "−")
+                ax.text(x, y, text.replace("+0%", "0%").replace("−0%", "0%"), ha="center", va="center", fontsize=8)
+            ax.set_xticks(range(len(ns)), [f"{n:,}" for n in ns], fontsize=8)
+            ax.set_yticks(range(len(ps)), [f"{p:g}" for p in ps])
+            ax.set_xlabel("rows N (log-spaced)")
+            ax.set_ylabel("keep p")
+            kind = "regression" if quantity == "dmse" else "classification"
+            ax.set_title(f"{kind}: {placement}, BN {'on' if bn == 'true' else 'off'}", fontsize=10)
+        fig.colorbar(image, ax=list(axes[row]), shrink=0.8,
+                     label=("ΔMSE / MSE(none)" if quantity == "dmse" else "drop / accuracy(none)")
+                     + "\n> 0: dropout hurts")
+    fig.suptitle(f"{task}: effect of dropout in units of the no-dropout metric\n(hatched: not decided at the "
+                 "map's error level; red: dropout hurts, blue: it helps)")
+    _save(fig, stem)
+
+
+def _bands(ax, part, ylabel):
+    for k, (p, s) in enumerate(part.groupby("p")):
+        s = s.sort_values("rows")
+        n, est, se = s["rows"].to_numpy(float), s["estimate"].to_numpy(float), s["mcse"].to_numpy(float)
+        colour = PALETTE[k % len(PALETTE)]
+        ax.plot(n, est, marker="o", color=colour, label=f"p = {p:g}")
+        ax.fill_between(n, est - 2 * se, est + 2 * se, color=colour, alpha=0.2, lw=0)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("rows N")
+    ax.set_ylabel(ylabel)
+
+
+def effect_figure(frame, task, stem):
+    """The total effect against N (±2 MCSE bands), regression and classification side by side."""
+    panels = _panels(frame, task)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.0 * len(panels) + 0.6), squeeze=False)
+    for row, (bn, placement) in enumerate(panels):
+        for col, quantity in enumerate(("dmse", "drop")):
+            ax = axes[row, col]
+            part = frame[(frame["task"] == task) & (frame["quantity"] == quantity) & (frame["bn"] == bn)
+                         & (frame["placement"] == placement)]
+            _bands(ax, part, LABEL[quantity])
+            if quantity == "drop":
+                ax.axhline(0.01, color="#777777", lw=0.8, ls="--")
+            ax.set_title(f"{'regression' if quantity == 'dmse' else 'classification'}: {placement}, "
+                         f"BN {'on' if bn == 'true' else 'off'}", fontsize=10)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{task} / {TWINS[task]}: dropout's total effect against the data size (±2 MCSE)")
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+def shift_figure(frame, task, stem):
+    """The shift's own cost against N: ΔMSE_shift, ΔCE_shift and the accuracy lost (hidden, BN on)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), squeeze=False)
+    for col, quantity in enumerate(("dmse_shift", "dce_shift", "dacc_shift")):
+        part = frame[(frame["task"] == task) & (frame["quantity"] == quantity)]
+        _bands(axes[0, col], part, LABEL[quantity])
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"{task}: the variance shift's own cost, the same weights with BN as trained − recalibrated")
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+def _payload(result):
+    return {"meta": result.meta, "sentences": sentences(result.table, result.crossovers),
+            "table": json.loads(result.table.to_json(orient="records")),
+            "crossovers": json.loads(result.crossovers.to_json(orient="records")),
+            "cells": [{"cell": cell, "rows": rows} for cell, rows in result.cells]}
+
+
+def write_map(result, out, command=None):
+    """Write ``result`` to the folder ``out`` (see the module docstring); return the file names written."""
+    check_folder(out, is_map)
+    tmp = new_folder(out)
+    try:
+        result.table.to_csv(os.path.join(tmp, "map.csv"), index=False)
+        result.crossovers.to_csv(os.path.join(tmp, "crossovers.csv"), index=False)
+        for task in result.table["task"].unique() if len(result.table) else []:
+            phase_figure(result.table, task, os.path.join(tmp, f"{task}-phase"))
+            effect_figure(result.table, task, os.path.join(tmp, f"{task}-effect"))
+            if (result.table["quantity"] == "dmse_shift").any():
+                shift_figure(result.table, task, os.path.join(tmp, f"{task}-shift"))
+        payload = _payload(result)
+        payload["meta"] = {**payload["meta"], "command_line": command}
+        with open(os.path.join(tmp, MARK), "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=1, sort_keys=False)
+            f.write("\n")
+        with sigint_ignored():
+            replace_folder(tmp, out, is_map)
+    except OSError as e:
+        with sigint_ignored():
+            remove_folder(tmp)
+        raise OutputError(f"cannot write {out}: {e.strerror or e}") from None
+    except BaseException:
+        with sigint_ignored():
+            remove_folder(tmp)
+        raise
+    return sorted(os.listdir(out))

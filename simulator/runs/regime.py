@@ -1,0 +1,481 @@
+"""C6's regime map: where dropout hurts regression, where it spares classification, and where neither holds.
+
+The document's bottom line ("dropout hurts regression, barely affects classification") is a claim about
+*trained* networks. The map trains the ``training`` experiment's MLPs over a grid of regimes — the data
+size N (log-spaced), the keep probability p, the placement of the noise (``hidden``: after every hidden
+ReLU, before the next BN; ``head``: one dropout before the output layer) and BN on or off — for a
+regression task and its classification twin (the same inputs and target, labelled above the training
+median): the synthetic ``teacher`` and ggplot2's ``diamonds``.
+
+Every cell is one grid point of a sweep of the ``training`` experiment (same seed → same bits, on any
+number of threads or Dask workers, checkpointed). Per cell it reads
+
+- the **total effect** of dropout: ΔMSE = MSE with dropout − without (regression; the document: > 0) and
+  the accuracy drop = accuracy without − with (classification; the document: ≤ 1 point);
+- the **shift's own cost** (``hidden`` with BN only): the same trained weights evaluated with BN as trained
+  and with BN recalibrated with dropout off, paired: ΔMSE_shift, ΔCE_shift and the accuracy lost to it.
+
+Run sizing (Morris, White & Crowther 2019): a pilot of :data:`PILOT` runs per cell estimates the variance
+of each paired difference; the cell then runs ``R = var / target²`` (rounded up to a power of two, at
+least the pilot, at most the cap), so that its MCSE reaches the target resolution
+(:data:`TARGETS`: 0.01 for ΔMSE on the standardised scale, 0.003 for an accuracy drop). A cell still
+short of its target at the cap is named as such.
+
+Verdicts are judged in one family per sub-claim over the map's cells (Bonferroni at ``alpha``), so a
+verdict does not depend on how many other checks a command happens to run.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import norm
+
+from ..core.errors import ParameterError, shown
+
+TWINS = {"teacher": "teacher-class", "diamonds": "diamonds-class"}
+ROWS = (100, 300, 1000, 3000, 10_000, 30_000)
+KEEP = (0.5, 0.8, 0.9)
+PLACEMENTS = ("hidden", "head")
+BN = ("true", "false")
+TARGETS = {"dmse": 0.01, "drop": 0.003, "dmse_shift": 0.01, "dce_shift": 0.01, "dacc_shift": 0.003}
+EFFECTS = ("dmse", "drop")
+SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
+PILOT, CAP = 8, 128
+MARGIN = 0.01
+BATCH = 32
+STEPS, MIN_EPOCHS = 3000, 10  # the step budget: at least STEPS optimizer steps and at least MIN_EPOCHS epochs
+DEFAULT_ALPHA = 0.05
+# The small map `report` runs itself and `map --quick` (about two minutes on two cores): the teacher at three
+# sizes, p = 0.5, both placements, BN on.
+QUICK = {"tasks": ("teacher",), "rows": (100, 1000, 10_000), "keep": (0.5,), "bn": ("true",), "steps": 1000,
+         "min_epochs": 3, "pilot": 4, "cap": 16}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a map covers and how each cell is trained and sized.
+
+    Attributes
+    ----------
+    tasks : tuple of str
+        Regression tasks (:data:`TWINS`); each brings its classification twin.
+    rows, keep, placements, bn : tuple
+        The axes: data size N, keep probability p, noise placement, BN (``"true"``/``"false"``).
+    steps, min_epochs : int
+        The step budget: a cell trains ``max(min_epochs, ⌈steps / batches per epoch⌉)`` epochs, so that
+        small N over-fits (many epochs) and large N still trains (at least ``min_epochs``).
+    batch : int
+    pilot, cap : int
+        Runs of the pilot, and the most runs a cell may take.
+    targets : dict
+        Target MCSE per quantity (:data:`TARGETS`).
+    alpha : float
+        Family-wise error level of each sub-claim's family of cells.
+    """
+
+    tasks: tuple = tuple(TWINS)
+    rows: tuple = ROWS
+    keep: tuple = KEEP
+    placements: tuple = PLACEMENTS
+    bn: tuple = BN
+    steps: int = STEPS
+    min_epochs: int = MIN_EPOCHS
+    batch: int = BATCH
+    pilot: int = PILOT
+    cap: int = CAP
+    targets: dict = field(default_factory=lambda: dict(TARGETS))
+    alpha: float = DEFAULT_ALPHA
+
+    def __post_init__(self):
+        for name in self.tasks:
+            if name not in TWINS:
+                raise ParameterError(f"task={shown(name)}: the map's tasks are {', '.join(TWINS)}")
+        for n in self.rows:
+            if not (isinstance(n, (int, np.integer)) and 100 <= n <= 53_940):
+                raise ParameterError(f"rows={shown(n)}: N must be a whole number from 100 to 53,940")
+        for p in self.keep:
+            if not 0.0 < float(p) < 1.0:
+                raise ParameterError(f"p={shown(p)}: a keep probability in (0, 1) (p = 1 is the reference)")
+        for pl in self.placements:
+            if pl not in PLACEMENTS:
+                raise ParameterError(f"placement={shown(pl)}: one of {', '.join(PLACEMENTS)}")
+        for b in self.bn:
+            if b not in BN:
+                raise ParameterError(f"bn={shown(b)}: true or false")
+        if not (1 <= self.steps <= 10_000_000 and 1 <= self.min_epochs <= 10_000):
+            raise ParameterError(f"steps={shown(self.steps)}, min_epochs={shown(self.min_epochs)}: the step "
+                                 "budget must be 1 to 10,000,000 steps and 1 to 10,000 epochs")
+        if not 2 <= self.pilot <= self.cap:
+            raise ParameterError(f"pilot={shown(self.pilot)}, cap={shown(self.cap)}: need 2 ≤ pilot ≤ cap")
+        if not 0.0 < self.alpha < 1.0:
+            raise ParameterError(f"alpha={shown(self.alpha)}: must be in (0, 1)")
+
+
+def epochs_for(rows, plan):
+    """Epochs of a cell of N = ``rows``: the step budget over the batches of one epoch (80% train split)."""
+    n_train = rows - rows // 5
+    batches = n_train // plan.batch + (1 if n_train % plan.batch > 1 else 0)  # a final batch of one is dropped
+    return max(plan.min_epochs, math.ceil(plan.steps / batches))
+
+
+def cell_settings(cell, plan, runs):
+    """The ``training`` experiment's settings of one cell (a sweep point), trained with ``runs`` runs."""
+    placements = ["hidden", "recalibrated"] if cell["placement"] == "hidden" and cell["bn"] == "true" \
+        else [cell["placement"]]
+    return {"task": cell["task"], "rows": str(cell["rows"]), "p": str(cell["p"]), "bn": cell["bn"],
+            "placement": ",".join(placements), "epochs": str(epochs_for(cell["rows"], plan)),
+            "batch": str(plan.batch), "runs": str(runs), "margin": str(MARGIN)}
+
+
+def cells(plan):
+    """Every cell of the plan, in map order (task, BN, placement, p, N)."""
+    return [{"task": t, "bn": b, "placement": pl, "p": float(p), "rows": int(n)}
+            for t in plan.tasks for b in plan.bn for pl in plan.placements for p in plan.keep for n in plan.rows]
+
+
+def runs_needed(sd, target, plan):
+    """Runs for an MCSE ``sd/√R`` ≤ ``target``: a power of two from the pilot to the cap (the cap if more)."""
+    if not np.isfinite(sd) or sd <= 0.0:
+        return plan.pilot
+    want = (sd / target) ** 2
+    runs = plan.pilot
+    while runs < want and runs < plan.cap:
+        runs *= 2
+    return min(runs, plan.cap)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def _of(rows, quantity, task, placement=None):
+    """The one row of ``quantity`` for ``task`` (and ``placement``) among a cell's check rows, or None."""
+    for r in rows:
+        q = r["params"]
+        if q.get("quantity") == quantity and q.get("task") == task and (placement is None
+                                                                          or q.get("placement") == placement):
+            return r
+    return None
+
+
+def cell_quantities(cell, rows):
+    """``{quantity: row}`` of the map's quantities in one cell's rows (absent ones left out)."""
+    reg, cls = cell["task"], TWINS[cell["task"]]
+    found = {"dmse": _of(rows, "dmse", reg, cell["placement"]), "drop": _of(rows, "drop", cls, cell["placement"]),
+             "mse_none": _of(rows, "mse", reg, "none"), "accuracy_none": _of(rows, "accuracy", cls, "none")}
+    if cell["placement"] == "hidden" and cell["bn"] == "true":
+        found.update(dmse_shift=_of(rows, "dmse_shift", reg), dce_shift=_of(rows, "dce_shift", cls),
+                     dacc_shift=_of(rows, "dacc_shift", cls))
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def required_runs(cell, rows, plan):
+    """Runs the cell needs, from its pilot rows: the most any of its differences needs."""
+    runs = plan.pilot
+    for quantity, r in cell_quantities(cell, rows).items():
+        if quantity in plan.targets and r["mcse"] is not None:
+            sd = r["mcse"] * math.sqrt(r["samples"])
+            runs = max(runs, runs_needed(sd, plan.targets[quantity], plan))
+    return runs
+
+
+# ------------------------------------------------------------------------------------------------ judging
+
+
+def z_star(alpha, tests):
+    """Two-sided Bonferroni threshold of a family of ``tests`` z-tests at family-wise level ``alpha``."""
+    return float(norm.isf(alpha / (2 * max(tests, 1))))
+
+
+def word(quantity, estimate, mcse, zs, margin=MARGIN):
+    """The verdict of one cell's difference, and the bound that goes with it.
+
+    Effects (ΔMSE, ΔCE_shift): ``hurts`` (significantly > 0), ``helps`` (significantly < 0), else
+    ``no effect beyond ±b`` with ``b = |estimate| + z*·MCSE`` (the smallest effect the cell could have
+    missed). Accuracy drops against the margin: ``within the margin`` (estimate + z*·MCSE < margin),
+    ``beyond the margin`` (estimate − z*·MCSE > margin), else ``undecided``.
+    """
+    if mcse is None or not np.isfinite(mcse):
+        return "undecided", None
+    bound = abs(estimate) + zs * mcse
+    if quantity in ("drop", "dacc_shift"):
+        if estimate + zs * mcse < margin:
+            return "within the margin", estimate + zs * mcse
+        if estimate - zs * mcse > margin:
+            return "beyond the margin", estimate - zs * mcse
+        return "undecided", bound
+    if mcse > 0 and estimate / mcse > zs:
+        return "hurts", estimate - zs * mcse
+    if mcse > 0 and estimate / mcse < -zs:
+        return "helps", estimate + zs * mcse
+    return "no effect beyond ±b", bound
+
+
+def table(results, plan):
+    """The tidy map: one row per cell and quantity (a pandas DataFrame).
+
+    ``results`` is a list of ``(cell, rows)`` pairs: a cell and the check rows of its final run. Columns:
+    the cell's axes, ``quantity``, ``estimate``, ``mcse``, ``runs``, ``target`` and ``reached`` (MCSE ≤
+    target), ``reference`` (the no-dropout metric of the cell, for effects in its units), ``relative``
+    (estimate / reference), ``z``, ``family`` (its sub-claim), ``z_star`` of that family, ``verdict`` and
+    ``bound``.
+    """
+    import pandas as pd
+
+    found = []
+    for cell, rows in results:
+        q = cell_quantities(cell, rows)
+        for quantity in EFFECTS + SHIFT:
+            if quantity not in q:
+                continue
+            r = q[quantity]
+            ref = q.get("mse_none" if quantity in ("dmse", "dmse_shift") else "accuracy_none")
+            family = {"dmse": "C6-regression", "drop": "C6-classification"}.get(quantity, "C6-shift")
+            found.append({**cell, "epochs": epochs_for(cell["rows"], plan), "quantity": quantity,
+                          "estimate": r["estimate"], "mcse": r["mcse"], "runs": r["samples"],
+                          "target": plan.targets[quantity], "reached": bool(r["mcse"] <= plan.targets[quantity]),
+                          "reference": None if ref is None else ref["estimate"],
+                          "relative": None if not ref or not ref["estimate"] else r["estimate"] / ref["estimate"],
+                          "z": r["estimate"] / r["mcse"] if r["mcse"] else None, "family": family})
+    frame = pd.DataFrame(found)
+    if frame.empty:
+        return frame
+    sizes = frame.groupby("family")["quantity"].transform("size")
+    frame["z_star"] = [z_star(plan.alpha, m) for m in sizes]
+    judged = [word(r.quantity, r.estimate, r.mcse, r.z_star) for r in frame.itertuples()]
+    frame["verdict"] = [w for w, _ in judged]
+    frame["bound"] = [b for _, b in judged]
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------- crossover
+
+
+def crossover(frame, quantity):
+    """Where the total effect changes sign along N, per (task, BN, placement, p): a DataFrame.
+
+    Columns: the series' axes, ``n_star`` (log-linear interpolation of the estimate between the two sizes
+    where its sign changes; None when it does not), ``low`` and ``high`` (the same interpolation of
+    estimate ± 2 MCSE: where the band leaves zero on either side; None = beyond the sizes sampled), and
+    ``sign`` (``"+ then −"`` etc., the signs at the smallest and largest N), and ``resolved``: the series
+    has a cell significantly above 0 and one significantly below (at its family's z*), so the change of
+    sign is a finding and not noise.
+    """
+    import pandas as pd
+
+    out = []
+    part = frame[frame["quantity"] == quantity]
+    for axes, s in part.groupby(["task", "bn", "placement", "p"], sort=False):
+        s = s.sort_values("rows")
+        n = np.log(s["rows"].to_numpy(float))
+        est, se = s["estimate"].to_numpy(float), s["mcse"].to_numpy(float)
+        z = est / np.where(se > 0, se, np.inf)
+        resolved = bool((z > s["z_star"]).any() and (z < -s["z_star"]).any())
+        out.append({**dict(zip(["task", "bn", "placement", "p"], axes)), "quantity": quantity,
+                    "n_star": _root(n, est), "low": _root(n, est - 2 * se if est[0] > est[-1] else est + 2 * se),
+                    "high": _root(n, est + 2 * se if est[0] > est[-1] else est - 2 * se),
+                    "sign": f"{'+' if est[0] > 0 else '−'} then {'+' if est[-1] > 0 else '−'}",
+                    "resolved": resolved})
+    return pd.DataFrame(out)
+
+
+def _root(logn, y):
+    """N where the piecewise-linear curve (log N, y) first crosses 0 (None if it does not)."""
+    for i in range(len(y) - 1):
+        if y[i] == 0.0:
+            return float(np.exp(logn[i]))
+        if y[i] * y[i + 1] < 0.0:
+            t = y[i] / (y[i] - y[i + 1])
+            return float(np.exp(logn[i] + t * (logn[i + 1] - logn[i])))
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """A finished map.
+
+    Attributes
+    ----------
+    meta : dict
+        The plan, seed and versions (no timings: the result depends on the plan and the seed only).
+    cells : list of (dict, list)
+        Each cell and the check rows of the run it was judged on.
+    table : pandas.DataFrame
+        :func:`table`: one row per cell and quantity.
+    crossovers : pandas.DataFrame
+        :func:`crossover` of ΔMSE and of the accuracy drop.
+    sentences : dict
+        :func:`sentences`: one per sub-claim.
+    """
+
+    meta: dict
+    cells: list
+    table: object
+    crossovers: object
+    sentences: dict = field(default_factory=dict)
+
+
+def _point_key(cell, runs):
+    return {"map-cell": cell, "runs": runs}
+
+
+def _run_all(todo, plan, seed, threads, done, keys, workers, scheduler, progress, label):
+    """Run the cells of ``todo`` (index → settings) not yet in checkpoint ``done``; save each as it ends."""
+    from .sweep import run_point
+
+    tasks = {i: ("training", {"p": s["p"]}, s["p"], {k: v for k, v in s.items() if k != "p"}, None, seed,
+                 DEFAULT_ALPHA) for i, s in todo.items() if keys[i] not in done}
+    if workers or scheduler:
+        from .cluster import on_cluster
+
+        finished = on_cluster(tasks, run_point, workers, scheduler, threads)
+    else:
+        finished = ((i, run_point(*args, threads=threads)) for i, args in tasks.items())
+    count = len(todo) - len(tasks)
+    for i, rows in finished:
+        done.save(keys[i], rows)
+        count += 1
+        if progress is not None:
+            progress(label, count, len(todo))
+
+
+def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None, scheduler=None, progress=None):
+    """Train every cell of ``plan``: a pilot, then the runs each cell needs; judge and summarise.
+
+    Parameters
+    ----------
+    plan : Plan, optional
+        The map (default: the full map, :class:`Plan` ()).
+    seed : int, optional
+        Default: the project's seed.
+    threads, workers, scheduler, progress
+        As for :func:`simulator.runs.sweep.sweep`: the engine's threads here, or cells on a local Dask
+        cluster of ``workers`` processes, or on the cluster at ``scheduler``.
+    checkpoint : str, optional
+        A checkpoint file (:mod:`simulator.runs.checkpoint`): finished cells (pilots and final runs) are
+        kept there and not trained again by a rerun of the same map.
+
+    Returns
+    -------
+    MapResult
+    """
+    from ..core.params import DEFAULT_SEED, check_seed, versions
+    from .checkpoint import Checkpoint, key
+
+    plan = Plan() if plan is None else plan
+    seed = check_seed(DEFAULT_SEED if seed is None else seed)
+    grid = cells(plan)
+    belongs_to = {"command": "map", "plan": _plan_dict(plan), "seed": seed}
+    done = Checkpoint(checkpoint, belongs_to)
+    pilot = {i: cell_settings(c, plan, plan.pilot) for i, c in enumerate(grid)}
+    pilot_keys = [key(**_point_key(c, plan.pilot)) for c in grid]
+    _run_all(pilot, plan, seed, threads, done, pilot_keys, workers, scheduler, progress, "map pilot cells")
+    need = [required_runs(c, done[k], plan) for c, k in zip(grid, pilot_keys)]
+    final = {i: cell_settings(c, plan, need[i]) for i, c in enumerate(grid) if need[i] > plan.pilot}
+    final_keys = [key(**_point_key(c, r)) for c, r in zip(grid, need)]
+    _run_all(final, plan, seed, threads, done, final_keys, workers, scheduler, progress, "map cells")
+    results = [(c, done[k]) for c, k in zip(grid, final_keys)]
+    frame = table(results, plan)
+    import pandas as pd
+
+    cross = pd.concat([crossover(frame, q) for q in EFFECTS], ignore_index=True) if len(frame) else frame
+    meta = {"command": "map", "plan": _plan_dict(plan), "seed": seed, "cells": len(grid),
+            "runs": {"pilot": plan.pilot * len(grid), "final": int(sum(need))},
+            "families": {f: {"cells": int(n), "z_star": z_star(plan.alpha, n)}
+                         for f, n in (frame.groupby("family").size().items() if len(frame) else [])},
+            "versions": versions()}
+    return MapResult(meta, results, frame, cross, sentences(frame, cross))
+
+
+def _plan_dict(plan):
+    return {"tasks": list(plan.tasks), "rows": [int(n) for n in plan.rows], "keep": [float(p) for p in plan.keep],
+            "placements": list(plan.placements), "bn": list(plan.bn), "steps": plan.steps,
+            "min_epochs": plan.min_epochs, "batch": plan.batch, "pilot": plan.pilot, "cap": plan.cap,
+            "targets": dict(plan.targets), "alpha": plan.alpha}
+
+
+# ---------------------------------------------------------------------------------------------- sentences
+
+
+def _series_text(s):
+    """``hurts at N ≥ 1,000; helps at N ≤ 300`` for one series' verdicts along N."""
+    parts = []
+    for verdict in ("hurts", "helps", "beyond the margin"):
+        ns = sorted(int(n) for n in s.loc[s["verdict"] == verdict, "rows"])
+        if ns:
+            parts.append(f"{verdict} at N = {', '.join(f'{n:,}' for n in ns)}")
+    return "; ".join(parts) or "no decided effect"
+
+
+def _n(x):
+    return "beyond the sizes sampled" if x is None or not np.isfinite(x) else f"N ≈ {x:,.0f}"
+
+
+def _name(axes):
+    task, bn, placement, p = axes
+    return f"{task} {placement} BN {'on' if bn == 'true' else 'off'} p = {p:g}"
+
+
+def sentences(frame, crossovers):
+    """One sentence per sub-claim: where the document's C6 holds on the map and where it does not."""
+    if frame is None or not len(frame):
+        return {}
+    out = {}
+    what = {"C6-regression": ("dmse", "the document says dropout hurts regression (ΔMSE > 0)"),
+            "C6-classification": ("drop", "the document says classification barely suffers (drop ≤ 1 point)"),
+            "C6-shift": ("dmse_shift", "the document's mechanism says the shift itself costs loss (ΔMSE_shift > 0)")}
+    for family, (quantity, claim) in what.items():
+        part = frame[frame["quantity"] == quantity]
+        if not len(part):
+            continue
+        counts = part["verdict"].value_counts()
+        short = int((~part["reached"]).sum())
+        tally = ", ".join(f"{v} in {int(counts[v])}" for v in counts.index)
+        tests = int((frame["family"] == part["family"].iloc[0]).sum())
+        text = (f"{claim}; over {len(part)} cells (z* = {part['z_star'].iloc[0]:.2f} for the {tests} tests of "
+                f"its family): {tally}; "
+                f"{short} cell{'s' if short != 1 else ''} short of the target MCSE at the cap.")
+        cross = crossovers[(crossovers["quantity"] == quantity)] if len(crossovers) else crossovers
+        found = [] if not len(cross) else [r for r in cross.itertuples() if r.resolved and r.n_star is not None
+                                            and np.isfinite(r.n_star)]
+        if not found:
+            text += " No change of sign along N is resolved (no series is significantly above 0 at one size and "\
+                    "below at another)."
+        else:
+            text += " The sign changes along N at " + "; ".join(
+                f"{_name((r.task, r.bn, r.placement, r.p))}: N* ≈ {r.n_star:,.0f} ({r.sign}; ±2 MCSE band "
+                f"leaves 0 at {_n(r.low)} and {_n(r.high)})"
+                for r in found[:6]) + ("; …" if len(found) > 6 else "") + "."
+        groups = part.groupby(["task", "bn", "placement", "p"], sort=False)
+        text += " Per series: " + "; ".join(f"{_name(k)} — {_series_text(s)}" for k, s in groups) + "."
+        out[family] = text
+    return out
+
+
+def _numbers(text, name, kind):
+    """``"100,300"`` (or a list) as a tuple of ints or floats; one line naming the option otherwise."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    try:
+        return tuple(kind(str(v).strip().replace("_", "")) for v in items if str(v).strip())
+    except ValueError:
+        raise ParameterError(f"--{name} {shown(text)}: expected comma-separated numbers, e.g. "
+                             f"{'100,1000' if kind is int else '0.5,0.9'}") from None
+
+
+def plan_from(quick=False, tasks=(), rows=None, keep=None, placements=(), bn=(), steps=None, min_epochs=None,
+              pilot=None, cap=None, alpha=None):
+    """A :class:`Plan` from command-line texts: the full map (or :data:`QUICK`) with the options given."""
+    base = {**(QUICK if quick else {})}
+    given = {"tasks": tuple(tasks) or None, "rows": None if rows is None else _numbers(rows, "rows", int),
+             "keep": None if keep is None else _numbers(keep, "keep", float),
+             "placements": tuple(placements) or None, "bn": tuple(bn) or None, "steps": steps,
+             "min_epochs": min_epochs, "pilot": pilot, "cap": cap}
+    if alpha is not None:
+        given["alpha"] = _numbers([alpha], "alpha", float)[0]
+    base.update({k: v for k, v in given.items() if v is not None})
+    for name in ("rows", "keep"):
+        if name in base and not base[name]:
+            raise ParameterError(f"--{name}: give at least one value")
+    return Plan(**base)

@@ -1,0 +1,225 @@
+"""The C6 regime map: sizing, judging, crossovers, reproducibility, resumption, files and bad input."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+import cli
+from simulator.core.errors import ParameterError
+from simulator.present import regime as present
+from simulator.runs import regime as rg
+from simulator.runs.sweep import run_point
+
+TINY = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("hidden",), bn=("true",), steps=20,
+               min_epochs=1, pilot=2, cap=4)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return rg.regime_map(TINY, seed=11, threads=1)
+
+
+# ------------------------------------------------------------------------------------------ pure functions
+
+
+def test_epochs_follow_the_step_budget():
+    plan = rg.Plan(steps=3000, min_epochs=10, batch=32)
+    # N = 100: 80 training rows, 3 batches (the final one of 16 rows kept) → 1000 epochs
+    assert rg.epochs_for(100, plan) == 1000
+    # N = 30,000: 24,000 rows, 750 batches → the minimum of 10 epochs (7,500 steps)
+    assert rg.epochs_for(30_000, plan) == 10
+    # a final batch of one row is dropped: 33 training rows → 1 batch a epoch
+    assert rg.epochs_for(41, rg.Plan(steps=7, min_epochs=1, batch=32)) == 7
+
+
+def test_runs_needed_is_a_power_of_two_between_pilot_and_cap():
+    plan = rg.Plan(pilot=8, cap=128)
+    assert rg.runs_needed(0.01, 0.01, plan) == 8  # var/target² = 1 → the pilot suffices
+    assert rg.runs_needed(0.05, 0.01, plan) == 32  # 25 → 32
+    assert rg.runs_needed(1.0, 0.01, plan) == 128  # 10⁴ → the cap
+    assert rg.runs_needed(float("nan"), 0.01, plan) == 8
+    for sd in (0.003, 0.02, 0.07, 0.2):
+        r = rg.runs_needed(sd, 0.01, plan)
+        assert r in (8, 16, 32, 64, 128) and (r == 128 or sd / math.sqrt(r) <= 0.01)
+
+
+@pytest.mark.parametrize("quantity, est, se, want", [
+    ("dmse", 0.05, 0.01, "hurts"), ("dmse", -0.05, 0.01, "helps"), ("dmse", 0.01, 0.01, "no effect beyond ±b"),
+    ("drop", 0.0, 0.001, "within the margin"), ("drop", 0.03, 0.002, "beyond the margin"),
+    ("drop", 0.01, 0.005, "undecided"), ("dmse", 0.0, float("nan"), "undecided")])
+def test_words_follow_the_numbers(quantity, est, se, want):
+    verdict, bound = rg.word(quantity, est, se, 3.0)
+    assert verdict == want
+    if want == "no effect beyond ±b":
+        assert bound == pytest.approx(abs(est) + 3.0 * se)
+
+
+def test_a_wrong_rule_would_be_caught():
+    """The judging is not vacuous: a 6-σ effect is never 'no effect', a null one never 'hurts'."""
+    assert rg.word("dmse", 0.06, 0.01, 4.4)[0] == "hurts"
+    assert rg.word("dmse", 0.0, 0.01, 4.4)[0] != "hurts"
+
+
+def test_z_star_is_bonferroni():
+    from scipy.stats import norm
+
+    assert rg.z_star(0.05, 1) == pytest.approx(norm.isf(0.025))
+    assert rg.z_star(0.05, 48) == pytest.approx(norm.isf(0.05 / 96))
+
+
+def test_root_interpolates_in_log_n():
+    n = np.log([100.0, 1000.0])
+    assert rg._root(n, np.array([-1.0, 1.0])) == pytest.approx(math.sqrt(100 * 1000))
+    assert rg._root(n, np.array([1.0, 2.0])) is None
+
+
+def test_crossover_needs_both_signs_decided():
+    import pandas as pd
+
+    rows = [{"task": "teacher", "bn": "true", "placement": "hidden", "p": 0.5, "quantity": "dmse", "rows": n,
+             "estimate": e, "mcse": 0.01, "z_star": 3.0} for n, e in ((100, -0.05), (1000, 0.05))]
+    frame = pd.DataFrame(rows)
+    (c,) = rg.crossover(frame, "dmse").itertuples()
+    assert c.resolved and c.n_star == pytest.approx(math.sqrt(1e5)) and c.sign == "− then +"
+    assert 100 < c.low < c.n_star < c.high < 1000
+    frame.loc[0, "estimate"] = -0.01  # below the threshold: the sign change is noise
+    assert not rg.crossover(frame, "dmse")["resolved"].iloc[0]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"tasks": ("digits",)}, "map's tasks"), ({"rows": (50,)}, "rows=50"), ({"rows": (60_000,)}, "rows=60000"),
+    ({"keep": (1.0,)}, "p=1.0"), ({"keep": (0.0,)}, "p=0.0"), ({"placements": ("uout",)}, "placement"),
+    ({"bn": ("maybe",)}, "bn"), ({"steps": 0}, "step budget"), ({"pilot": 1}, "pilot"), ({"pilot": 9, "cap": 8},
+                                                                                          "pilot"),
+    ({"alpha": 1.5}, "alpha")])
+def test_bad_plans_are_one_line(bad, match):
+    with pytest.raises(ParameterError, match=match) as e:
+        rg.Plan(**bad)
+    assert "\n" not in str(e.value)
+
+
+def test_plan_from_parses_and_refuses():
+    plan = rg.plan_from(quick=True, rows="100,1_000", keep="0.5")
+    assert plan.rows == (100, 1000) and plan.tasks == ("teacher",) and plan.pilot == rg.QUICK["pilot"]
+    assert rg.plan_from().rows == rg.ROWS
+    with pytest.raises(ParameterError, match="--rows"):
+        rg.plan_from(rows="a,b")
+    with pytest.raises(ParameterError, match="--keep"):
+        rg.plan_from(keep="")
+
+
+# ------------------------------------------------------------------------------------------------ the map
+
+
+def test_the_tiny_map_has_every_cell_and_quantity(tiny):
+    frame = tiny.table
+    assert sorted(frame["rows"].unique()) == [100, 200]
+    assert set(frame["quantity"]) == {"dmse", "drop", "dmse_shift", "dce_shift", "dacc_shift"}
+    assert set(frame["family"]) == {"C6-regression", "C6-classification", "C6-shift"}
+    assert (frame["runs"] >= TINY.pilot).all() and (frame["runs"] <= TINY.cap).all()
+    assert ((frame["mcse"] <= frame["target"]) == frame["reached"]).all()
+    sizes = frame.groupby("family").size()
+    for r in frame.itertuples():
+        assert r.z_star == pytest.approx(rg.z_star(TINY.alpha, sizes[r.family]))
+    assert set(tiny.sentences) == {"C6-regression", "C6-classification", "C6-shift"}
+    assert tiny.meta["runs"]["final"] == sum(tiny.table.drop_duplicates(["rows"])["runs"])
+
+
+def test_cells_are_sized_from_their_pilot(tiny):
+    """The runs of each cell are what its pilot's variances ask for (a naive recomputation)."""
+    for cell, _ in tiny.cells:
+        pilot = run_point("training", {"p": str(cell["p"])}, str(cell["p"]),
+                          {k: v for k, v in rg.cell_settings(cell, TINY, TINY.pilot).items() if k != "p"},
+                          None, 11, rg.DEFAULT_ALPHA)
+        want = TINY.pilot
+        for r in pilot:
+            q = r["params"].get("quantity")
+            if q in TINY.targets and r["params"]["placement"] == cell["placement"]:
+                sd = r["mcse"] * math.sqrt(r["samples"])
+                want = max(want, rg.runs_needed(sd, TINY.targets[q], TINY))
+        got = tiny.table[tiny.table["rows"] == cell["rows"]]["runs"].iloc[0]
+        assert got == want
+
+
+def test_a_cell_is_a_sweep_point_bit_for_bit(tiny):
+    """What the committed map's test does: a cell regenerated from its seed and settings gives its rows."""
+    cell, rows = tiny.cells[1]
+    runs = rows[0]["samples"]
+    settings = rg.cell_settings(cell, TINY, runs)
+    again = run_point("training", {"p": settings["p"]}, settings["p"],
+                      {k: v for k, v in settings.items() if k != "p"}, None, 11, rg.DEFAULT_ALPHA)
+    assert json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)
+
+
+def test_same_bits_on_other_threads_and_after_a_resume(tiny, tmp_path):
+    ck = str(tmp_path / "map.partial")
+    first = rg.regime_map(TINY, seed=11, threads=2, checkpoint=ck)
+    resumed = rg.regime_map(TINY, seed=11, threads=1, checkpoint=ck)  # every cell from the checkpoint
+    for other in (first, resumed):
+        assert other.table.to_json() == tiny.table.to_json()
+        assert json.dumps(other.cells) == json.dumps(tiny.cells)
+    with open(ck, encoding="utf-8") as f:
+        assert sum(1 for _ in f) == 1 + 2 * len(rg.cells(TINY))  # header, pilots and final runs
+
+
+def test_another_seed_gives_other_numbers(tiny):
+    other = rg.regime_map(TINY, seed=12, threads=1)
+    assert other.table["estimate"].tolist() != tiny.table["estimate"].tolist()
+
+
+# ---------------------------------------------------------------------------------------------------- files
+
+
+def test_the_folder_and_its_rules(tiny, tmp_path):
+    out = str(tmp_path / "map")
+    names = present.write_map(tiny, out, command=["cli.py", "map"])
+    assert {"map.csv", "crossovers.csv", "map.json", "teacher-phase.png", "teacher-effect.svg",
+            "teacher-shift.png"} <= set(names)
+    assert present.is_map(out)
+    payload = json.load(open(os.path.join(out, "map.json"), encoding="utf-8"))
+    assert payload["meta"]["seed"] == 11 and len(payload["cells"]) == len(tiny.cells)
+    present.write_map(tiny, out)  # our own folder: replaced
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(ParameterError):
+        present.write_map(tiny, str(foreign))
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_a_failure_while_writing_leaves_nothing_half_written(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "map"
+    present.write_map(tiny, str(out))
+    before = sorted(os.listdir(out))
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(present, "effect_figure", broken)
+    with pytest.raises(Exception, match="No space left"):
+        present.write_map(tiny, str(out))
+    assert sorted(os.listdir(out)) == before
+    assert [n for n in os.listdir(tmp_path) if n != "map"] == []  # no temporary folder left
+
+
+def _main(*args):
+    try:
+        cli.main(list(args))
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys):
+    for args, word in ((["--rows", "10"], "rows"), (["--keep", "2"], "p=2"), (["--cap", "1"], "pilot"),
+                       (["--rows", "x"], "--rows")):
+        code = _main("map", "--out", str(tmp_path / "m"), *args)
+        err = capsys.readouterr().err
+        assert code == 2 and word in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "m").exists()
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "x.txt").write_text("x")
+    assert _main("map", "--quick", "--out", str(tmp_path / "f")) == 2
+    assert (tmp_path / "f" / "x.txt").exists() and not (tmp_path / "f.partial").exists()
