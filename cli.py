@@ -221,11 +221,11 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
 @click.option("--out", default="reports/map", show_default=True, metavar="DIR",
               help="Folder to write (map.csv, crossovers.csv, map.json, figures); checkpointed beside it "
                    "(DIR.partial): rerunning an interrupted map resumes.")
-@click.option("--quick", is_flag=True, help="The small map: teacher, N = 100, 1,000, 10,000, p = 0.5, BN on "
+@click.option("--quick", is_flag=True, help="The small map: teacher, N = 120, 2,200, 9,400, p = 0.5, BN on "
               "(about two minutes).")
 @click.option("--task", "tasks", multiple=True, type=click.Choice(["teacher", "diamonds"]),
               help="Regression tasks; each brings its classification twin (repeatable) [default: both].")
-@click.option("--rows", default=None, metavar="N,N,...", help="Data sizes [default: 100,300,1000,3000,10000,30000].")
+@click.option("--rows", default=None, metavar="N,N,...", help="Data sizes [default: 120,520,2200,9400,40000].")
 @click.option("--keep", default=None, metavar="P,P,...", help="Keep probabilities [default: 0.5,0.8,0.9].")
 @click.option("--placement", "placements", multiple=True, type=click.Choice(["hidden", "head"]),
               help="Where dropout goes (repeatable) [default: both].")
@@ -233,7 +233,7 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
 @click.option("--steps", type=int, default=None, help="Step budget: at least this many optimizer steps a cell.")
 @click.option("--min-epochs", type=int, default=None, help="And at least this many epochs.")
 @click.option("--pilot", type=int, default=None, help="Pilot runs per cell that size it [default: 8].")
-@click.option("--cap", type=int, default=None, help="Most runs a cell may take [default: 128].")
+@click.option("--cap", type=int, default=None, help="Most runs a cell may take [default: 32].")
 @click.option("--alpha", default=None, help="Family-wise error level of each sub-claim's cells [default: 0.05].")
 @click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
 @click.option("--threads", type=int, default=None)

@@ -30,12 +30,18 @@ def test_epochs_follow_the_step_budget():
     assert rg.epochs_for(100, plan) == 1000
     # N = 30,000: 24,000 rows, 750 batches → the minimum of 10 epochs (7,500 steps)
     assert rg.epochs_for(30_000, plan) == 10
+
+
+def test_the_default_sizes_leave_no_short_final_batch():
+    for n in rg.ROWS:
+        assert (n - n // 5) % rg.BATCH == 0
+    assert rg.ROWS[0] <= 120 and rg.ROWS[-1] >= 30_000
     # a final batch of one row is dropped: 33 training rows → 1 batch a epoch
     assert rg.epochs_for(41, rg.Plan(steps=7, min_epochs=1, batch=32)) == 7
 
 
 def test_runs_needed_is_a_power_of_two_between_pilot_and_cap():
-    plan = rg.Plan(pilot=8, cap=128)
+    plan = rg.Plan(pilot=8, cap=128)  # not the default cap
     assert rg.runs_needed(0.01, 0.01, plan) == 8  # var/target² = 1 → the pilot suffices
     assert rg.runs_needed(0.05, 0.01, plan) == 32  # 25 → 32
     assert rg.runs_needed(1.0, 0.01, plan) == 128  # 10⁴ → the cap
