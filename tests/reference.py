@@ -364,3 +364,31 @@ def task_block_reference(W, placement, p, beta, eps, momentum, train_batches, ev
     return np.array([((reg - T) ** 2).mean(), (np.argmax(cls, axis=1) == labels).mean(),
                      (np.argmax(reg, axis=1) == labels).mean(), (reg * T).mean(), reg.mean(), T.mean(),
                      (T * T).mean()])
+
+
+# --- noise kinds of simulator.nn.noise: Gaussian dropout and channel dropout (issue 20) ---------
+
+def gaussian_dropout_reference(key, block, x, p):
+    """``x (1 + σ g)``, σ = √((1 − p)/p), one ziggurat normal per entry in row-major order."""
+    import math
+
+    g = Xoshiro(key, block)
+    sd = math.sqrt((1.0 - p) / p)
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            out[i, k] = x[i, k] * (1.0 + sd * zig_normal(g))
+    return out
+
+
+def channel_dropout_reference(key, block, x, p):
+    """``x[n, c, :] δ_nc / p``: one raw draw per (sample, channel), row-major, shared by the positions."""
+    g = Xoshiro(key, block)
+    threshold = round(p * 2.0 ** 53)
+    out = np.empty_like(x)
+    for n in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            gate = (1.0 / p) if (g.next() >> 11) < threshold else 0.0
+            for t in range(x.shape[2]):
+                out[n, c, t] = x[n, c, t] * gate
+    return out

@@ -3,7 +3,7 @@
 A chain of ``depth`` blocks of width d. Block l computes
 ``z = h̃ W_l`` (Linear, no bias: BN removes it), ``ŷ = BN(z)`` (PyTorch
 ``BatchNorm1d`` with γ = 1, β = 0, its initial affine parameters) and
-``h = ReLU(ŷ)``. Where the noise goes is the *placement*:
+``h = ReLU(ŷ)``. Where the noise goes is the *placement* (:mod:`simulator.nn.placements`):
 
 - ``none``: no noise anywhere (the reference network);
 - ``before-bn``: inverted dropout ``h̃ = h δ / p`` on the input of every Linear,
@@ -32,13 +32,18 @@ import numpy as np
 
 from ..core.arrays import _copy
 from ..core.jit import kernel
-from ..core.rng import _draw, _draw_uniform, _fill_normal, _normal_pair, keep_threshold, stream_key
+from ..core.rng import _fill_normal, _normal_pair, keep_threshold, stream_key
+from . import placements
 from .batchnorm import _bn_train, _update_running, momentum_code
+from .noise import dropout, uout
+from .noise.dropout import dropout_inplace
+from .noise.uout import uout_inplace
 
-NONE, BEFORE, AFTER, RECAL, UOUT = 0, 1, 2, 3, 4
-PLACEMENTS = ("before-bn", "after-bn", "recalibrated", "uout")
-CODES = {"none": NONE, "before-bn": BEFORE, "after-bn": AFTER, "recalibrated": RECAL, "uout": UOUT}
-_DROPOUT, _UOUT = 1, 2
+# Placement codes of the kernels: the chain's names (simulator.nn.placements) in their order, none = 0.
+NONE, BEFORE, AFTER, RECAL, UOUT = range(len(placements.CHAIN_NAMES))
+PLACEMENTS = placements.CHAIN_NOISY
+CODES = {name: code for code, name in enumerate(placements.CHAIN_NAMES)}
+_DROPOUT, _UOUT = dropout.CODE, uout.CODE
 
 
 def he_weights(seed, d, depth):
@@ -81,23 +86,16 @@ def _draw_inputs(s, x, c, a, b):
 
 @kernel
 def _apply_noise(s, h, kind, threshold, inv_p, beta):
-    """In place: inverted dropout ``h δ / p`` (kind 1) or Uout ``h + h r``, ``r ~ U(−β, β)`` (kind 2).
+    """In place: inverted dropout ``h δ / p`` (kind 1, :func:`noise.dropout.dropout_inplace`) or Uout
+    ``h + h r``, ``r ~ U(−β, β)`` (kind 2, :func:`noise.uout.uout_inplace`).
 
     One raw draw per entry, row-major, as ``rng._keep`` / ``rng._uniform`` make
     them; the generator state stays in local variables (registers) meanwhile.
     """
-    r, d = h.shape
-    s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    for i in range(r):
-        for j in range(d):
-            if kind == _DROPOUT:
-                u, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
-                keep = 1.0 if (u >> np.uint64(11)) < threshold else 0.0
-                h[i, j] = h[i, j] * keep * inv_p
-            else:
-                u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
-                h[i, j] = h[i, j] + h[i, j] * (beta * (2.0 * u - 1.0))
-    s[0], s[1], s[2], s[3] = s0, s1, s2, s3
+    if kind == _DROPOUT:
+        dropout_inplace(s, h, threshold, inv_p)
+    else:
+        uout_inplace(s, h, beta)
 
 
 DENSE = 0.4  # fraction of nonzero inputs from which _linear multiplies the zeros too (it is faster)

@@ -1,15 +1,17 @@
 """Elementary layers with PyTorch's semantics, as pure Numba kernels.
 
 ``nn.Linear(d_in, d_out)`` (weight of shape (d_out, d_in), bias), ``nn.ReLU()``,
-inverted dropout with **keep** probability p (PyTorch: ``nn.Dropout(1 − p)``) and
-Uout (Li et al. 2019). The noise layers draw from a xoshiro256** state ``s``
-(:mod:`simulator.core.rng`), one raw draw per entry in row-major order, so a network
-run depends on its seed alone. The kernels write into ``out`` and allocate nothing
-but scalars; they may be called with ``out`` equal to ``x``.
+and, re-exported from their home :mod:`simulator.nn.noise`, inverted dropout with **keep**
+probability p (PyTorch: ``nn.Dropout(1 − p)``) as ``_dropout`` and Uout (Li et al. 2019) as
+``_uout``. The noise layers draw from a xoshiro256** state ``s`` (:mod:`simulator.core.rng`),
+one raw draw per entry in row-major order, so a network run depends on its seed alone. The
+kernels write into ``out`` and allocate nothing but scalars; they may be called with ``out``
+equal to ``x`` (not ``_linear_bias``).
 """
 
 from ..core.jit import kernel
-from ..core.rng import _keep, _uniform
+from .noise.dropout import dropout as _dropout  # noqa: F401 - re-exported (simulator.audit.arch)
+from .noise.uout import uout as _uout  # noqa: F401 - re-exported (simulator.audit.arch)
 
 
 @kernel
@@ -46,49 +48,3 @@ def _relu(x, out):
     for i in range(m):
         for k in range(d):
             out[i, k] = x[i, k] if x[i, k] > 0.0 else 0.0
-
-
-@kernel
-def _dropout(s, x, threshold, inv_p, out):
-    """Inverted dropout: ``out = x δ / p``, ``δ ~ Bernoulli(p)`` independent per entry.
-
-    Parameters
-    ----------
-    s : ndarray of shape (4,), dtype uint64
-        Generator state, advanced in place (one raw draw per entry, row-major).
-    x : ndarray of shape (m, d)
-    threshold : uint64
-        ``rng.keep_threshold(p)``, p the KEEP probability.
-    inv_p : float
-        ``1 / p``.
-    out : ndarray of shape (m, d)
-
-    Notes
-    -----
-    ``E[out] = x``, ``Var(out | x) = x² (1 − p)/p`` (docs/theory.md, C2).
-    """
-    m, d = x.shape
-    for i in range(m):
-        for k in range(d):
-            out[i, k] = x[i, k] * _keep(s, threshold) * inv_p
-
-
-@kernel
-def _uout(s, x, beta, out):
-    """Uout: ``out = x + x r``, ``r ~ U(−β, β)`` independent per entry (Li et al. 2019).
-
-    Parameters
-    ----------
-    s : ndarray of shape (4,), dtype uint64
-        Generator state, advanced in place (one raw draw per entry, row-major).
-    x, out : ndarray of shape (m, d)
-    beta : float
-
-    Notes
-    -----
-    ``E[out] = x``, ``Var(out | x) = x² β²/3`` (docs/theory.md, C5).
-    """
-    m, d = x.shape
-    for i in range(m):
-        for k in range(d):
-            out[i, k] = x[i, k] + x[i, k] * (beta * (2.0 * _uniform(s) - 1.0))
