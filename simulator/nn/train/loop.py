@@ -1,0 +1,283 @@
+"""One training run (:func:`_run_task`, a block kernel) in steps, and the threaded driver :func:`_train_chunk`.
+
+Run r draws its split from block ``4r`` of the key, its initial weights from ``4r + 1``, its batch
+order from ``4r + 2`` and its noise from ``4r + 3``. A run trains in one *mode* (the noise it trains
+with) and evaluates up to three *variants* at each checkpoint: plain, recalibrated with dropout off,
+recalibrated with dropout on; the recalibration passes draw from a copy of the noise stream, so
+training itself stays paired with the other placements.
+"""
+import numpy as np
+
+from ...core.arrays import _copy
+from ...core.engine import thread_pool
+from ...core.jit import kernel, threaded
+from ...core.rng import _block_state
+from ..batchnorm import MOMENTUM
+from .config import _K_DROPOUT, _K_NONE, _K_UOUT, _M_HEAD, _M_HIDDEN, _M_UOUT, _V_PLAIN, _V_RECAL_ON, empty_recorder
+from .data import _prepare, _shuffle
+from .kernels import (
+    Eval,
+    Net,
+    Work,
+    _copy_rows,
+    _init_params,
+    _loss,
+    _metrics,
+    _transpose,
+    backward,
+    bn_moments,
+    forward_eval,
+    forward_train,
+    optimizer_step,
+    recalibrate,
+)
+from .layout import _FOUT
+
+
+@kernel
+def _new_net(key, run, lay, nparams):
+    """The run's initial parameters (block ``4 run + 1``), their transposes, zero gradient and optimizer
+    state, running mean 0 and variance 1."""
+    depth = lay.shape[0] - 1
+    width = lay[0, _FOUT]
+    theta = np.empty(nparams)
+    _init_params(_block_state(key, 4 * run + 1), theta, lay)
+    Wt = np.empty(nparams)
+    _transpose(theta, lay, Wt)
+    return Net(theta, Wt, np.zeros(nparams), np.zeros(nparams), np.zeros(nparams),
+               np.zeros((depth, width)), np.ones((depth, width)))
+
+
+@kernel
+def _new_work(f, lay, batch):
+    """The batch work arrays of a network with layer table ``lay`` and ``f`` inputs."""
+    depth = lay.shape[0] - 1
+    width = lay[0, _FOUT]
+    n_out = lay[depth, _FOUT]
+    return Work(np.empty((batch, f)), np.empty(batch), np.empty((depth, batch, width)),
+                np.empty((depth, batch, width)), np.empty((depth, batch, width)), np.empty((depth, batch, width)),
+                np.empty((depth, width)), np.empty((depth, width)), np.empty((batch, n_out)),
+                np.empty((batch, n_out)), np.empty((batch, width)), np.empty((batch, width)),
+                np.empty((batch, width)))
+
+
+@kernel
+def _new_eval(n_test, lay, batch):
+    """The evaluation work arrays for ``n_test`` test rows."""
+    depth = lay.shape[0] - 1
+    width = lay[0, _FOUT]
+    n_out = lay[depth, _FOUT]
+    return Eval(np.empty((depth, n_test, width)), np.empty((depth, n_test, width)), np.empty((n_test, n_out)),
+                np.empty((depth, width)), np.empty((depth, width)), np.empty(4, dtype=np.uint64),
+                np.empty(depth), np.empty(depth), np.empty(depth), np.empty(depth),
+                np.empty((0, depth, batch, width)))
+
+
+@kernel
+def _mode_kinds(mode, depth):
+    """The noise kind at each hidden position for training mode ``mode``."""
+    kinds = np.zeros(depth, dtype=np.int64)
+    if mode == _M_HIDDEN:
+        kinds[:] = _K_DROPOUT
+    elif mode == _M_UOUT:
+        kinds[:] = _K_UOUT
+    elif mode == _M_HEAD:
+        kinds[depth - 1] = _K_DROPOUT
+    return kinds
+
+
+@kernel
+def _step(w, m, net, lay, spec, kinds, s_noise, t):
+    """Optimizer step t on the batch in ``w``: forward, loss, backward, update. False: the loss is not finite."""
+    forward_train(w, m, net, lay, spec, kinds, s_noise, MOMENTUM, t)
+    loss = _loss(w.out, w.yb, m, spec.classes, w.dout)
+    if not np.isfinite(loss):
+        return False
+    backward(w, m, net, lay, spec.bn)
+    optimizer_step(net, t, spec, lay)
+    return True
+
+
+@kernel
+def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
+    """One epoch over a fresh shuffle of the training rows; returns ``(steps so far, failed)``.
+
+    A final batch of one row is skipped (BN cannot train on it); with a recorder, training stops after
+    ``rec.order.shape[0]`` steps and every step's rows and noise are recorded.
+    """
+    n_train, f = Xtr.shape
+    batch = spec.batch
+    tracing = rec.order.shape[0] > 0
+    for i in range(n_train):
+        order[i] = i
+    _shuffle(s_order, order)
+    for start in range(0, n_train, batch):
+        m = min(batch, n_train - start)
+        if m == 1:
+            continue  # BN cannot train on one row
+        if tracing and t == rec.order.shape[0]:
+            break
+        for i in range(m):
+            for j in range(f):
+                w.xb[i, j] = Xtr[order[start + i], j]
+            w.yb[i] = ytr[order[start + i]]
+        t += 1
+        if not _step(w, m, net, lay, spec, kinds, s_noise, t):
+            return t, True
+        if tracing:
+            for i in range(m):
+                rec.order[t - 1, i] = order[start + i]
+            _copy_rows(w.NM, rec.noise[t - 1], m)
+    return t, False
+
+
+@kernel
+def _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise):
+    """Put variant v's running statistics in ``ev.rm2``, ``ev.rv2``; return the s² its BNs last saw.
+
+    Plain: the training's own statistics (s² of the noise for hidden and uout training, else 0).
+    Recalibrated: re-estimated from a copy of the noise stream, dropout off (s² = 0) or on.
+    """
+    if v == _V_PLAIN:
+        _copy(net.rm, ev.rm2)
+        _copy(net.rv, ev.rv2)
+        return s2_noise if mode == _M_HIDDEN or mode == _M_UOUT else 0.0
+    # The pass draws from a copy of the noise stream: training stays paired with hidden.
+    _copy(s_noise, ev.s_copy)
+    kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
+    recalibrate(Xtr, net, lay, spec, kind, ev.s_copy, w, ev.rm2, ev.rv2, ev.empty_noise)
+    return s2_noise if v == _V_RECAL_ON else 0.0
+
+
+@kernel
+def _write_final(run, col, ev, lay, net, s2, bn, out):
+    """After the last epoch: variant ``col``'s BN statistics (:func:`kernels.bn_moments`) into ``out``."""
+    if bn:
+        bn_moments(lay, net.theta, ev, s2)
+        _copy(ev.real, out.bn_real[run, col])
+        _copy(ev.running, out.bn_running[run, col])
+        _copy(ev.predicted, out.bn_predicted[run, col])
+        _copy(ev.li, out.li_max[run, col])
+
+
+@kernel
+def _checkpoint(run, mode, variants, s2_noise, k, final, sets, net, w, ev, lay, spec, s_noise, out):
+    """Evaluate every requested variant on the test rows after checkpoint k; the metrics too when ``final``."""
+    Xtr, ytr, Xte, yte = sets
+    for v in range(3):
+        col = variants[v]
+        if col < 0:
+            continue
+        s2 = _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise)
+        forward_eval(Xte, net, lay, spec.bn, ev)
+        e_mse, e_acc, e_ce = _metrics(ev.oute, yte, spec.classes)
+        out.curve[run, col, k] = e_mse if spec.classes == 1 else e_acc
+        if final:
+            out.mse[run, col], out.acc[run, col], out.ce[run, col] = e_mse, e_acc, e_ce
+            _write_final(run, col, ev, lay, net, s2, spec.bn, out)
+
+
+@kernel
+def _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec):
+    """For :func:`simulator.nn.train.trace`: the final parameters and statistics, and both recalibrations."""
+    _copy(net.theta, rec.theta[1])
+    _copy(net.rm, rec.stats[0, 0])
+    _copy(net.rv, rec.stats[0, 1])
+    if spec.bn:
+        for v in (1, 2):
+            _copy(s_noise, ev.s_copy)
+            kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
+            recalibrate(Xtr, net, lay, spec, kind, ev.s_copy, w, ev.rm2, ev.rv2,
+                        rec.recal_noise if v == 2 else ev.empty_noise)
+            _copy(ev.rm2, rec.stats[v, 0])
+            _copy(ev.rv2, rec.stats[v, 1])
+
+
+@kernel
+def _split(key, run, task, spec):
+    """Run ``run``'s ``(Xtr, ytr, Xte, yte)`` (:func:`data._prepare`)."""
+    n, f = task.X.shape
+    n_train = n - spec.n_test
+    Xtr, ytr = np.empty((n_train, f)), np.empty(n_train)
+    Xte, yte = np.empty((spec.n_test, f)), np.empty(spec.n_test)
+    _prepare(key, run, task.X, task.y, spec.target, spec.n_test, Xtr, ytr, Xte, yte)
+    return Xtr, ytr, Xte, yte
+
+
+@threaded
+def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
+    """Train run ``run`` in training mode ``mode``; write the requested evaluation variants.
+
+    Parameters
+    ----------
+    variants : ndarray of shape (3,), int64
+        Output column (placement index) of the plain, recalibrated (dropout
+        off) and recalibrated (dropout on) evaluations; −1: not requested.
+    s2_noise : float
+        s² of the training noise at the hidden positions ((1−p)/p or β²/3).
+    task : config.TaskArrays
+    spec : config.Spec
+    out : config.Outputs
+        Only the columns named in ``variants``, row ``run``, are written.
+    rec : config.Recorder
+        For :func:`simulator.nn.train.trace`; empty arrays otherwise.
+    """
+    lay = task.lay
+    sets = _split(key, run, task, spec)
+    Xtr = sets[0]
+    net = _new_net(key, run, lay, spec.nparams)
+    s_order = _block_state(key, 4 * run + 2)
+    s_noise = _block_state(key, 4 * run + 3)
+    kinds = _mode_kinds(mode, lay.shape[0] - 1)
+    w = _new_work(task.X.shape[1], lay, spec.batch)
+    ev = _new_eval(spec.n_test, lay, spec.batch)
+    tracing = rec.order.shape[0] > 0
+    if tracing:
+        _copy(net.theta, rec.theta[0])
+    order = np.empty(Xtr.shape[0], dtype=np.int64)
+    t = 0
+    k_next = 0
+    for epoch in range(1, spec.epochs + 1):
+        t, failed = _epoch(Xtr, sets[1], net, w, lay, spec, kinds, s_order, s_noise, order, t, rec)
+        if failed:
+            for v in range(3):
+                if variants[v] >= 0:
+                    out.diverged[run, variants[v]] = True
+            return
+        if tracing:
+            if t == rec.order.shape[0] or epoch == spec.epochs:
+                break
+            continue
+        if epoch != task.checkpoints[k_next]:
+            continue
+        _checkpoint(run, mode, variants, s2_noise, k_next, epoch == spec.epochs, sets, net, w, ev, lay, spec,
+                    s_noise, out)
+        k_next += 1
+    if tracing:
+        _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec)
+
+
+def _train_chunk(first, count, threads, key, modes, variants, s2, task, spec, out):
+    """Tasks ``first .. first+count−1`` on ``threads`` threads; task q is run ``q // T`` in mode ``modes[q % T]``.
+
+    :func:`_run_task` releases the GIL, so Python threads run it in parallel
+    (a ``prange`` kernel would have LLVM optimise the whole training code a
+    second time on first use: about 35 s of compilation). Each task writes
+    only its own (run, placement) slots, so the result does not depend on the
+    thread count or the scheduling.
+    """
+    T = modes.size
+    lay = task.lay
+    rec = empty_recorder(lay.shape[0] - 1, int(lay[0, _FOUT]), spec.batch, spec.nparams)
+
+    def one(q):
+        run, j = q // T, q % T
+        _run_task(key, run, modes[j], variants[j], s2[j], task, spec, out, rec)
+
+    if threads <= 1 or count <= 1:
+        for q in range(first, first + count):
+            one(q)
+        return
+    for done in thread_pool(min(threads, count)).map(one, range(first, first + count)):
+        pass
+
