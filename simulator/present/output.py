@@ -3,6 +3,7 @@ import csv
 import io
 import json
 
+from ..core.numbers import number
 from ..theory.claims import HEADLINE_P, estimate_text
 from ..theory.verdict import acceptable
 
@@ -10,7 +11,8 @@ UNDERPOWERED = ("inconclusive", "no detectable effect", "undecided")
 
 
 def _g(x, digits=6):
-    return "—" if x is None else f"{x:.{digits}g}"
+    """A number of the terminal tables: :func:`simulator.core.numbers.number`, infinity as Python writes it."""
+    return number(x, digits, symbols=False)
 
 
 def verdict_text(row):

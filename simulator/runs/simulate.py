@@ -9,6 +9,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from ..core.engine import set_threads
 from ..core.errors import ParameterError, SimulationError, shown
@@ -139,17 +140,7 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     values = dict(zip((e.name for e in chosen), resolve(chosen, settings)))
     threads = set_threads(threads)
     start = time.perf_counter()
-    share = alpha / len(chosen)  # each experiment's own family: the run's family-wise level stays alpha
-    rows_of, zstars, tested, sent = {}, {}, 0, set()
-    with contextlib.closing(ready(chosen, progress)) as compiled:  # the compile workers stop with the run
-        for exp in compiled:
-            rows, zstars[exp.name], count = judge_all(measure(p, [exp], [values[exp.name]], seed, samples, progress),
-                                                      share, alpha)
-            rows_of[exp.name], tested = rows, tested + count
-            if stream is not None:
-                head = {"p": p, "seed": seed, "threads": threads, "alpha": alpha, "experiments": len(chosen),
-                        "z_threshold": zstars[exp.name], "checks_tested": count, "findings": findings(rows)}
-                _stream_claims(lambda claims: stream(claims, head), chosen, rows_of, zstars, p, sent)
+    rows_of, zstars, tested = _judge_each(_Run(p, seed, samples, threads, alpha, chosen, values, progress, stream))
     rows = [r for e in chosen for r in rows_of[e.name]]
     claims = summarize_all(rows, zstars, p, quotes(rows, p), acceptable)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,
@@ -160,6 +151,39 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
         meta["z_thresholds"] = {e.name: zstars[e.name] for e in chosen}
     meta["findings"] = findings(rows)
     return Result(meta, rows, claims)
+
+
+class _Run(NamedTuple):
+    """What one :func:`simulate` call runs: its checked arguments, the experiments and their parameters."""
+
+    p: float
+    seed: int
+    samples: int | None
+    threads: int
+    alpha: float
+    chosen: list
+    values: dict  # experiment name → its resolved parameters
+    progress: object
+    stream: object
+
+
+def _judge_each(run):
+    """Measure and judge each experiment of ``run``, the fastest to compile first, each its own family of
+    self-tests at alpha / E (the run's family-wise level stays alpha); hand ``run.stream`` the claims as
+    they are decided. Returns ``(rows by experiment, z* by experiment, z-tests in all)``."""
+    share = run.alpha / len(run.chosen)
+    rows_of, zstars, tested, sent = {}, {}, 0, set()
+    with contextlib.closing(ready(run.chosen, run.progress)) as compiled:  # the compile workers stop with the run
+        for exp in compiled:
+            measured = measure(run.p, [exp], [run.values[exp.name]], run.seed, run.samples, run.progress)
+            rows, zstars[exp.name], count = judge_all(measured, share, run.alpha)
+            rows_of[exp.name], tested = rows, tested + count
+            if run.stream is not None:
+                head = {"p": run.p, "seed": run.seed, "threads": run.threads, "alpha": run.alpha,
+                        "experiments": len(run.chosen), "z_threshold": zstars[exp.name], "checks_tested": count,
+                        "findings": findings(rows)}
+                _stream_claims(lambda claims: run.stream(claims, head), run.chosen, rows_of, zstars, run.p, sent)
+    return rows_of, zstars, tested
 
 
 def findings(rows):

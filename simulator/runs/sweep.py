@@ -8,6 +8,7 @@ checkpoint file (JSON lines) and a rerun of the same sweep resumes from it.
 """
 import itertools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -117,27 +118,53 @@ def sweep(experiment, grid, seed=DEFAULT_SEED, samples=None, settings=None, thre
     for point in todo:  # validate every point before any work
         check_p(point.get("p", base_p))
         resolve([exp], {**settings, **{k: v for k, v in point.items() if k != "p"}})
-    belongs_to = {"command": "sweep", "experiment": exp.name, "seed": seed, "samples": samples, "alpha": alpha,
-                  "settings": settings, "p": base_p}
-    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint, belongs_to)
-    keys = [key(experiment=exp.name, seed=seed, samples=samples, alpha=alpha, settings=settings, p=base_p,
-                point=point) for point in todo]
-    tasks = {i: (exp.name, point, base_p, settings, samples, seed, alpha)
-             for i, (point, key) in enumerate(zip(todo, keys)) if key not in done}
-    if workers or scheduler:
-        from .cluster import on_cluster  # needs the optional extra "distributed"
-        finished = on_cluster(tasks, run_point, workers, scheduler, threads)
-    else:
-        finished = in_process(tasks, threads, progress)
+    run = _Sweep(exp.name, settings, base_p, seed, samples, alpha)
+    done = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint, run.belongs_to())
+    keys = [run.key(point) for point in todo]
+    tasks = {i: run.task(point) for i, (point, k) in enumerate(zip(todo, keys)) if k not in done}
     count = len(todo) - len(tasks)
-    for i, rows in finished:
+    for i, rows in _finished(tasks, threads, progress, workers, scheduler):
         done.save(keys[i], rows)
         count += 1
         if progress is not None:
             progress("sweep points", count, len(todo))
-    rows = [row for key in keys for row in done[key]]
-    # No timings, threads or workers here: the output depends on the seed and the grid only.
-    meta = {"experiment": exp.name, "grid": grid, "settings": {k: str(v) for k, v in settings.items()},
-            "p": None if "p" in grid else float(base_p), "seed": seed, "samples": samples, "alpha": alpha,
-            "versions": versions()}
-    return Result(meta, rows)
+    return Result(run.meta(grid), [row for k in keys for row in done[k]])
+
+
+class _Sweep(NamedTuple):
+    """What identifies a sweep's points (its checkpoint keys and tasks) and its output's ``meta``."""
+
+    experiment: str
+    settings: dict  # the fixed parameters, without p
+    p: str  # the p of every point that does not set its own
+    seed: int
+    samples: int | None
+    alpha: float
+
+    def belongs_to(self):
+        """The identity of the sweep's checkpoint file."""
+        return {"command": "sweep", "experiment": self.experiment, "seed": self.seed, "samples": self.samples,
+                "alpha": self.alpha, "settings": self.settings, "p": self.p}
+
+    def key(self, point):
+        """The checkpoint key of one grid point."""
+        return key(experiment=self.experiment, seed=self.seed, samples=self.samples, alpha=self.alpha,
+                   settings=self.settings, p=self.p, point=point)
+
+    def task(self, point):
+        """The arguments of :func:`run_point` for one grid point."""
+        return (self.experiment, point, self.p, self.settings, self.samples, self.seed, self.alpha)
+
+    def meta(self, grid):
+        """The output's ``meta``. No timings, threads or workers: it depends on the seed and the grid only."""
+        return {"experiment": self.experiment, "grid": grid, "settings": {k: str(v) for k, v in self.settings.items()},
+                "p": None if "p" in grid else float(self.p), "seed": self.seed, "samples": self.samples,
+                "alpha": self.alpha, "versions": versions()}
+
+
+def _finished(tasks, threads, progress, workers, scheduler):
+    """The tasks' ``(index, rows)`` as each point ends: on a Dask cluster (``workers`` or ``scheduler``), else here."""
+    if workers or scheduler:
+        from .cluster import on_cluster  # needs the optional extra "distributed"
+        return on_cluster(tasks, run_point, workers, scheduler, threads)
+    return in_process(tasks, threads, progress)

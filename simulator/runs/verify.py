@@ -32,7 +32,7 @@ SUBCLAIM = {"C6": "C6-ridge"}
 DERIVATIONS = Experiment(name="derivations", claim_id="C", claim="the document's derivations, line by line",
                          source="document; simulator.theory.derive", params=(), checks=(), run=None,
                          subclaim=lambda c: c.params["claim"])
-QUICK_DIVISOR = 20
+QUICK_DIVISOR = 20  # a quick run: this fraction of each default budget, never below MIN_SAMPLES
 RUNS_AT_ONCE = 2  # with 2 or more threads: runs of the grid measured at the same time (see measure_runs)
 
 @dataclass(frozen=True)
@@ -66,12 +66,21 @@ class Verification:
         return self.claims_frame()._repr_html_()
 
 
+def budget(default, quick=False, samples=None):
+    """The samples per stream of one run: ``samples`` when given, else ``default`` (an experiment's or a
+    figure's own; None: the experiment's), in a quick run 1/:data:`QUICK_DIVISOR` of it but at least
+    :data:`~simulator.core.engine.MIN_SAMPLES`. The rule of ``verify --quick``, and of the quick report."""
+    if samples:
+        return samples
+    return max(MIN_SAMPLES, default // QUICK_DIVISOR) if quick and default else default
+
+
 def plan(experiments=None, quick=False, samples=None):
     """The grid: a list of ``(experiment, values, p, samples)`` to run."""
     chosen = select(experiments)
     runs = []
     for exp in chosen:
-        n = samples or (max(MIN_SAMPLES, exp.samples // QUICK_DIVISOR) if quick else exp.samples)
+        n = budget(exp.samples, quick, samples)
         for point in exp.verify_points:
             values = exp.resolve(point)
             if quick and exp.quick is not None:
