@@ -19,7 +19,7 @@ from ..core.rng import _block_state, _fill_normal
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import batchnorm as bn
 from ..theory import closed_forms as cf
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
 EVAL_BATCH = 64
@@ -204,29 +204,30 @@ def run(p, q, ctx):
     eval_var = sample.derived(lambda t: mean_of(t, 4) - mean_of(t, 3) ** 2)
     return [
         Check("sum-xhat", "exact", 0.0, float(worst[0]), 0.0, params, scale=1.0,
-              formula="largest |Σx̂_i| over every batch = 0 (relative to Σ|x_i|/√(σ_B²+ε))"),
+              formula="largest |Σx̂_i| over every batch = 0 (relative to Σ|x_i|/√(σ_B²+ε))",
+              facts=Facts("C4", "sum-xhat")),
         Check("sum-xhat²", "exact", 0.0, float(worst[1]), 0.0, params, scale=1.0,
-              formula="largest |Σx̂_i² − mσ_B²/(σ_B²+ε)| over every batch = 0 (relative)"),
+              formula="largest |Σx̂_i² − mσ_B²/(σ_B²+ε)| over every batch = 0 (relative)",
+              facts=Facts("C4", "sum-xhat²")),
         Check("samuelson", "inequality", 0.0, float(-worst[2]), 0.0, params, scale=1.0,
-              formula="smallest slack √(m−1) − max|x̂_i| over every batch ≥ 0 (relative)"),
+              formula="smallest slack √(m−1) − max|x̂_i| over every batch ≥ 0 (relative)",
+              facts=Facts("C4", "samuelson")),
         Check("batch-var", "exact", cf.batch_variance_mean(v, m), bvar.value, bvar.mcse, params,
-              formula="E[σ_B²] = (m−1)/m · σ² (biased batch variance)"),
+              formula="E[σ_B²] = (m−1)/m · σ² (biased batch variance)", facts=Facts("C4", "batch-var")),
         Check("running-mean", "exact", cf.running_mean_expectation(c, momentum, steps), rm.value, rm.mcse, params,
-              formula="E[running_mean] = (1 − (1−momentum)^steps) c"),
+              formula="E[running_mean] = (1 − (1−momentum)^steps) c", facts=Facts("C4", "running-mean")),
         Check("running-var", "exact", cf.running_var_expectation(v, momentum, steps), rv.value, rv.mcse, params,
-              formula="E[running_var] = (1−momentum)^steps + (1 − (1−momentum)^steps) σ² (unbiased updates)"),
+              formula="E[running_var] = (1−momentum)^steps + (1 − (1−momentum)^steps) σ² (unbiased updates)",
+              facts=Facts("C4", "running-var")),
         Check("eval-mean", "exact", mean_y, ey.value, ey.mcse, params,
-              formula="E[y] = γ c (1−momentum)^steps E[(rv+ε)^−½] → 0"),
+              formula="E[y] = γ c (1−momentum)^steps E[(rv+ε)^−½] → 0", facts=Facts("C4-eval", "eval-mean")),
         Check("eval-var", "exact", var_y, eval_var.value, eval_var.mcse, params,
-              formula="Var(y) = γ²(σ² + Var rm + bias²) E[(rv+ε)^−1] − E[y]² (finite steps; quadrature)"),
+              formula="Var(y) = γ²(σ² + Var rm + bias²) E[(rv+ε)^−1] − E[y]² (finite steps; quadrature)",
+              facts=Facts("C4-eval", "eval-var")),
         Check("eval-var-limit", "approximation", limit_var, eval_var.value, eval_var.mcse, params, tolerance=tol,
-              formula=f"Var(y) → γ²σ²/(σ²+ε); tolerance {tol:.2g} = 2 × leading-order running-stat noise"),
+              formula=f"Var(y) → γ²σ²/(σ²+ε); tolerance {tol:.2g} = 2 × leading-order running-stat noise",
+              facts=Facts("C4-eval", "eval-var-limit")),
     ]
-
-
-def _subclaim(check):
-    """Eval-mode output (running statistics) is C4-eval; the batch formulas and running updates are C4."""
-    return "C4-eval" if check.check.startswith("eval-") else "C4"
 
 
 EXPERIMENT = Experiment(
@@ -248,18 +249,25 @@ EXPERIMENT = Experiment(
         Param("gamma", "float", 1.0, "scale γ of the BN output", low=0.0, low_open=True),
     ),
     checks=(
-        CheckSpec("sum-xhat", "exact", "largest |Σx̂|/Σ|x̂| over every training batch vs 0 (noiseless)"),
-        CheckSpec("sum-xhat²", "exact", "largest relative error of Σx̂² = mσ_B²/(σ_B²+ε) vs 0 (noiseless)"),
-        CheckSpec("samuelson", "inequality", "smallest slack of |x̂| ≤ √(m−1) over every batch ≥ 0 (noiseless)"),
-        CheckSpec("batch-var", "exact", "E[σ_B²] vs (m−1)σ²/m"),
-        CheckSpec("running-mean", "exact", "E[running_mean] vs (1 − (1−momentum)^steps) c"),
-        CheckSpec("running-var", "exact", "E[running_var] vs (1−momentum)^steps + (1 − (1−momentum)^steps) σ²"),
-        CheckSpec("eval-mean", "exact", "eval-mode output mean vs its exact finite-steps value (≈ 0)"),
-        CheckSpec("eval-var", "exact", "eval-mode output variance vs its exact finite-steps value (quadrature)"),
-        CheckSpec("eval-var-limit", "approximation", "eval-mode output variance vs the limit γ²σ²/(σ²+ε)"),
+        CheckSpec("sum-xhat", "exact", "largest |Σx̂|/Σ|x̂| over every training batch vs 0 (noiseless)",
+                  ("sum-xhat",), subclaim="C4"),
+        CheckSpec("sum-xhat²", "exact", "largest relative error of Σx̂² = mσ_B²/(σ_B²+ε) vs 0 (noiseless)",
+                  ("sum-xhat²",), subclaim="C4"),
+        CheckSpec("samuelson", "inequality", "smallest slack of |x̂| ≤ √(m−1) over every batch ≥ 0 (noiseless)",
+                  ("samuelson",), subclaim="C4"),
+        CheckSpec("batch-var", "exact", "E[σ_B²] vs (m−1)σ²/m", ("batch-var",), subclaim="C4"),
+        CheckSpec("running-mean", "exact", "E[running_mean] vs (1 − (1−momentum)^steps) c",
+                  ("running-mean",), subclaim="C4"),
+        CheckSpec("running-var", "exact", "E[running_var] vs (1−momentum)^steps + (1 − (1−momentum)^steps) σ²",
+                  ("running-var",), subclaim="C4"),
+        CheckSpec("eval-mean", "exact", "eval-mode output mean vs its exact finite-steps value (≈ 0)",
+                  ("eval-mean",), subclaim="C4-eval"),
+        CheckSpec("eval-var", "exact", "eval-mode output variance vs its exact finite-steps value (quadrature)",
+                  ("eval-var",), subclaim="C4-eval"),
+        CheckSpec("eval-var-limit", "approximation", "eval-mode output variance vs the limit γ²σ²/(σ²+ε)",
+                  ("eval-var-limit",), subclaim="C4-eval"),
     ),
     run=run,
-    subclaim=_subclaim,
     subclaims=("C4", "C4-eval"),
     samples=50_000,
     notes="One sample is one training run (steps batches of m, inputs N(c, v)) plus an eval batch of "

@@ -7,7 +7,8 @@ source and a ``run`` function. ``verify_points`` lists the parameter settings
 ``validate(values)`` checks combinations of parameters. ``headline`` names the
 measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` returns a list of
 :class:`~simulator.theory.verdict.Check`; judging them is done elsewhere. ``subclaim(check)`` names the sub-claim
-a check tests (a key of :data:`simulator.theory.claims.CLAIMS`; the experiment's ``claim_id`` when None).
+a check tests (a key of :data:`simulator.theory.claims.CLAIMS`; the experiment's ``claim_id`` when None); where
+its :class:`CheckSpec` declare sub-claims it defaults to :func:`by_facts`, the sub-claim the check was made with.
 ``warm`` are the settings of the tiny first-run compile (:mod:`simulator.runs.warmup`); ``quick(values)``
 returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names
@@ -137,11 +138,80 @@ class Param:
 
 @dataclass(frozen=True)
 class CheckSpec:
-    """A check an experiment makes, as listed by ``cli.py list``."""
+    """A check an experiment makes, as listed by ``cli.py list``.
+
+    Attributes
+    ----------
+    name, kind, compares : str
+        The name as listed (a pattern such as ``reg[i]``), the kind, and what is compared.
+    quantities : tuple of str
+        The ``quantity`` facts of the checks it stands for (:class:`simulator.theory.verdict.Facts`): a
+        made check matches the spec of its quantity and kind.
+    facts : tuple of str
+        The facts, beyond ``quantity``, that each of its checks carries (``index``, ``layer``, ``width``,
+        ``setting``, ``task``).
+    maybe : tuple of str
+        Facts that only some of its checks carry (``index`` of the vector identities among scalar ones).
+    also : tuple of str
+        Other kinds its checks may have (an approximation that claims nothing at some settings is measured).
+    settings : tuple of str
+        The values its checks' ``setting`` fact may take (empty: any), e.g. ``("none",)`` for the noise-free
+        network's twin of a per-placement check.
+    subclaim : str, tuple of str or None
+        The sub-claim its checks test (None: the experiment's claim; a tuple: one of these).
+    only : str
+        Where it is made only at some settings, which (in words); empty: at every setting.
+    """
 
     name: str
     kind: str
     compares: str
+    quantities: tuple = ()
+    facts: tuple = ()
+    maybe: tuple = ()
+    also: tuple = ()
+    settings: tuple = ()
+    subclaim: str | tuple | None = None
+    only: str = ""
+
+
+def undeclared(specs, checks):
+    """What disagrees between the declared ``specs`` and the made ``checks``, in words (empty: they agree).
+
+    Each check must match exactly one spec: its kind (or one of the spec's ``also``), its ``quantity``
+    among the spec's ``quantities``, its ``setting`` among the spec's ``settings`` (when it lists any), the
+    facts the spec declares and no others but its ``maybe``; and test the spec's sub-claim. Each spec
+    without ``only`` must be matched by some check.
+    """
+    problems, used = [], set()
+    for c in checks:
+        have = set(c.facts.row())
+        alike = [s for s in specs if c.kind in (s.kind, *s.also) and c.facts.quantity in s.quantities
+                 and (not s.settings or c.facts.setting in s.settings)]
+        mine = [s for s in alike if {"quantity", *s.facts} <= have <= {"quantity", *s.facts, *s.maybe}]
+        if len(mine) != 1:
+            problems.append(f"{c.check!r} ({c.kind}, quantity {c.facts.quantity!r}, facts {sorted(have)}) matches "
+                            f"{len(mine)} specs" + (f" (by kind and quantity: {[s.name for s in alike]})"
+                                                   if alike else ""))
+            continue
+        spec = mine[0]
+        used.add(spec.name + "/" + spec.kind)
+        if c.facts.subclaim not in (spec.subclaim if isinstance(spec.subclaim, tuple) else (spec.subclaim,)):
+            problems.append(f"{c.check!r} tests {c.facts.subclaim}, its spec {spec.name!r} says {spec.subclaim}")
+    for s in specs:
+        if not s.only and s.name + "/" + s.kind not in used:
+            problems.append(f"declared {s.name!r} ({s.kind}) was not made")
+    return problems
+
+
+def by_facts(claim_id, specs):
+    """An experiment's ``subclaim(check)``: the check's ``subclaim`` fact, else its spec's (a check that
+    ``simulate`` made from the spec alone, when nothing could be estimated), else ``claim_id``."""
+    named = {s.name: s.subclaim for s in specs if isinstance(s.subclaim, str)}
+
+    def subclaim(check):
+        return check.facts.subclaim or named.get(check.check) or claim_id
+    return subclaim
 
 
 @dataclass(frozen=True)
@@ -168,6 +238,10 @@ class Experiment:
     kernels: tuple = ()
     gated: bool = True
     subclaims: tuple = ()
+
+    def __post_init__(self):
+        if self.subclaim is None and any(s.subclaim for s in self.checks):
+            object.__setattr__(self, "subclaim", by_facts(self.claim_id, self.checks))
 
     def tests(self):
         """The sub-claims this experiment's checks may test (``subclaims``, or its ``claim_id``)."""

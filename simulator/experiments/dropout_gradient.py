@@ -21,7 +21,7 @@ from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
 from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
 from ..theory import closed_forms as cf
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
 ENUM_MAX_N = 20
@@ -162,8 +162,12 @@ def _regularizer_checks(w, m, M, p, t, sample, params):
     for i in range(w.size):
         est = sample.mean(i)
         checks.append(Check(f"reg[{i + 1}]", "exact", float(term[i]), est.value - float(base[i]), est.mcse,
-                            params, formula="E[∂E_D/∂w_i] − ∂E_N/∂w_i = w_i p_i(1−p_i) I_i²", scale=scale))
+                            params, formula="E[∂E_D/∂w_i] − ∂E_N/∂w_i = w_i p_i(1−p_i) I_i²", scale=scale,
+                            facts=Facts(quantity="reg", index=i + 1)))
     return checks
+
+
+_VECTORS = ("grad", "inv-grad")  # one check per weight
 
 
 def run(p, q, ctx):
@@ -191,13 +195,16 @@ def run(p, q, ctx):
         scale = float(np.max(np.abs(values)))
         for i, value in enumerate(values):
             label = f"{name}[{i + 1}]" if len(values) > 1 else name
+            index = i + 1 if name in _VECTORS else None  # weight 1 of n = 1 too, although its name has no [1]
             est = sample.mean(offset + i)
-            checks.append(Check(label, "exact", float(value), est.value, est.mcse, params, formula=formula))
+            checks.append(Check(label, "exact", float(value), est.value, est.mcse, params, formula=formula,
+                                facts=Facts(quantity=name, index=index)))
         if exact:
             for i, value in enumerate(values):
                 label = f"enum-{name}[{i + 1}]" if len(values) > 1 else f"enum-{name}"
                 checks.append(Check(label, "enumeration", float(value), float(enum[offset + i]), 0.0, params,
-                                    formula=formula, scale=scale))
+                                    formula=formula, scale=scale,
+                                    facts=Facts(quantity=f"enum-{name}", index=i + 1 if name in _VECTORS else None)))
     return checks
 
 
@@ -219,13 +226,17 @@ EXPERIMENT = Experiment(
               low=0.0, high=1.0, low_open=True, none=True),
     ),
     checks=(
-        CheckSpec("grad[i]", "exact", "E[∂E_D/∂w_i] vs ∂E_N/∂w_i + w_i p_i(1−p_i) I_i²"),
+        CheckSpec("grad[i]", "exact", "E[∂E_D/∂w_i] vs ∂E_N/∂w_i + w_i p_i(1−p_i) I_i²", ("grad",), facts=("index",)),
         CheckSpec("reg[i]", "exact", "the regularizer term alone: E[∂E_D/∂w_i] − ∂E_N/∂w_i vs "
-                  "w_i p_i(1−p_i) I_i²"),
-        CheckSpec("loss", "exact", "E[E_D] vs E_N + ½Σ w_i² I_i² p_i(1−p_i)"),
-        CheckSpec("inv-grad[i]", "exact", "inverted dropout: E[∂E_D/∂w_i] vs ∂E/∂w_i + w_i I_i²(1−p_i)/p_i"),
-        CheckSpec("inv-loss", "exact", "inverted dropout: E[E_D] vs ½(t−w·I)² + ½Σ w_i² I_i²(1−p_i)/p_i"),
-        CheckSpec("enum-*", "enumeration", "the same four identities summed over all 2ⁿ masks (fixed input, n ≤ 20)"),
+                  "w_i p_i(1−p_i) I_i²", ("reg",), ("index",)),
+        CheckSpec("loss", "exact", "E[E_D] vs E_N + ½Σ w_i² I_i² p_i(1−p_i)", ("loss",)),
+        CheckSpec("inv-grad[i]", "exact", "inverted dropout: E[∂E_D/∂w_i] vs ∂E/∂w_i + w_i I_i²(1−p_i)/p_i",
+                  ("inv-grad",), facts=("index",)),
+        CheckSpec("inv-loss", "exact", "inverted dropout: E[E_D] vs ½(t−w·I)² + ½Σ w_i² I_i²(1−p_i)/p_i",
+                  ("inv-loss",)),
+        CheckSpec("enum-*", "enumeration", "the same four identities summed over all 2ⁿ masks (fixed input, n ≤ 20)",
+                  ("enum-grad", "enum-loss", "enum-inv-grad", "enum-inv-loss"), maybe=("index",),
+                  only=f"inputs=fixed and n ≤ {ENUM_MAX_N}"),
     ),
     run=run,
     samples=1_000_000,

@@ -13,7 +13,7 @@ from ..core.jit import kernel, threaded
 from ..core.rng import _block_state, _keep, _normal, _uniform, keep_threshold
 from ..core.stats import ACC_WIDTH, _finish, _push
 from ..theory import closed_forms as cf
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
 DISTS = ("normal", "uniform", "relu-normal")
@@ -100,14 +100,14 @@ def run(p, q, ctx):
         mean, var, mask = sample.mean(0), sample.var(0), sample.mean(1)
         checks += [
             Check(f"mean ({dist})", "exact", cf.inverted_mean(c, v, p), mean.value, mean.mcse, params,
-                  formula="E[h'] = μ_h"),
+                  formula="E[h'] = μ_h", facts=Facts(quantity="mean", setting=dist)),
             Check(f"var ({dist})", "exact", cf.inverted_variance(c, v, p), var.value, var.mcse, params,
-                  formula="Var(h') = σ²/p + ((1−p)/p) μ²"),
+                  formula="Var(h') = σ²/p + ((1−p)/p) μ²", facts=Facts(quantity="var", setting=dist)),
             Check(f"var-as-written ({dist})", "erratum", cf.inverted_variance_as_written(c, v, p),
                   var.value, var.mcse, params, formula="document: Var(h') = E(h²)/p − μ_h",
-                  truth=cf.inverted_variance(c, v, p)),
+                  truth=cf.inverted_variance(c, v, p), facts=Facts(quantity="var-as-written", setting=dist)),
             Check(f"mask-var ({dist})", "exact", cf.inverted_mask_variance(c, v, p), mask.value, mask.mcse,
-                  params, formula="E[(h'−h)²] = E[h²](1−p)/p"),
+                  params, formula="E[(h'−h)²] = E[h²](1−p)/p", facts=Facts(quantity="mask-var", setting=dist)),
         ]
     return checks
 
@@ -124,10 +124,12 @@ EXPERIMENT = Experiment(
         Param("dist", "choices", DISTS, "input distributions, each with mean c and variance v", choices=DISTS),
     ),
     checks=(
-        CheckSpec("mean (dist)", "exact", "E[h'] vs μ_h"),
-        CheckSpec("var (dist)", "exact", "Var(h') vs σ²/p + ((1−p)/p) μ²"),
-        CheckSpec("var-as-written (dist)", "erratum", "Var(h') vs the document's E(h²)/p − μ_h"),
-        CheckSpec("mask-var (dist)", "exact", "E[(h'−h)²] vs E[h²](1−p)/p (mask noise alone)"),
+        CheckSpec("mean (dist)", "exact", "E[h'] vs μ_h", ("mean",), ("setting",)),
+        CheckSpec("var (dist)", "exact", "Var(h') vs σ²/p + ((1−p)/p) μ²", ("var",), ("setting",)),
+        CheckSpec("var-as-written (dist)", "erratum", "Var(h') vs the document's E(h²)/p − μ_h", ("var-as-written",),
+                  ("setting",)),
+        CheckSpec("mask-var (dist)", "exact", "E[(h'−h)²] vs E[h²](1−p)/p (mask noise alone)", ("mask-var",),
+                  ("setting",)),
     ),
     run=run,
     samples=1_000_000,

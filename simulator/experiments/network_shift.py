@@ -27,7 +27,7 @@ from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import chain as net
 from ..nn.batchnorm import EPS, MOMENTUM
 from ..theory import closed_forms as cf
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
 # Per (network, layer): real variance of the BN input, running_var, Li et al.'s max ratio
@@ -203,6 +203,11 @@ def chain_params(depth):
     )
 
 
+def _facts(quantity, layer, placement):
+    """The facts of a check of BN layer ``layer`` (0-based) with the noise at ``placement``."""
+    return Facts(quantity=quantity, layer=layer + 1, setting=placement)
+
+
 def run(p, q, ctx):
     depth, steps = q["depth"], q["steps"]
     c, v, rho, beta, momentum = q["c"], q["v"], q["rho"], q["beta"], q["momentum"]
@@ -216,19 +221,23 @@ def run(p, q, ctx):
     real_form, _ = layer_one_forms(W[0], "before-bn", p, beta, c, v, rho, momentum, steps)
     est = sample.mean(REAL)
     checks.append(Check("L1 real var", "exact", real_form, est.value, est.mcse, params,
-                        formula="mean_k Var_test = v‖w_k‖² + ρv‖w_k‖²(d cos²θ_k − 1)"))
+                        formula="mean_k Var_test = v‖w_k‖² + ρv‖w_k‖²(d cos²θ_k − 1)",
+                        facts=Facts(quantity="real var", layer=1)))
     for i, pl in enumerate(placements, start=1):
         _, moving_form = layer_one_forms(W[0], pl, p, beta, c, v, rho, momentum, steps)
         est = sample.mean(i * depth * NQ + MOVING)
         checks.append(Check(f"L1 running_var ({pl})", "exact", moving_form, est.value, est.mcse, params,
-                            formula="mean_k E[rv_k] = (1−f)^steps + (1−(1−f)^steps) Var_train,k (C4 + C5)"))
+                            formula="mean_k E[rv_k] = (1−f)^steps + (1−(1−f)^steps) Var_train,k (C4 + C5)",
+                            facts=_facts("running_var", 0, pl)))
         est = sample.derived(_ratio(i, depth, 0))
         checks.append(Check(f"L1 ratio ({pl})", "exact", real_form / moving_form, est.value, est.mcse,
-                            params, formula="Σ_k Var_test,k / Σ_k E[rv_k] (→ Δ(p, d) as steps grow)"))
+                            params, formula="Σ_k Var_test,k / Σ_k E[rv_k] (→ Δ(p, d) as steps grow)",
+                            facts=_facts("ratio", 0, pl)))
     for layer in range(depth):
         est = sample.derived(_ratio(0, depth, layer))
         checks.append(Check(f"L{layer + 1} ratio (none)", "measurement", 1.0, est.value, est.mcse,
-                            params, formula="Σ_k real_k / Σ_k running_var_k, noise-free network", reference=True))
+                            params, formula="Σ_k real_k / Σ_k running_var_k, noise-free network", reference=True,
+                            facts=_facts("ratio", layer, "none")))
     for i, pl in enumerate(placements, start=1):
         row = i * depth * NQ
         remedy = pl in ("after-bn", "recalibrated")
@@ -239,19 +248,27 @@ def run(p, q, ctx):
             formula = "real/moving of this network over that of the noise-free one (paired)"
             if remedy:
                 checks.append(Check(name, "exact", 1.0, est.value, est.mcse, params,
-                                    formula=formula + ": 1, no BN sees noise"))
+                                    formula=formula + ": 1, no BN sees noise",
+                                    facts=_facts("ratio/none", layer, pl)))
                 continue
             li = sample.mean(row + layer * NQ + LI)
             shift = sample.derived(_relu_shift(i, depth, layer))
             checks += [
-                Check(name, "measurement", 1.0, est.value, est.mcse, params, formula=formula, reference=True),
+                Check(name, "measurement", 1.0, est.value, est.mcse, params, formula=formula, reference=True,
+                      facts=_facts("ratio/none", layer, pl)),
                 Check(f"L{layer + 1} Li max ({pl})", "measurement", 1.0, li.value, li.mcse, params,
-                      formula="mean_k max(r, 1/r), r = (real + eps)/(moving + eps) (Li et al. 2019)", reference=True),
+                      formula="mean_k max(r, 1/r), r = (real + eps)/(moving + eps) (Li et al. 2019)", reference=True,
+                      facts=_facts("Li max", layer, pl)),
                 Check(f"L{layer + 1} ReLU shift ({pl})", "measurement", 0.0, shift.value, shift.mcse, params,
-                      formula="(eval − train) post-ReLU mean, minus that of the noise-free network", reference=True),
+                      formula="(eval − train) post-ReLU mean, minus that of the noise-free network", reference=True,
+                      facts=_facts("ReLU shift", layer, pl)),
             ]
     return checks
 
+
+_LAYER = ("layer", "setting")  # a BN layer and the noise's placement (or none)
+_PL = net.PLACEMENTS
+_NOISED = "placement before-bn or uout (a BN sees the noise)"
 
 EXPERIMENT = Experiment(
     name="network-shift",
@@ -264,19 +281,23 @@ EXPERIMENT = Experiment(
         *chain_params(depth=8),
     ),
     checks=(
-        CheckSpec("L1 real var", "exact", "first BN input: eval variance vs v‖w‖² (+ρ term), mean over units"),
-        CheckSpec("L1 running_var (pl)", "exact", "first BN running_var vs the C4 expectation of Var_train (C5)"),
+        CheckSpec("L1 real var", "exact", "first BN input: eval variance vs v‖w‖² (+ρ term), mean over units",
+                  ("real var",), ("layer",)),
+        CheckSpec("L1 running_var (pl)", "exact", "first BN running_var vs the C4 expectation of Var_train (C5)",
+                  ("running_var",), _LAYER, settings=_PL),
         CheckSpec("L1 ratio (pl)", "exact", "first BN real/moving, Σ_k real / Σ_k running_var, vs "
-                  "Σ Var_test / Σ E[rv] (→ Δ(p))"),
+                  "Σ Var_test / Σ E[rv] (→ Δ(p))", ("ratio",), _LAYER, settings=_PL),
         CheckSpec("Ll ratio (none)", "measurement", "layer l: real/moving of the noise-free network "
-                  "(BN's own train/eval gap)"),
+                  "(BN's own train/eval gap)", ("ratio",), _LAYER, settings=("none",)),
         CheckSpec("Ll ratio/none (pl)", "measurement", "before-bn, uout: ratio over the noise-free network's "
-                  "(paired): how the shift compounds with depth"),
+                  "(paired): how the shift compounds with depth", ("ratio/none",), _LAYER, settings=_PL,
+                  only=_NOISED),
         CheckSpec("Ll Li max (pl)", "measurement", "before-bn, uout: mean_k max(r, 1/r), r = (real + eps)/"
-                  "(moving + eps) (Li et al.)"),
+                  "(moving + eps) (Li et al.)", ("Li max",), _LAYER, settings=_PL, only=_NOISED),
         CheckSpec("Ll ReLU shift (pl)", "measurement", "before-bn, uout: (eval − train) post-ReLU mean minus "
-                  "the noise-free network's"),
-        CheckSpec("Ll ratio/none (pl)", "exact", "after-bn, recalibrated: 1 (paired; no BN sees noise)"),
+                  "the noise-free network's", ("ReLU shift",), _LAYER, settings=_PL, only=_NOISED),
+        CheckSpec("Ll ratio/none (pl)", "exact", "after-bn, recalibrated: 1 (paired; no BN sees noise)",
+                  ("ratio/none",), _LAYER, settings=_PL, only="placement after-bn or recalibrated"),
     ),
     run=run,
     samples=16_384,

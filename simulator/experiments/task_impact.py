@@ -34,7 +34,7 @@ from ..core.rng import _block_state, _keep, keep_threshold, stream_key
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import chain as net
 from ..theory import closed_forms as cf
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 from .network_shift import chain_params
 
@@ -362,28 +362,32 @@ def _network_checks(sample, placements, task, params):
     reg, cls = task in ("regression", "both"), task in ("classification", "both")
     checks = []
 
-    def add(name, est, reference, formula):
+    def add(quantity, setting, task, est, reference, formula):
         # A reference is printed only where it means something (ratio 1 = no harm); "0" is none.
-        checks.append(Check(name, "measurement", reference, est.value, est.mcse, params, formula=formula,
-                            reference=reference != 0.0))
+        checks.append(Check(f"{quantity} ({setting})", "measurement", reference, est.value, est.mcse, params,
+                            formula=formula, reference=reference != 0.0,
+                            facts=Facts("C6-chain", quantity, setting=setting, task=task)))
 
     if reg:
-        add("MSE (none)", sample.mean(MSE), 0.0, "eval mean of (head(φ) − t)² over outputs; Var(t) ≈ 1")
-        add("slope (none)", sample.derived(_slope(0)), 1.0, "cov(prediction, target)/var(target) in eval mode")
+        add("MSE", "none", "regression", sample.mean(MSE), 0.0,
+            "eval mean of (head(φ) − t)² over outputs; Var(t) ≈ 1")
+        add("slope", "none", "regression", sample.derived(_slope(0)), 1.0,
+            "cov(prediction, target)/var(target) in eval mode")
     if cls:
-        add("accuracy (none)", sample.mean(ACC), 0.0, "eval fraction where the least-squares classifier's "
-                                                       "argmax is the label")
-        add("argmax accuracy (none)", sample.mean(ARGMAX), 0.0, "eval fraction where the regression head's "
-                                                                 "argmax is the label")
+        add("accuracy", "none", "classification", sample.mean(ACC), 0.0,
+            "eval fraction where the least-squares classifier's argmax is the label")
+        add("argmax accuracy", "none", "classification", sample.mean(ARGMAX), 0.0,
+            "eval fraction where the regression head's argmax is the label")
     for i, pl in enumerate(placements, start=1):
         if reg:
-            add(f"MSE/none ({pl})", sample.derived(_ratio(i, MSE)), 1.0,
+            add("MSE/none", pl, "regression", sample.derived(_ratio(i, MSE)), 1.0,
                 "eval MSE over that of the noise-free network (paired)")
-            add(f"slope ({pl})", sample.derived(_slope(i)), 1.0, "cov(prediction, target)/var(target) in eval mode")
+            add("slope", pl, "regression", sample.derived(_slope(i)), 1.0,
+                "cov(prediction, target)/var(target) in eval mode")
         if cls:
-            add(f"accuracy/none ({pl})", sample.derived(_ratio(i, ACC)), 1.0,
+            add("accuracy/none", pl, "classification", sample.derived(_ratio(i, ACC)), 1.0,
                 "eval accuracy of the least-squares classifier over that of the noise-free network (paired)")
-            add(f"argmax/none ({pl})", sample.derived(_ratio(i, ARGMAX)), 1.0,
+            add("argmax/none", pl, "classification", sample.derived(_ratio(i, ARGMAX)), 1.0,
                 "eval accuracy of the regression head's argmax over that of the noise-free network (paired)")
     return checks
 
@@ -401,20 +405,22 @@ def _ridge_checks(sample, X, y, w, p, params):
 
     est = sample.mean(0)
     checks = [Check("ridge loss", "exact", loss_form, est.value, est.mcse, params,
-                    formula="E‖y − X̃w‖² = ‖y − Xw‖² + ((1−p)/p) wᵀ diag(XᵀX) w")]
+                    formula="E‖y − X̃w‖² = ‖y − Xw‖² + ((1−p)/p) wᵀ diag(XᵀX) w",
+                    facts=Facts("C6-ridge", "ridge loss"))]
     for a in range(k):
         est = sample.derived(lambda mom, a=a: minimizer(mom)[a])
         checks.append(Check(f"ridge w*[{a + 1}]", "exact", float(w_form[a]), est.value, est.mcse, params,
                             formula="argmin of the mask-averaged loss vs (XᵀX + ((1−p)/p) diag XᵀX)⁻¹ Xᵀy",
-                            scale=scale))
+                            scale=scale, facts=Facts("C6-ridge", "ridge w*", index=a + 1)))
     loss, G, hv = _ridge_enumerate(X, y, w, float(p))
     w_enum = np.linalg.solve(G, hv)
     checks.append(Check("enum ridge loss", "enumeration", loss_form, float(loss), 0.0, params,
-                        formula="E‖y − X̃w‖² summed over all masks of each row"))
+                        formula="E‖y − X̃w‖² summed over all masks of each row",
+                        facts=Facts("C6-ridge", "enum ridge loss")))
     for a in range(k):
         checks.append(Check(f"enum ridge w*[{a + 1}]", "enumeration", float(w_form[a]), float(w_enum[a]), 0.0,
                             params, formula="argmin of E‖y − X̃w‖² from the enumerated normal equations",
-                            scale=scale))
+                            scale=scale, facts=Facts("C6-ridge", "enum ridge w*", index=a + 1)))
     return checks
 
 
@@ -436,10 +442,9 @@ def run(p, q, ctx):
     return checks + _ridge_checks(ridge, X, y, w, p, ridge_params)
 
 
-def _subclaim(check):
-    """Ridge identity: C6-ridge; the frozen chain's measurements (MSE, slope, accuracies): C6-chain."""
-    return "C6-ridge" if "ridge" in check.check else "C6-chain"
-
+_CHAIN = ("setting", "task")  # the placement (or none) and the task of the frozen chain's head
+_REG, _CLS = "task regression or both", "task classification or both"
+_NONE, _PL = ("none",), net.PLACEMENTS  # the noise-free network; a placement of the noise
 
 EXPERIMENT = Experiment(
     name="task-impact",
@@ -456,20 +461,30 @@ EXPERIMENT = Experiment(
         Param("cols", "int", 4, "columns of X (masks enumerated per row: 2^cols)", low=1, high=ENUM_MAX_COLS),
     ),
     checks=(
-        CheckSpec("MSE (none)", "measurement", "eval MSE of the noise-free network (targets have variance ≈ 1)"),
-        CheckSpec("slope (none)", "measurement", "cov(prediction, target)/var(target), noise-free network"),
-        CheckSpec("accuracy (none)", "measurement", "eval accuracy of the least-squares one-hot classifier"),
-        CheckSpec("argmax accuracy (none)", "measurement", "eval accuracy of the regression head's argmax"),
-        CheckSpec("MSE/none (pl)", "measurement", "eval MSE over the noise-free network's (paired)"),
-        CheckSpec("slope (pl)", "measurement", "cov(prediction, target)/var(target): < 1 is shrinkage"),
-        CheckSpec("accuracy/none (pl)", "measurement", "classifier accuracy over the noise-free network's"),
-        CheckSpec("argmax/none (pl)", "measurement", "regression argmax accuracy over the noise-free network's"),
-        CheckSpec("ridge loss", "exact", "mask-averaged ‖y − X̃w‖² vs ‖y − Xw‖² + ((1−p)/p) wᵀ diag(XᵀX) w"),
-        CheckSpec("ridge w*[i]", "exact", "minimizer of the mask-averaged loss vs (XᵀX + ((1−p)/p) diag XᵀX)⁻¹ Xᵀy"),
-        CheckSpec("enum ridge *", "enumeration", "the same, summing over every mask of each row"),
+        CheckSpec("MSE (none)", "measurement", "eval MSE of the noise-free network (targets have variance ≈ 1)",
+                  ("MSE",), _CHAIN, settings=_NONE, subclaim="C6-chain", only=_REG),
+        CheckSpec("slope (none)", "measurement", "cov(prediction, target)/var(target), noise-free network",
+                  ("slope",), _CHAIN, settings=_NONE, subclaim="C6-chain", only=_REG),
+        CheckSpec("accuracy (none)", "measurement", "eval accuracy of the least-squares one-hot classifier",
+                  ("accuracy",), _CHAIN, settings=_NONE, subclaim="C6-chain", only=_CLS),
+        CheckSpec("argmax accuracy (none)", "measurement", "eval accuracy of the regression head's argmax",
+                  ("argmax accuracy",), _CHAIN, settings=_NONE, subclaim="C6-chain", only=_CLS),
+        CheckSpec("MSE/none (pl)", "measurement", "eval MSE over the noise-free network's (paired)", ("MSE/none",),
+                  _CHAIN, settings=_PL, subclaim="C6-chain", only=_REG),
+        CheckSpec("slope (pl)", "measurement", "cov(prediction, target)/var(target): < 1 is shrinkage", ("slope",),
+                  _CHAIN, settings=_PL, subclaim="C6-chain", only=_REG),
+        CheckSpec("accuracy/none (pl)", "measurement", "classifier accuracy over the noise-free network's",
+                  ("accuracy/none",), _CHAIN, settings=_PL, subclaim="C6-chain", only=_CLS),
+        CheckSpec("argmax/none (pl)", "measurement", "regression argmax accuracy over the noise-free network's",
+                  ("argmax/none",), _CHAIN, settings=_PL, subclaim="C6-chain", only=_CLS),
+        CheckSpec("ridge loss", "exact", "mask-averaged ‖y − X̃w‖² vs ‖y − Xw‖² + ((1−p)/p) wᵀ diag(XᵀX) w",
+                  ("ridge loss",), subclaim="C6-ridge"),
+        CheckSpec("ridge w*[i]", "exact", "minimizer of the mask-averaged loss vs (XᵀX + ((1−p)/p) diag XᵀX)⁻¹ Xᵀy",
+                  ("ridge w*",), ("index",), subclaim="C6-ridge"),
+        CheckSpec("enum ridge *", "enumeration", "the same, summing over every mask of each row",
+                  ("enum ridge loss", "enum ridge w*"), maybe=("index",), subclaim="C6-ridge"),
     ),
     run=run,
-    subclaim=_subclaim,
     subclaims=("C6-chain", "C6-ridge"),
     samples=65_536,
     notes="Chain: the first depth blocks of network-shift's (He weights fixed by seed and d; inputs N(c, v), "

@@ -33,7 +33,7 @@ import numpy as np
 from ..core.errors import ParameterError, SimulationError
 from ..data.tasks import TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
 from ..nn import train as tr
-from ..theory.verdict import Check
+from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
 NOISY = tuple(p for p in tr.PLACEMENTS if p != "none")
@@ -83,6 +83,8 @@ def _task_checks(task, result, q, p, params):
     def base(placement, **extra):
         return {**params, "task": task.name, **data, "placement": placement, **extra}
 
+    sub = "C6-regression" if regression else "C6-classification"
+
     if regression:
         metrics = (("test MSE", result.mse, "mse", "mean over test rows of (prediction − y)², y standardised"),)
     else:
@@ -92,19 +94,22 @@ def _task_checks(task, result, q, p, params):
         for i, pl in enumerate(names):
             m, s = _stat(values[:, i])
             checks.append(Check(f"{label} ({pl}) [{task.name}]", "measurement", 0.0, m, s,
-                                base(pl, quantity=quantity), formula=formula))
+                                base(pl, quantity=quantity), formula=formula,
+                                facts=Facts(sub, label, setting=pl, task=task.name)))
     for i, pl in enumerate(names[1:], start=1):
         if regression:
             m, s = _stat(result.mse[:, i] - result.mse[:, 0])
             checks.append(Check(f"ΔMSE ({pl}) [{task.name}]", "effect", 0.0, m, s, base(pl, quantity="dmse"),
                                 formula="test MSE with this placement − without dropout, paired over runs; "
-                                        "the document: > 0", dof=R - 1))
+                                        "the document: > 0", dof=R - 1,
+                                facts=Facts(sub, "ΔMSE", setting=pl, task=task.name)))
         else:
             m, s = _stat(result.accuracy[:, 0] - result.accuracy[:, i])
             checks.append(Check(f"accuracy drop ({pl}) [{task.name}]", "equivalence", 0.0, m, s,
                                 base(pl, quantity="drop", margin=q["margin"]), margin=q["margin"],
                                 formula=f"test accuracy without dropout − with this placement, paired; "
-                                        f"the document: ≤ {q['margin']:g}", dof=R - 1))
+                                        f"the document: ≤ {q['margin']:g}", dof=R - 1,
+                                facts=Facts(sub, "accuracy drop", setting=pl, task=task.name)))
     if "hidden" in names and "recalibrated" in names:
         checks += _shift_cost_checks(task, result, names, q, base)
     if q["bn"] == "true":
@@ -116,7 +121,8 @@ def _task_checks(task, result, q, p, params):
                 checks.append(Check(f"L{layer + 1} ratio ({pl}) [{task.name}]", "measurement", predicted, m, s,
                                     base(pl, quantity="ratio", layer=layer + 1), reference=True,
                                     formula="Σ_k Var_eval(z_k) / Σ_k running_var_k at this BN; reference: the "
-                                            "ratio C5 predicts, Var_eval/(Var_eval + s² Σ_j W_kj² E[h_j²])"))
+                                            "ratio C5 predicts, Var_eval/(Var_eval + s² Σ_j W_kj² E[h_j²])",
+                                    facts=Facts("C5", "ratio", layer=layer + 1, setting=pl, task=task.name)))
     metric = "MSE" if regression else "accuracy"
     values = result.curve
     for k, epoch in enumerate(result.checkpoints[:-1]):
@@ -124,7 +130,8 @@ def _task_checks(task, result, q, p, params):
             m, s = _stat(values[:, i, k])
             checks.append(Check(f"{metric} @ epoch {epoch} ({pl}) [{task.name}]", "measurement", 0.0, m, s,
                                 base(pl, quantity="curve", epoch=int(epoch)),
-                                formula=f"test {metric} after {epoch} epochs"))
+                                formula=f"test {metric} after {epoch} epochs",
+                                facts=Facts(sub, f"{metric} @ epoch", setting=pl, task=task.name)))
     return checks
 
 
@@ -137,15 +144,18 @@ def _shift_cost_checks(task, result, names, q, base):
     if task.kind == "regression":
         m, s = _stat(result.mse[:, shifted] - result.mse[:, unshifted])
         return [Check(f"ΔMSE shift [{task.name}]", "effect", 0.0, m, s, base("hidden", quantity="dmse_shift"),
-                      formula=f"test MSE, {same}; the document: > 0", dof=R - 1)]
+                      formula=f"test MSE, {same}; the document: > 0", dof=R - 1,
+                      facts=Facts("C6-shift", "ΔMSE shift", task=task.name))]
     m, s = _stat(result.ce[:, shifted] - result.ce[:, unshifted])
     ce = Check(f"ΔCE shift [{task.name}]", "effect", 0.0, m, s, base("hidden", quantity="dce_shift"),
-               formula=f"test cross-entropy, {same}; the document: > 0", dof=R - 1)
+               formula=f"test cross-entropy, {same}; the document: > 0", dof=R - 1,
+               facts=Facts("C6-shift", "ΔCE shift", task=task.name))
     m, s = _stat(result.accuracy[:, unshifted] - result.accuracy[:, shifted])
     acc = Check(f"accuracy lost to the shift [{task.name}]", "equivalence", 0.0, m, s,
                 base("hidden", quantity="dacc_shift", margin=q["margin"]), margin=q["margin"], dof=R - 1,
                 formula=f"test accuracy, BN recalibrated − BN as trained (the same weights), paired; the document: "
-                        f"≤ {q['margin']:g} (an argmax barely moves)")
+                        f"≤ {q['margin']:g} (an argmax barely moves)",
+                facts=Facts("C6-shift", "accuracy lost to the shift", task=task.name))
     return [ce, acc]
 
 
@@ -172,18 +182,6 @@ def run(p, q, ctx):
     return checks
 
 
-def _subclaim(check):
-    """Regression metrics and effects: C6-regression; classification: C6-classification; BN ratios: C5; the
-    shift's own cost: C6-shift."""
-    quantity = check.params.get("quantity")
-    if quantity == "ratio":
-        return "C5"
-    if quantity in ("dmse_shift", "dce_shift", "dacc_shift"):
-        return "C6-shift"
-    task = load(check.params["task"], 0)
-    return "C6-regression" if task.kind == "regression" else "C6-classification"
-
-
 def _validate(values):
     teacher = any(t.startswith("teacher") for t in values["task"])
     if not teacher and (values["rows"] != TEACHER_ROWS or values["noise"] != TEACHER_NOISE):
@@ -196,6 +194,10 @@ def _quick(values):
     """``verify --quick``: fewer runs and epochs."""
     return {"runs": min(values["runs"], 8), "epochs": min(values["epochs"], 20)}
 
+
+_PT = ("setting", "task")  # the placement (none: the reference) and the task
+_REG, _CLS = "a regression task", "a classification task (a regression's twin)"
+_SHIFT = ", with placements hidden and recalibrated (bn=true)"
 
 EXPERIMENT = Experiment(
     name="training",
@@ -230,19 +232,28 @@ EXPERIMENT = Experiment(
               high=1.0),
     ),
     checks=(
-        CheckSpec("test MSE (pl) [task]", "measurement", "test MSE of a regression, y standardised"),
-        CheckSpec("test accuracy|CE (pl) [task]", "measurement", "test accuracy and cross-entropy"),
-        CheckSpec("ΔMSE (pl) [task]", "effect", "MSE with dropout − without, paired: the document says > 0"),
+        CheckSpec("test MSE (pl) [task]", "measurement", "test MSE of a regression, y standardised", ("test MSE",),
+                  _PT, subclaim="C6-regression", only=_REG),
+        CheckSpec("test accuracy|CE (pl) [task]", "measurement", "test accuracy and cross-entropy",
+                  ("test accuracy", "test CE"), _PT, subclaim="C6-classification", only=_CLS),
+        CheckSpec("ΔMSE (pl) [task]", "effect", "MSE with dropout − without, paired: the document says > 0",
+                  ("ΔMSE",), _PT, subclaim="C6-regression", only=_REG),
         CheckSpec("accuracy drop (pl) [task]", "equivalence", "accuracy without − with, paired: the document "
-                  "says ≤ margin"),
+                  "says ≤ margin", ("accuracy drop",), _PT, subclaim="C6-classification", only=_CLS),
         CheckSpec("ΔMSE shift [task]", "effect", "the hidden training with BN as trained − BN recalibrated, the "
-                  "same weights, paired: the document's mechanism says > 0"),
-        CheckSpec("ΔCE shift [task]", "effect", "the same for the test cross-entropy of a classifier: > 0"),
+                  "same weights, paired: the document's mechanism says > 0", ("ΔMSE shift",), ("task",),
+                  subclaim="C6-shift", only=_REG + _SHIFT),
+        CheckSpec("ΔCE shift [task]", "effect", "the same for the test cross-entropy of a classifier: > 0",
+                  ("ΔCE shift",), ("task",), subclaim="C6-shift", only=_CLS + _SHIFT),
         CheckSpec("accuracy lost to the shift [task]", "equivalence", "accuracy recalibrated − as trained, the "
-                  "same weights: ≤ margin"),
+                  "same weights: ≤ margin", ("accuracy lost to the shift",), ("task",), subclaim="C6-shift",
+                  only=_CLS + _SHIFT),
         CheckSpec("Ll ratio (pl) [task]", "measurement", "BN layer l: eval variance / running_var, reference: "
-                  "C5's prediction from the layer's moments"),
-        CheckSpec("metric @ epoch e (pl) [task]", "measurement", "test metric after e epochs"),
+                  "C5's prediction from the layer's moments", ("ratio",), ("layer", *_PT), subclaim="C5",
+                  only="bn=true"),
+        CheckSpec("metric @ epoch e (pl) [task]", "measurement", "test metric after e epochs",
+                  ("MSE @ epoch", "accuracy @ epoch"), _PT, subclaim=("C6-regression", "C6-classification"),
+                  only="epochs > 1 (a checkpoint epoch before the last)"),
     ),
     run=run,
     samples=1000,
@@ -261,7 +272,6 @@ EXPERIMENT = Experiment(
                    {"epochs": 100, "task": "digits,breast-cancer,wine"}),
     headline=(),
     warm={"runs": 2, "epochs": 1, "task": "diabetes", "twin": "true"},
-    subclaim=_subclaim,
     subclaims=("C5", "C6-regression", "C6-classification", "C6-shift"),
     quick=_quick,
     p_grid=(0.5,),

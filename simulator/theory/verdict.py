@@ -54,7 +54,7 @@ document (effects, equivalences) form one family per sub-claim, at α
 deviation larger than its *resolution*, about ``(z* + 1.3) · MCSE`` (90% power).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from scipy.special import ndtr, ndtri, stdtr, stdtrit  # what scipy.stats' norm and t call, without its import time
 
@@ -71,6 +71,49 @@ _POWER_Z = 1.2816  # one-sided 90% power
 def z_threshold(alpha, m):
     """Two-sided Bonferroni threshold for ``m`` checks at family-wise level ``alpha``."""
     return float(-ndtri(alpha / (2 * max(int(m), 1))))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a check is about, set where the check is made (never parsed back from its name).
+
+    A row carries them as ``"facts"`` (:meth:`row`): only those that apply, ``subclaim`` left out (the row
+    has its own ``subclaim`` key). Figures and sub-claims read them.
+
+    Attributes
+    ----------
+    subclaim : str or None
+        The sub-claim the check tests (a key of :data:`simulator.theory.claims.CLAIMS`); None: the
+        experiment's claim.
+    quantity : str or None
+        What is measured: the stem of the check's name (``"reg"``, ``"shift"``, ``"ratio/none"``).
+    index : int or None
+        1-based component (a weight ``reg[3]``, a minimiser's coordinate).
+    layer : int or None
+        1-based BN layer (``L3``).
+    width : int or None
+        Width d of the weighted sum.
+    setting : str or None
+        The setting the name shows in parentheses: a placement, a noise, an input distribution, a case.
+    task : str or None
+        The task of a trained network or a frozen chain.
+    line : str or None
+        The line of the document's derivation that a derivation step checks.
+    """
+
+    subclaim: str | None = None
+    quantity: str | None = None
+    index: int | None = None
+    layer: int | None = None
+    width: int | None = None
+    setting: str | None = None
+    task: str | None = None
+    line: str | None = None
+
+    def row(self):
+        """The facts a check row carries: those that are set, except ``subclaim``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "subclaim" and getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -113,6 +156,9 @@ class Check:
         Size of the quantity being checked, where the closed form itself can be
         near zero (e.g. the largest component of a vector): exact comparisons
         are relative to ``max(|closed_form|, scale)``.
+    facts : Facts
+        What the check is about (sub-claim, quantity, index, layer, width, setting, task); a dict (as
+        :func:`dataclasses.asdict` writes it in a checkpoint) is turned back into :class:`Facts`.
     """
 
     check: str
@@ -130,6 +176,11 @@ class Check:
     reference: bool = False
     dof: int = 0
     degenerate: str | None = None
+    facts: Facts = field(default_factory=Facts)
+
+    def __post_init__(self):
+        if isinstance(self.facts, dict):
+            object.__setattr__(self, "facts", Facts(**self.facts))
 
 
 @dataclass(frozen=True)
