@@ -103,7 +103,7 @@ def test_agreement_refutes_a_wrong_reference():
 # --- ceilings: generation alone, moments alone, dgemm -----------------------------
 
 def generate_reference(key, block, size, normals, words, threshold):
-    """``kernels._generate_block`` on Python integers: its normals buffer and the xor of its mask words."""
+    """``kernels.generate_block`` on Python integers: its normals buffer and the xor of its mask words."""
     g = Xoshiro(key, block)
     z, bits, done = np.zeros((max(normals, 1), LANES)), 0, 0
     while done < size:
@@ -120,7 +120,7 @@ def generate_reference(key, block, size, normals, words, threshold):
 def test_generation_kernel_draws_what_the_workloads_draw(normals, words, p):
     key, size = stream_key(4, "generation"), 2 * LANES + 22  # two full groups and a short one
     z = np.zeros((max(normals, 1), LANES))
-    checksum = kernels._generate_block(_block_state(key, 5), size, normals, words, keep_threshold(p), z)
+    checksum = kernels.generate_block(_block_state(key, 5), size, normals, words, keep_threshold(p), z)
     ref_z, bits = generate_reference(key, 5, size, normals, words, keep_threshold(p))
     np.testing.assert_array_equal(z, ref_z)
     assert checksum == pytest.approx(ref_z.sum() + float(bits >> 12), rel=1e-12)
@@ -129,7 +129,7 @@ def test_generation_kernel_draws_what_the_workloads_draw(normals, words, p):
 def test_moments_kernel_keeps_the_moments_of_its_values():
     nvars, size = 3, 2 * LANES
     out, maxima = np.empty((1, nvars, 5)), np.empty((1, 0))
-    kernels._moments_blocks(stream_key(1, "m"), 0, 1, size, 0, nvars, out, maxima)
+    kernels.moments_blocks(stream_key(1, "m"), 0, 1, size, 0, nvars, out, maxima)
     V = np.array([[start * 1e-6 + 1e-3 * (q + lane) for q in range(nvars)]
                   for start in (0, LANES) for lane in range(LANES)])
     np.testing.assert_allclose(out[0], central_moments(V), rtol=1e-9, atol=1e-15)
@@ -271,6 +271,43 @@ def test_studies_without_torch_or_jax_say_so(monkeypatch):
     set_threads(None)
 
 
+STUDY_KEYS = ["name", "title", "runs", "epochs", "torch_runs", "torch_epochs", "vmap_runs", "vmap_epochs", "jax_runs",
+              "jax_epochs", "engine", "torch", "jax", "flops_per_step", "gemm", "gemm_fraction",
+              "gemm_fraction_per_core", "targets", "products_gflops", "products_fraction", "eager", "ratio_eager",
+              "vmap", "ratio_vmap", "jax32", "ratio_jax32", "jax64", "ratio_jax64"]
+
+
+def test_study_reads_each_peer_from_its_fresh_python_answer(monkeypatch):
+    """Each peer's row and ratio from its job's answer (fresh Pythons replaced by fixed answers), keys in order."""
+    jobs = []
+
+    def answer(job, env=None):
+        jobs.append(job)
+        if job["side"] == "torch":
+            return {"torch": "9.9", "threads": 3, "eager": [2.0, 10], "vmap": [4.0, 40]}
+        return {"jax": "0.1", "threads": 5, "f32": [1.0, 8], "f64": [2.0, 8]}
+
+    monkeypatch.setattr(training, "run_subprocess", answer)
+    monkeypatch.setattr(training, "torch_available", lambda: True)
+    monkeypatch.setattr(training, "jax_available", lambda: True)
+    w = bench.run_study("W4", threads=1, runs=1, epochs=1, torch_runs=1, torch_epochs=1)
+    set_threads(None)
+    assert list(w) == STUDY_KEYS and w["torch"] == "9.9" and w["jax"] == "0.1"
+    assert w["vmap_runs"] == w["jax_runs"] == 1  # None: the engine's runs
+    assert jobs == [{"study": "W4", "seed": bench.SEED, "repeats": 1, "side": "torch", "threads": None,
+                     "torch_runs": 1, "torch_epochs": 1, "vmap_runs": 1, "vmap_epochs": 10},
+                    {"study": "W4", "seed": bench.SEED, "repeats": 1, "side": "jax", "runs": 1, "epochs": 20}]
+    flops = w["flops_per_step"]
+    for key, seconds, count, threads in (("eager", 2.0, 10, 3), ("vmap", 4.0, 40, 3), ("jax32", 1.0, 8, 5),
+                                         ("jax64", 2.0, 8, 5)):
+        assert w[key] == {"seconds": seconds, "model_steps": count, "us_per_step": 1e6 * seconds / count,
+                          "steps_per_s": count / seconds, "gflops": flops * count / seconds / 1e9,
+                          "threads": threads}
+        assert w[f"ratio_{key}"] == w["engine"]["steps_per_s"] / (count / seconds)
+    with pytest.raises(ParameterError, match="unknown training workload 'W9'"):
+        bench.run_study("W9")
+
+
 def _pack(layers, lay, nparams):
     """The inverse of ``train.unpack``: per-Linear dicts into one flat parameter vector."""
     theta = np.zeros(nparams)
@@ -392,15 +429,15 @@ def test_the_products_alone_kernel_computes_every_product_of_the_step():
     import numpy as np
 
     from simulator.bench import training as t
-    from simulator.bench.kernels import _products_reps
-    shapes = t._products(10, t.study_config("W4", 1))
+    from simulator.bench.kernels import products_reps
+    shapes = t.step_products(10, t.study_config("W4", 1))
     rng = np.random.default_rng(3)
     offsets, sizes = [], [0, 0, 0]
     for m, k, n in shapes:
         offsets.append((m, k, n, *sizes))
         sizes = [sizes[0] + m * k, sizes[1] + k * n, sizes[2] + m * n]
     h, W, z = rng.standard_normal(sizes[0]), rng.standard_normal(sizes[1]), np.zeros(sizes[2])
-    _products_reps(h, W, z, np.array(offsets, dtype=np.int64), 2)
+    products_reps(h, W, z, np.array(offsets, dtype=np.int64), 2)
     for m, k, n, oh, ow, oz in offsets:
         want = h[oh:oh + m * k].reshape(m, k) @ W[ow:ow + k * n].reshape(k, n)
         assert np.allclose(z[oz:oz + m * n].reshape(m, n), want, rtol=1e-12, atol=1e-12)

@@ -77,14 +77,11 @@ from .training import (
            jax_available,
            run_study,
            run_w4,
-           run_w5,
            study_config,
            study_data,
            study_task,
            torch_available,
 )
-
-format_w4 = format_study  # its name before W5
 
 __all__ = ["CEILING_TARGETS", "DEFAULT_SAMPLES", "GENERATION", "MODES", "PeakMemory", "REFERENCE_DIVISOR",
            "REFERENCE_WORKLOADS", "SEED", "SIZES", "STUDIES", "Spec", "TARGETS", "W1_N", "W1_P", "W2_D", "W2_P",
@@ -92,6 +89,6 @@ __all__ = ["CEILING_TARGETS", "DEFAULT_SAMPLES", "GENERATION", "MODES", "PeakMem
            "ZMAX", "agreement", "blas_info", "bound", "chain_numpy", "draws_per_mask_word", "draws_per_normal",
            "format_sampling", "format_study", "format_table", "gemm_ceiling", "gemm_rate", "generation_rate",
            "gradient_numpy", "jax_available", "memory_growth", "moments_rate", "raw_generator_speed", "run_bench",
-           "run_engine", "run_reference", "run_reference_subprocess", "run_study", "run_w4", "run_w5", "specs",
+           "run_engine", "run_reference", "run_reference_subprocess", "run_study", "run_w4", "specs",
            "study_config", "study_data", "study_task", "thread_scaling", "torch_available",
-           "weighted_sum_numpy", "format_w4"]
+           "weighted_sum_numpy"]

@@ -1,13 +1,13 @@
 """Entry of the benchmark's fresh-Python jobs: a JSON job on stdin, the JSON answer on stdout.
 
-``python -m simulator.bench`` (see :func:`measure._subprocess`); the sides run here
+``python -m simulator.bench`` (see :func:`measure.run_subprocess`); the sides run here
 so that numpy's BLAS threads, PyTorch's and XLA's do not meet Numba's.
 """
 import json
 import sys
 
 from ..core.engine import set_threads
-from .measure import _gemm_job
+from .measure import gemm_job
 
 
 def _main():
@@ -15,13 +15,13 @@ def _main():
     job = json.loads(sys.stdin.read())
     side = job["side"]
     if side == "torch":
-        from .training import _torch_job
-        answer = _torch_job(job)
+        from .training import torch_job
+        answer = torch_job(job)
     elif side == "jax":
-        from .jax_side import _jax_job
-        answer = _jax_job(job)
+        from .jax_side import jax_job
+        answer = jax_job(job)
     elif side == "gemm":
-        answer = {"flops_per_s": _gemm_job([tuple(x) for x in job["shapes"]], job["seconds"], job.get("streams", 1))}
+        answer = {"flops_per_s": gemm_job([tuple(x) for x in job["shapes"]], job["seconds"], job.get("streams", 1))}
     else:
         from .sampling import run_engine, run_reference
         if side == "engine":

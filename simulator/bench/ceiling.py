@@ -18,12 +18,12 @@ import time
 from ..core.engine import run
 from ..core.rng import _block_state, keep_threshold, stream_key
 from .kernels import (
-    _generate_blocks,
-    _masks_then_state,
-    _moments_blocks,
-    _normals_then_state,
-    _raw_draws,
-    _steps_between,
+    generate_blocks,
+    masks_then_state,
+    moments_blocks,
+    normals_then_state,
+    raw_draws,
+    steps_between,
 )
 
 SEED = 6
@@ -31,25 +31,25 @@ SEED = 6
 def draws_per_normal(count=200_000):
     """Raw draws one ziggurat normal consumes on average (measured by replaying the stream)."""
     start = _block_state(stream_key(SEED, "bench", "draws"), 0)
-    end = _normals_then_state(start, count)
-    return _steps_between(start, end, 2 * count) / count
+    end = normals_then_state(start, count)
+    return steps_between(start, end, 2 * count) / count
 
 
 def draws_per_mask_word(p, count=20_000):
     """Raw draws one 64-gate mask word consumes at keep probability p (measured)."""
     start = _block_state(stream_key(SEED, "bench", "draws"), 1)
-    end = _masks_then_state(start, count, keep_threshold(p))
-    return _steps_between(start, end, 60 * count) / count
+    end = masks_then_state(start, count, keep_threshold(p))
+    return steps_between(start, end, 60 * count) / count
 
 
 def raw_generator_speed(draws=200_000_000):
     """Raw xoshiro256** draws per second on one core (the ceiling of every kernel)."""
     state = _block_state(stream_key(SEED, "bench", "raw"), 0)
-    _raw_draws(state, 1000)
+    raw_draws(state, 1000)
     best = math.inf
     for _ in range(3):
         start = time.perf_counter()
-        _raw_draws(state, draws)
+        raw_draws(state, draws)
         best = min(best, time.perf_counter() - start)
     return draws / best
 
@@ -77,11 +77,11 @@ def generation_rate(normals, words, p, samples, repeats=1, seed=SEED):
     """
     key = stream_key(seed, "bench", "generation", normals, words, p)
     args = (int(normals), int(words), keep_threshold(p))
-    run(_generate_blocks, args, 1, 1000, key)  # compile (or load from the cache) outside the timing
+    run(generate_blocks, args, 1, 1000, key)  # compile (or load from the cache) outside the timing
     best = math.inf
     for _ in range(max(1, int(repeats))):
         start = time.perf_counter()
-        run(_generate_blocks, args, 1, samples, key)
+        run(generate_blocks, args, 1, samples, key)
         best = min(best, time.perf_counter() - start)
     return samples / best
 
@@ -90,11 +90,11 @@ def moments_rate(nvars, samples, repeats=1, seed=SEED):
     """Samples per second of keeping the moments of ``nvars`` values per sample alone (the engine's
     streaming statistics, through the engine on its current threads; the fastest of ``repeats``)."""
     key = stream_key(seed, "bench", "moments", nvars)
-    run(_moments_blocks, (int(nvars),), int(nvars), 1000, key)
+    run(moments_blocks, (int(nvars),), int(nvars), 1000, key)
     best = math.inf
     for _ in range(max(1, int(repeats))):
         start = time.perf_counter()
-        run(_moments_blocks, (int(nvars),), int(nvars), samples, key)
+        run(moments_blocks, (int(nvars),), int(nvars), samples, key)
         best = min(best, time.perf_counter() - start)
     return samples / best
 

@@ -236,7 +236,7 @@ def train_ensembles(data, modes, runs, epochs, config, dtype, seed, repeats=1):
     return fastest(once, repeats)
 
 
-def _jax_job(job):
+def jax_job(job):
     """The JAX sides in this process: ``{"jax", "threads", "f32", "f64"}`` (each ``(seconds, model_steps)``)."""
     from .training import MODES, study_config, study_data
 

@@ -16,7 +16,7 @@ from ..nn.chain import _linear
 
 
 @kernel
-def _raw_draws(state, count):
+def raw_draws(state, count):
     """``count`` raw draws on one core; returns their xor (so nothing is optimized away)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     acc = np.uint64(0)
@@ -27,7 +27,7 @@ def _raw_draws(state, count):
 
 
 @kernel
-def _steps_between(a, b, limit):
+def steps_between(a, b, limit):
     """Raw draws that take state a to state b (−1 beyond ``limit``)."""
     s0, s1, s2, s3 = a[0], a[1], a[2], a[3]
     for k in range(limit + 1):
@@ -38,7 +38,7 @@ def _steps_between(a, b, limit):
 
 
 @kernel
-def _normals_then_state(state, count):
+def normals_then_state(state, count):
     """The state after ``count`` ziggurat normals."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):
@@ -47,7 +47,7 @@ def _normals_then_state(state, count):
 
 
 @kernel
-def _masks_then_state(state, count, threshold):
+def masks_then_state(state, count, threshold):
     """The state after ``count`` 64-gate mask words at ``threshold``."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):
@@ -56,7 +56,7 @@ def _masks_then_state(state, count, threshold):
 
 
 @kernel
-def _generate_block(state, size, normals, words, threshold, z):
+def generate_block(state, size, normals, words, threshold, z):
     """The random numbers of one block of ``size`` samples, and nothing else; a checksum of them.
 
     Per group of LANES samples, as the workloads' kernels draw them: lane by
@@ -79,7 +79,7 @@ def _generate_block(state, size, normals, words, threshold, z):
 
 
 @threaded
-def _generate_blocks(key, first, count, base, rem, normals, words, threshold, out, maxima):
+def generate_blocks(key, first, count, base, rem, normals, words, threshold, out, maxima):
     """An engine kernel (see :mod:`simulator.core.engine`) that only generates: ``normals`` normals per
     sample and ``words`` mask words per LANES samples, per block of the stream ``key``.
 
@@ -92,11 +92,11 @@ def _generate_blocks(key, first, count, base, rem, normals, words, threshold, ou
         size = base + (1 if b < rem else 0)
         out[j, 0, :] = 0.0
         out[j, 0, 0] = size
-        out[j, 0, 1] = _generate_block(_block_state(key, b), size, normals, words, threshold, z)
+        out[j, 0, 1] = generate_block(_block_state(key, b), size, normals, words, threshold, z)
 
 
 @threaded
-def _moments_blocks(key, first, count, base, rem, nvars, out, maxima):
+def moments_blocks(key, first, count, base, rem, nvars, out, maxima):
     """An engine kernel that only keeps statistics: the streaming moments (``stats._accumulate_lanes``)
     of ``nvars`` values per sample, per group of LANES samples, as the workloads' kernels keep them.
 
@@ -121,7 +121,7 @@ def _moments_blocks(key, first, count, base, rem, nvars, out, maxima):
 
 
 @kernel
-def _products_reps(h, W, z, offsets, reps):
+def products_reps(h, W, z, offsets, reps):
     """``reps`` times, every product of one training step through the trainer's own ``chain._linear``.
 
     Product q multiplies the (m, k) block of ``h`` at ``offsets[q]`` by the (k, n) block of ``W`` into the

@@ -58,12 +58,13 @@ class PeakMemory:
 
 
 
-_ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+ONE_THREAD = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                 "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
 
 
-def _subprocess(job, env=None):
-    """Run :func:`_main` on ``job`` in a fresh Python; its JSON answer."""
+def run_subprocess(job, env=None):
+    """Run ``job`` in a fresh Python (``python -m simulator.bench``, :mod:`simulator.bench.__main__`); its JSON
+    answer."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join([root] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
     done = subprocess.run([sys.executable, "-m", "simulator.bench"], input=json.dumps(job), cwd=root,
@@ -82,7 +83,7 @@ def _gemm_reps(pairs, outs, reps):
             np.matmul(a, b, out=c)
 
 
-def _gemm_job(shapes, seconds, streams=1):
+def gemm_job(shapes, seconds, streams=1):
     """Float64 GEMM rate (flop/s) of the product sequence ``shapes`` in numpy, in this process.
 
     With ``streams`` > 1, that many Python threads each run the sequence on
@@ -116,10 +117,10 @@ def gemm_rate(shapes, threads, seconds=0.5, streams=1):
     """numpy's dgemm rate (flop/s) on the product sequence ``shapes`` with the BLAS on ``threads`` threads.
 
     Run in a fresh Python so that the BLAS thread count can be pinned; with
-    ``streams`` > 1, that many sequences at once, each on its own thread (see :func:`_gemm_job`).
+    ``streams`` > 1, that many sequences at once, each on its own thread (see :func:`gemm_job`).
     """
-    env = {k: str(int(threads)) for k in _ONE_THREAD}
-    result = _subprocess({"side": "gemm", "shapes": [list(map(int, s)) for s in shapes], "seconds": seconds,
+    env = {k: str(int(threads)) for k in ONE_THREAD}
+    result = run_subprocess({"side": "gemm", "shapes": [list(map(int, s)) for s in shapes], "seconds": seconds,
                           "streams": int(streams)}, env=env)
     return result["flops_per_s"]
 

@@ -20,7 +20,7 @@ from ..experiments import network_shift as ns
 from ..experiments import variance_shift as vs
 from ..nn import chain as net
 from .ceiling import SEED, draws_per_mask_word, draws_per_normal
-from .measure import _ONE_THREAD, PeakMemory, _subprocess
+from .measure import ONE_THREAD, PeakMemory, run_subprocess
 
 REFERENCE_WORKLOADS = ("W1", "W1F", "W2", "W3")
 # Issue 6's targets, kept as information: engine samples/s over the numpy reference's, same run, 2 cores.
@@ -100,7 +100,7 @@ def specs(samples=DEFAULT_SAMPLES):
     }
 
 
-def _engine_call(name, samples, seed):
+def engine_call(name, samples, seed):
     """``(kernel, args, nvars, engine_samples, key)`` of workload ``name``."""
     key = stream_key(seed, "bench", name)
     if name in ("W1", "W1F"):
@@ -128,7 +128,7 @@ def run_engine(name, samples, seed=SEED, progress=None, repeats=1):
     The fastest of ``repeats`` runs (the moments are the same each time);
     ``progress(done)`` is called with the engine samples done (see :func:`engine.run`).
     """
-    kernel, args, nvars, n, key = _engine_call(name, samples, seed)
+    kernel, args, nvars, n, key = engine_call(name, samples, seed)
     run(kernel, args, nvars, 1000, key)  # compile (or load from the cache) outside the timing
     best, peak = math.inf, 0
     for _ in range(repeats):
@@ -291,8 +291,8 @@ def _reference(name, samples, rng, seed, runs=W3_RUNS):
 
 def run_reference_subprocess(name, samples, seed=SEED, repeats=1):
     """:func:`run_reference` in a fresh Python with every BLAS pinned to one thread."""
-    result = _subprocess({"side": "reference", "name": name, "samples": int(samples), "seed": int(seed),
-                          "repeats": int(repeats)}, env=_ONE_THREAD)
+    result = run_subprocess({"side": "reference", "name": name, "samples": int(samples), "seed": int(seed),
+                          "repeats": int(repeats)}, env=ONE_THREAD)
     return np.array(result["moments"]), result["seconds"], result["peak_bytes"]
 
 
@@ -306,7 +306,7 @@ def memory_growth(name="W1", samples=(1_000_000, 1_000_000_000), threads=None, s
     rows = []
     for n in samples:
         job = {"side": "engine", "name": name, "samples": int(n), "seed": int(seed), "threads": threads}
-        result = _subprocess(job)
+        result = run_subprocess(job)
         rows.append({"samples": int(n), "seconds": result["seconds"], "peak_mb": result["peak_bytes"] / 2 ** 20})
     return rows
 
@@ -331,7 +331,7 @@ def thread_scaling(name="W1", samples=DEFAULT_SAMPLES, threads=(1, 2), repeats=3
             "identical": all(np.array_equal(totals[0], t) for t in totals[1:])}
 
 
-def _w3_products():
+def w3_products():
     """The products of W3: every row goes through depth × (d × d)."""
     return [(W3_M, W3_D, W3_D)] * W3_DEPTH
 

@@ -16,12 +16,12 @@ from .sampling import (
     REFERENCE_WORKLOADS,
     W3_M,
     ZMAX,
-    _engine_call,
-    _w3_products,
     agreement,
+    engine_call,
     run_engine,
     run_reference_subprocess,
     specs,
+    w3_products,
 )
 from .training import STUDIES, run_study
 
@@ -79,7 +79,7 @@ def _ceiling(name, samples, rate, used, repeats, seed):
         gen = generation_rate(*GENERATION[name], samples, repeats=repeats, seed=seed)
         mom = moments_rate(MOMENT_VARS[name], samples, repeats=repeats, seed=seed)
         return {"kind": "generation", "samples_per_s": gen, "moments_per_s": mom}, rate / gen
-    shapes = _w3_products()
+    shapes = w3_products()
     gflops = rate * sum(2.0 * m * k * n for m, k, n in shapes) / W3_M / 1e9
     gemm = gemm_ceiling(shapes, used)
     return {"kind": "dgemm", "gflops": gflops, "gemm": gemm}, gflops * 1e9 / gemm["best"]
@@ -92,7 +92,7 @@ def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, pro
     spec, rspec = specs(samples)[name], specs(n_ref)[name]
     bar = None
     if progress is not None:
-        total = _engine_call(name, samples, seed)[3]
+        total = engine_call(name, samples, seed)[3]
 
         def bar(done):
             progress(f"bench {name} engine", done, total)

@@ -24,7 +24,7 @@ from ..core.rng import stream_key
 from ..data import tasks
 from ..nn import train as tr
 from .ceiling import SEED
-from .measure import _subprocess, fastest, gemm_ceiling
+from .measure import fastest, gemm_ceiling, run_subprocess
 
 STUDIES = ("W4", "W5")
 MODES = ("none", "hidden", "head", "uout")  # the training modes of every placement
@@ -82,7 +82,7 @@ def _steps(n_train, batch, epochs):
     return epochs * sum(1 for start in range(0, n_train, batch) if min(batch, n_train - start) > 1)
 
 
-def _products(n_in, config):
+def step_products(n_in, config):
     """``(rows, inner, cols)`` of every matrix product of one training step (forward, then backward)."""
     m, w, d = config.batch, config.width, config.depth
     dims = [n_in] + [w] * d + [1]
@@ -99,7 +99,7 @@ def products_rate(shapes, seed=SEED, seconds=0.3, repeats=3):
     What W4's and W5's products reach against numpy's dgemm on the same shapes (``gemm["1"]``), apart from
     everything else a training step does (noise, BN, ReLU, Adam).
     """
-    from .kernels import _products_reps
+    from .kernels import products_reps
 
     rng = np.random.default_rng(stream_key(seed, "bench", "products"))
     offsets, sizes = [], [0, 0, 0]
@@ -112,14 +112,14 @@ def products_rate(shapes, seed=SEED, seconds=0.3, repeats=3):
     reps = 1
     while True:  # compile or load, then enough repetitions for a steady timing
         start = time.perf_counter()
-        _products_reps(h, W, z, offsets, reps)
+        products_reps(h, W, z, offsets, reps)
         if time.perf_counter() - start > seconds / 4 or reps > 1 << 24:
             break
         reps *= 2
 
     def once():
         start = time.perf_counter()
-        _products_reps(h, W, z, offsets, reps)
+        products_reps(h, W, z, offsets, reps)
         return (time.perf_counter() - start,)
 
     (took,) = fastest(once, repeats)
@@ -248,7 +248,7 @@ def run_vmap(torch, name, runs, epochs, seed=SEED):
     return time.perf_counter() - start, steps
 
 
-def _torch_job(job):
+def torch_job(job):
     """The PyTorch sides in this process: ``{"torch", "threads", "eager", "vmap"}``."""
     try:
         import torch
@@ -280,11 +280,45 @@ def _sides(name, sizes, seed, torch_threads, repeats):
     job = {"study": name, "seed": int(seed), "repeats": int(repeats)}
     torch = jax = None
     if torch_available():
-        torch = _subprocess({**job, "side": "torch", "threads": torch_threads,
-                             **{k: int(sizes[k]) for k in ("torch_runs", "torch_epochs", "vmap_runs", "vmap_epochs")}})
+        counts = {k: int(sizes[k]) for k in ("torch_runs", "torch_epochs", "vmap_runs", "vmap_epochs")}
+        torch = run_subprocess({**job, "side": "torch", "threads": torch_threads, **counts})
     if jax_available():
-        jax = _subprocess({**job, "side": "jax", "runs": int(sizes["jax_runs"]), "epochs": int(sizes["jax_epochs"])})
+        jax = run_subprocess({**job, "side": "jax", "runs": int(sizes["jax_runs"]), "epochs": int(sizes["jax_epochs"])})
     return torch, jax
+
+
+def _study_sizes(name, sizes):
+    """The sizes of study ``name``: :data:`SIZES` updated by ``sizes``, the vmap and JAX runs the engine's where
+    None; an unknown study or size is refused."""
+    if name not in STUDIES:
+        raise ParameterError(f"unknown training workload {name!r}; valid: {', '.join(STUDIES)}")
+    unknown = set(sizes) - set(SIZES[name])
+    if unknown:
+        raise ParameterError(f"unknown size {sorted(unknown)[0]!r}; valid: {', '.join(SIZES[name])}")
+    sizes = {**SIZES[name], **sizes}
+    for k in ("vmap_runs", "jax_runs"):
+        sizes[k] = sizes[k] or sizes["runs"]
+    return sizes
+
+
+def _side(flops, seconds, count, threads):
+    """One side's rates: ``count`` model-steps of ``flops`` each in ``seconds`` on ``threads`` threads."""
+    return {"seconds": seconds, "model_steps": count, "us_per_step": 1e6 * seconds / count,
+            "steps_per_s": count / seconds, "gflops": flops * count / seconds / 1e9, "threads": threads}
+
+
+def _add_peers(out, torch, jax, flops):
+    """Each PyTorch and JAX side (:func:`_sides`' answers) into ``out``, with its ratio to the engine."""
+    answers = []
+    if torch is not None and torch["torch"] is not None:
+        out["torch"] = torch["torch"]
+        answers += [("eager", torch["eager"], torch["threads"]), ("vmap", torch["vmap"], torch["threads"])]
+    if jax is not None:
+        out["jax"] = jax["jax"]
+        answers += [("jax32", jax["f32"], jax["threads"]), ("jax64", jax["f64"], jax["threads"])]
+    for key, (seconds, count), threads_used in answers:
+        out[key] = _side(flops, seconds, count, threads_used)
+        out[f"ratio_{key}"] = out["engine"]["steps_per_s"] / out[key]["steps_per_s"]
 
 
 def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
@@ -321,24 +355,12 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **si
         rate over numpy's one-thread dgemm on the same shapes), ``torch`` and ``jax`` (versions or None),
         the sizes and the title.
     """
-    if name not in STUDIES:
-        raise ParameterError(f"unknown training workload {name!r}; valid: {', '.join(STUDIES)}")
-    unknown = set(sizes) - set(SIZES[name])
-    if unknown:
-        raise ParameterError(f"unknown size {sorted(unknown)[0]!r}; valid: {', '.join(SIZES[name])}")
-    sizes = {**SIZES[name], **sizes}
-    for k in ("vmap_runs", "jax_runs"):
-        sizes[k] = sizes[k] or sizes["runs"]
+    sizes = _study_sizes(name, sizes)
     used = set_threads(threads)
     took, steps, _ = run_engine(name, sizes["runs"], sizes["epochs"], seed, repeats)
-    shapes = _products(study_task(name).X.shape[1], study_config(name, 1))
+    shapes = step_products(study_task(name).X.shape[1], study_config(name, 1))
     flops = sum(2.0 * m * k * n for m, k, n in shapes)
-
-    def side(seconds, count, threads_used):
-        return {"seconds": seconds, "model_steps": count, "us_per_step": 1e6 * seconds / count,
-                "steps_per_s": count / seconds, "gflops": flops * count / seconds / 1e9, "threads": threads_used}
-
-    engine = side(took, steps, used)
+    engine = _side(flops, took, steps, used)
     gemm = gemm_ceiling(shapes, used)
     products = products_rate(shapes, seed, repeats=max(repeats, 3))
     out = {"name": name, "title": study_title(name), **sizes, "engine": engine, "torch": None, "jax": None,
@@ -347,25 +369,10 @@ def run_study(name, threads=None, seed=SEED, torch_threads=None, repeats=1, **si
            "products_gflops": products / 1e9, "products_fraction": products / gemm["1"]}
     for key, _ in SIDES:
         out[key] = out[f"ratio_{key}"] = None
-    torch, jax = _sides(name, sizes, seed, torch_threads, repeats)
-    answers = []
-    if torch is not None and torch["torch"] is not None:
-        out["torch"] = torch["torch"]
-        answers += [("eager", torch["eager"], torch["threads"]), ("vmap", torch["vmap"], torch["threads"])]
-    if jax is not None:
-        out["jax"] = jax["jax"]
-        answers += [("jax32", jax["f32"], jax["threads"]), ("jax64", jax["f64"], jax["threads"])]
-    for key, (seconds, count), threads_used in answers:
-        out[key] = side(seconds, count, threads_used)
-        out[f"ratio_{key}"] = out["engine"]["steps_per_s"] / out[key]["steps_per_s"]
+    _add_peers(out, *_sides(name, sizes, seed, torch_threads, repeats), flops)
     return out
 
 
 def run_w4(threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
     """:func:`run_study` of W4 (the diabetes study)."""
     return run_study("W4", threads=threads, seed=seed, torch_threads=torch_threads, repeats=repeats, **sizes)
-
-
-def run_w5(threads=None, seed=SEED, torch_threads=None, repeats=1, **sizes):
-    """:func:`run_study` of W5 (the large-N teacher cell)."""
-    return run_study("W5", threads=threads, seed=seed, torch_threads=torch_threads, repeats=repeats, **sizes)
