@@ -186,6 +186,7 @@ def test_the_folder_and_its_rules(tiny, tmp_path):
     assert present.is_map(out)
     payload = json.load(open(os.path.join(out, "map.json"), encoding="utf-8"))
     assert payload["meta"]["seed"] == 11 and len(payload["cells"]) == len(tiny.cells)
+    assert [c["runs"] for c in payload["cells"]] == [rows[0]["samples"] for _, rows in tiny.cells]
     present.write_map(tiny, out)  # our own folder: replaced
     foreign = tmp_path / "mine"
     foreign.mkdir()

@@ -5,8 +5,9 @@ replaces only an empty folder or one it wrote itself, marked by ``map.json``):
 
 - ``map.csv``: one row per cell and quantity (:func:`simulator.runs.regime.table`);
 - ``crossovers.csv``: where the total effect changes sign along N;
-- ``map.json``: the plan, seed, versions, the summary sentences, both tables and every cell's check rows
-  (so that a cell can be regenerated from its seed and compared bit for bit);
+- ``map.json``: the plan, seed, versions, the summary sentences, both tables, and every cell with the runs
+  it took (with the plan, what :func:`simulator.runs.regime.cell_settings` needs to train it again from its
+  seed and compare bit for bit);
 - per task: ``TASK-phase.png`` (N × p, colour = effect in units of the no-dropout metric, a diverging
   palette centred on 0; undecided cells hatched), ``TASK-effect.png`` (effect against N with ±2 MCSE
   bands, regression and classification side by side) and ``TASK-shift.png`` (the shift's own cost
@@ -14,6 +15,7 @@ replaces only an empty folder or one it wrote itself, marked by ``map.json``):
 """
 import json
 import os
+import time
 
 import matplotlib
 
@@ -142,11 +144,18 @@ def shift_figure(frame, task, stem):
     _save(fig, stem)
 
 
+def records(frame):
+    """A DataFrame as JSON-ready records, every float exactly (``repr``: pandas' own JSON keeps 10 digits)."""
+    def plain(v):
+        v = v.item() if isinstance(v, np.generic) else v
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
 def _payload(result):
     return {"meta": result.meta, "sentences": sentences(result.table, result.crossovers),
-            "table": json.loads(result.table.to_json(orient="records")),
-            "crossovers": json.loads(result.crossovers.to_json(orient="records")),
-            "cells": [{"cell": cell, "rows": rows} for cell, rows in result.cells]}
+            "table": records(result.table), "crossovers": records(result.crossovers),
+            "cells": [{"cell": cell, "runs": rows[0]["samples"] if rows else None} for cell, rows in result.cells]}
 
 
 def write_map(result, out, command=None):
@@ -162,7 +171,8 @@ def write_map(result, out, command=None):
             if (result.table["quantity"] == "dmse_shift").any():
                 shift_figure(result.table, task, os.path.join(tmp, f"{task}-shift"))
         payload = _payload(result)
-        payload["meta"] = {**payload["meta"], "command_line": command}
+        payload["meta"] = {**payload["meta"], "command_line": command,
+                           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         with open(os.path.join(tmp, MARK), "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=1, sort_keys=False)
             f.write("\n")

@@ -46,7 +46,7 @@ PILOT, CAP = 8, 32
 MARGIN = 0.01
 BATCH = 32
 STEPS, MIN_EPOCHS = 2000, 5  # the step budget: at least STEPS optimizer steps and at least MIN_EPOCHS epochs
-DEFAULT_ALPHA = 0.05
+DEFAULT_ALPHA = 0.001  # the project's family-wise level (simulator.core.params), one family per sub-claim
 # The small map `report` runs itself and `map --quick` (about two minutes on two cores): the teacher at three
 # sizes, p = 0.5, both placements, BN on.
 QUICK = {"tasks": ("teacher",), "rows": (120, 2200, 9400), "keep": (0.5,), "bn": ("true",), "steps": 1000,

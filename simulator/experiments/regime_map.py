@@ -1,0 +1,90 @@
+"""C6 judged on the regime map: every cell of the committed map as a finding of its sub-claim.
+
+The map (:mod:`simulator.runs.regime`, ``cli.py map``) trains the ``training`` experiment's networks over
+data size N × keep p × placement × BN for a regression task and its classification twin, each cell sized
+to its target MCSE. Training it again takes about an hour, so ``simulate`` and ``verify`` read the map
+committed in the repository (:mod:`simulator.data.c6map`), whose cells a test trains again bit for bit.
+Each cell gives:
+
+- ``ΔMSE`` (C6-regression, an *effect*: the document says > 0);
+- the accuracy drop (C6-classification, an *equivalence* within one point);
+- with dropout before BN: ``ΔMSE shift``, ``ΔCE shift`` (effects) and the accuracy lost to the shift (an
+  equivalence) (C6-shift).
+
+They are judged, like every finding, in their sub-claim's own family; the t of R runs is mapped to the
+normal z with R − 1 degrees of freedom. Without the committed map (an installed package has no
+``reports/`` folder) the experiment yields no checks and says so in its notes.
+"""
+from ..data import c6map
+from ..theory.verdict import Check
+from .catalog import CheckSpec, Experiment
+
+KINDS = {"dmse": ("ΔMSE", "effect", "C6-regression"),
+         "drop": ("accuracy drop", "equivalence", "C6-classification"),
+         "dmse_shift": ("ΔMSE shift", "effect", "C6-shift"), "dce_shift": ("ΔCE shift", "effect", "C6-shift"),
+         "dacc_shift": ("accuracy lost to the shift", "equivalence", "C6-shift")}
+MARGIN = 0.01
+FORMULA = {"dmse": "test MSE with dropout − without, paired over runs; the document: > 0",
+           "drop": "test accuracy without dropout − with, paired; the document: ≤ 0.01",
+           "dmse_shift": "the same weights, BN as trained − recalibrated with dropout off: test MSE; > 0",
+           "dce_shift": "the same weights, BN as trained − recalibrated: test cross-entropy; > 0",
+           "dacc_shift": "the same weights, accuracy recalibrated − as trained; ≤ 0.01"}
+
+
+def _task(row):
+    return row["task"] if row["quantity"] in ("dmse", "dmse_shift") else f"{row['task']}-class"
+
+
+def cell_check(row, source):
+    """The check of one row of the committed map's table."""
+    label, kind, _ = KINDS[row["quantity"]]
+    bn = "on" if row["bn"] == "true" else "off"
+    where = f"N={row['rows']}, p={row['p']:g}, BN {bn}"
+    params = {"task": _task(row), "rows": row["rows"], "p_cell": row["p"], "placement": row["placement"],
+              "bn": row["bn"] == "true", "epochs": row["epochs"], "runs": row["runs"], "quantity": row["quantity"],
+              "map": source}
+    extra = {"margin": MARGIN} if kind == "equivalence" else {}
+    return Check(f"{label} ({row['placement']}) [{_task(row)}, {where}]", kind, 0.0, float(row["estimate"]),
+                 float(row["mcse"]), {**params, **extra}, formula=FORMULA[row["quantity"]],
+                 dof=max(int(row["runs"]) - 1, 0), **extra)
+
+
+def run(p, q, ctx):
+    committed = c6map.load()
+    if committed is None:
+        return []
+    meta = committed["meta"]
+    source = f"committed map, seed {meta['seed']}" + (f", {meta['date']}" if meta.get("date") else "")
+    return [cell_check(row, source) for row in committed["table"]]
+
+
+def _subclaim(check):
+    return KINDS[check.params["quantity"]][2]
+
+
+EXPERIMENT = Experiment(
+    name="regime-map",
+    gated=False,
+    claim_id="C6",
+    claim="Over a map of regimes (data size N × keep p × placement × BN, a regression task and its "
+          "classification twin): dropout makes regression worse, barely affects classification, and the "
+          "variance shift itself costs loss but not accuracy.",
+    source="document's conclusion; Srivastava et al. 2014 §7.4; Liu et al., ICML 2023; the committed map",
+    params=(),
+    checks=(
+        CheckSpec("ΔMSE (pl) [task, N, p, BN]", "effect", "a map cell: MSE with dropout − without, paired"),
+        CheckSpec("accuracy drop (pl) [task, N, p, BN]", "equivalence", "a map cell: accuracy without − with"),
+        CheckSpec("ΔMSE shift|ΔCE shift (hidden) [task, N, p, BN]", "effect",
+                  "a map cell: the same weights, BN as trained − recalibrated"),
+        CheckSpec("accuracy lost to the shift (hidden) [task, N, p, BN]", "equivalence",
+                  "a map cell: accuracy recalibrated − as trained"),
+    ),
+    run=run,
+    samples=1000,
+    notes="Reads reports/c6-map/map.json (cli.py map; regenerated bit for bit by a test); no sampling of its "
+          "own. p is the cell's own keep probability (param p_cell), not the command's.",
+    headline=(),
+    subclaim=_subclaim,
+    subclaims=("C6-regression", "C6-classification", "C6-shift"),
+    p_grid=(0.5,),
+)
