@@ -3,18 +3,22 @@ import csv
 import io
 import json
 
+from ..core.numbers import number
+
 KEEP_NOTE = ("p is the KEEP probability (PyTorch's nn.Dropout(p) takes the DROP probability: keep = 1 − p); "
              "ratio = Var_eval/running_var per channel (1 = no shift).")
 
 
 def _g(x, digits=4):
-    return "—" if x is None else f"{x:.{digits}g}"
+    """A number of the audit's text: :func:`simulator.core.numbers.number`, infinity as Python writes it."""
+    return number(x, digits, symbols=False)
 
 
 def _pm(x, se, digits=4):
-    if x is None:
-        return "—"
-    return f"{x:.{digits}g}" if se is None or se != se else f"{x:.{digits}g} ± {se:.2g}"
+    """``x ± se`` (``se`` to 2 digits); ``x`` alone when there is no MCSE; a dash when there is no ``x``."""
+    if x is None or se is None or se != se:
+        return _g(x, digits)
+    return f"{_g(x, digits)} ± {se:.2g}"
 
 
 def _output_lines(stage, out):
