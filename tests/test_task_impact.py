@@ -30,8 +30,8 @@ def test_block_matches_numpy_reference(momentum):
     out = np.empty((len(codes) * ti.NQ, 5))
     blk = 1
     states = [_block_state(key, 3 * blk + i) for i in range(3)]
-    ti._task_block(*states, n_eval, W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
-                   -1.0 if momentum is None else momentum, *teacher, out)
+    ti._task_block(*states, n_eval, (W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
+                                     -1.0 if momentum is None else momentum), tuple(teacher), out)
     s_in = states[0].copy()
     train = [_inputs(s_in, m, d, c, a, b) for _ in range(steps)]
     eval_x = _inputs(states[2].copy(), n_eval, d, c, a, b)

@@ -14,7 +14,7 @@ from scipy.integrate import quad
 
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
-from ..core.jit import threaded
+from ..core.jit import inline, threaded
 from ..core.rng import _block_state, _fill_normal
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import batchnorm as bn
@@ -26,6 +26,46 @@ EVAL_BATCH = 64
 # Safety factor on the leading-order deviation of the eval variance from its limit
 # (covers the higher-order terms that the second-order expansion drops).
 TOLERANCE_FACTOR = 2.0
+
+
+@inline
+def _violations(x, xhat, mean, var, eps, bound):
+    """Normalise one batch into ``xhat`` and return how far it is from Σx̂ = 0, Σx̂² = mσ_B²/(σ_B²+ε) and
+    |x̂| ≤ √(m−1) (``bound``), each relative to the size of what the computation cancels."""
+    m = x.size
+    inv = 1.0 / np.sqrt(var + eps)
+    for i in range(m):
+        xhat[i] = (x[i] - mean) * inv
+    # Violations are relative to the size of what the computation cancels
+    # (Σ|x_i|/√(σ_B²+ε) and kin), so float rounding stays ~1e-15 even when
+    # |c| ≫ σ or a batch is nearly constant; a wrong identity is off by O(1/m).
+    root = np.sqrt(var + eps)
+    total, square, largest, size, size2, xmax = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for i in range(m):
+        h = xhat[i]
+        scaled = abs(x[i]) / root
+        total += h
+        square += h * h
+        largest = max(largest, abs(h))
+        size += scaled
+        size2 += h * h + abs(h) * abs(x[i]) / root
+        xmax = max(xmax, scaled)
+    target = m * var / (var + eps)
+    return abs(total) / size, abs(square - target) / size2, (largest - bound) / (bound + xmax)
+
+
+@inline
+def _eval_moments(s, xe, ye, rm, rv, c, sd, eps, gamma):
+    """Mean of y and of y² over one eval batch ``xe`` ~ N(c, sd²), BN in eval mode with (rm, rv), scaled by γ."""
+    neval = xe.shape[0]
+    _fill_normal(s, xe[:, 0], c, sd)
+    bn._bn_eval(xe, rm, rv, eps, ye)
+    y1, y2 = 0.0, 0.0
+    for i in range(neval):
+        y = gamma * ye[i, 0]
+        y1 += y
+        y2 += y * y
+    return y1 / neval, y2 / neval
 
 
 @threaded
@@ -57,40 +97,17 @@ def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, e
                 _fill_normal(s, x, c, sd)
                 # bn._bn_train of one unit, written out: the same numbers, without its per-unit arrays.
                 mean[0], var[0] = bn._unit_moments(x)
-                inv = 1.0 / np.sqrt(var[0] + eps)
-                for i in range(m):
-                    xhat[i] = (x[i] - mean[0]) * inv
-                # Violations are relative to the size of what the computation cancels
-                # (Σ|x_i|/√(σ_B²+ε) and kin), so float rounding stays ~1e-15 even when
-                # |c| ≫ σ or a batch is nearly constant; a wrong identity is off by O(1/m).
-                root = np.sqrt(var[0] + eps)
-                total, square, largest, size, size2, xmax = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-                for i in range(m):
-                    h = xhat[i]
-                    scaled = abs(x[i]) / root
-                    total += h
-                    square += h * h
-                    largest = max(largest, abs(h))
-                    size += scaled
-                    size2 += h * h + abs(h) * abs(x[i]) / root
-                    xmax = max(xmax, scaled)
-                target = m * var[0] / (var[0] + eps)
-                worst_sum = max(worst_sum, abs(total) / size)
-                worst_sq = max(worst_sq, abs(square - target) / size2)
-                worst_bound = max(worst_bound, (largest - bound) / (bound + xmax))
+                v_sum, v_sq, v_bound = _violations(x, xhat, mean[0], var[0], eps, bound)
+                worst_sum = max(worst_sum, v_sum)
+                worst_sq = max(worst_sq, v_sq)
+                worst_bound = max(worst_bound, v_bound)
                 _push(acc, 2, var[0])
                 bn._update_running(rm, rv, mean, var, m, momentum, step)
             _push(acc, 0, rm[0])
             _push(acc, 1, rv[0])
-            _fill_normal(s, xe[:, 0], c, sd)
-            bn._bn_eval(xe, rm, rv, eps, ye)
-            y1, y2 = 0.0, 0.0
-            for i in range(neval):
-                y = gamma * ye[i, 0]
-                y1 += y
-                y2 += y * y
-            _push(acc, 3, y1 / neval)
-            _push(acc, 4, y2 / neval)
+            y1, y2 = _eval_moments(s, xe, ye, rm, rv, c, sd, eps, gamma)
+            _push(acc, 3, y1)
+            _push(acc, 4, y2)
         _finish(acc, out[j])
         maxima[j, 0] = worst_sum
         maxima[j, 1] = worst_sq

@@ -21,7 +21,7 @@ import numpy as np
 from ..core.arrays import _copy
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
-from ..core.jit import kernel, threaded
+from ..core.jit import inline, kernel, threaded
 from ..core.rng import _block_state
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import chain as net
@@ -35,6 +35,47 @@ from .catalog import CheckSpec, Experiment, Param
 # eval mode (each averaged over units).
 REAL, MOVING, LI, RELU_TRAIN, RELU_EVAL = range(5)
 NQ = 5
+
+
+@inline
+def _eval_chain(s_eval, n_eval, W, c, a, b, eps, rm, rv, x, h, z, y, zstats, relu_eval):
+    """Eval mode on n_eval inputs of ``s_eval``, in batches of the training batch size: each layer's
+    pre-BN sums of z and z² per unit (``zstats``) and its post-ReLU total (``relu_eval``)."""
+    m = x.shape[0]
+    zstats[:, :, :] = 0.0
+    relu_eval[:] = 0.0
+    done = 0
+    while done < n_eval:
+        r = min(m, n_eval - done)
+        net._draw_inputs(s_eval, x[:r], c, a, b)
+        net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_eval)
+        done += r
+
+
+@inline
+def _push_layers(acc, i, zstats, rv, relu_train, relu_eval, n_eval, eps, rows):
+    """Push network i's per-layer quantities (REAL, MOVING, LI, RELU_TRAIN, RELU_EVAL; unit means) into
+    ``acc``; ``rows`` is the number of training rows (steps · m)."""
+    depth, d = zstats.shape[0], zstats.shape[1]
+    for layer in range(depth):
+        real_sum = 0.0
+        moving_sum = 0.0
+        li_sum = 0.0
+        for k in range(d):
+            s1, s2 = zstats[layer, k, 0], zstats[layer, k, 1]
+            real = max(s2 - s1 * s1 / n_eval, 0.0) / (n_eval - 1)
+            moving = rv[layer, k]
+            real_sum += real
+            moving_sum += moving
+            # eps as in BN keeps it finite when a unit is 0 on every eval input (d = 1, small p).
+            r = (real + eps) / (moving + eps)
+            li_sum += max(r, 1.0 / r)
+        row = (i * depth + layer) * NQ
+        _push(acc, row + REAL, real_sum / d)
+        _push(acc, row + MOVING, moving_sum / d)
+        _push(acc, row + LI, li_sum / d)
+        _push(acc, row + RELU_TRAIN, relu_train[layer] / (rows * d))
+        _push(acc, row + RELU_EVAL, relu_eval[layer] / (n_eval * d))
 
 
 @kernel
@@ -91,33 +132,8 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
             net._recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
                              x, h, z, y, bmean, bvar, scratch)
         _copy(s_eval0, s_eval)
-        zstats[:, :, :] = 0.0
-        relu_eval[:] = 0.0
-        done = 0
-        while done < n_eval:
-            r = min(m, n_eval - done)
-            net._draw_inputs(s_eval, x[:r], c, a, b)
-            net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_eval)
-            done += r
-        for layer in range(depth):
-            real_sum = 0.0
-            moving_sum = 0.0
-            li_sum = 0.0
-            for k in range(d):
-                s1, s2 = zstats[layer, k, 0], zstats[layer, k, 1]
-                real = max(s2 - s1 * s1 / n_eval, 0.0) / (n_eval - 1)
-                moving = rv[layer, k]
-                real_sum += real
-                moving_sum += moving
-                # eps as in BN keeps it finite when a unit is 0 on every eval input (d = 1, small p).
-                r = (real + eps) / (moving + eps)
-                li_sum += max(r, 1.0 / r)
-            row = (i * depth + layer) * NQ
-            _push(acc, row + REAL, real_sum / d)
-            _push(acc, row + MOVING, moving_sum / d)
-            _push(acc, row + LI, li_sum / d)
-            _push(acc, row + RELU_TRAIN, relu_train[layer] / (steps * m * d))
-            _push(acc, row + RELU_EVAL, relu_eval[layer] / (n_eval * d))
+        _eval_chain(s_eval, n_eval, W, c, a, b, eps, rm, rv, x, h, z, y, zstats, relu_eval)
+        _push_layers(acc, i, zstats, rv, relu_train, relu_eval, n_eval, eps, steps * m)
     _finish(acc, out)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from ..core.arrays import _copy
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
-from ..core.jit import kernel, threaded
+from ..core.jit import inline, kernel, threaded
 from ..core.rng import _block_state, _keep, keep_threshold, stream_key
 from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
 from ..nn import chain as net
@@ -124,42 +124,107 @@ def _accumulate_head(h, T, labels, G, B, f):
                 B[k1, C + labels[r]] += fk
 
 
+@inline
+def _fit_head(s_in, s_mask, chain, teach, code, rm, rv, G, B, work):
+    """Train network ``code`` on ``steps`` batches (BN running statistics ``rm``, ``rv``) and sum the normal
+    equations of its head (``G`` mirrored from its upper triangle), the teacher labelling each batch."""
+    W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps, momentum = chain
+    rmT, rvT, A, mu, sd = teach
+    x, h, hT, z, y, T, labels, bmean, bvar, zstats, relu_sum, f, pred = work
+    nf = G.shape[0]
+    for step in range(steps):
+        net._draw_inputs(s_in, x, c, a, b)
+        _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, hT, z, y, zstats, relu_sum)
+        net._train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step + 1, rm, rv,
+                         h, z, y, bmean, bvar, relu_sum)
+        _accumulate_head(h, T, labels, G, B, f)
+    for k1 in range(nf):
+        for k2 in range(k1):
+            G[k1, k2] = G[k2, k1]
+
+
+@inline
+def _score_rows(r, h, head, T, labels, pred, sums):
+    """Add the first r eval rows' squared errors, accuracies and prediction–target moments to ``sums``
+    (se, correct, agree, spt, sp, st, stt; a tuple, returned updated)."""
+    se, correct, agree, spt, sp, st, stt = sums
+    d, C = h.shape[1], T.shape[1]
+    for row in range(r):
+        for o in range(2 * C):
+            s = head[d, o]
+            for k in range(d):
+                s += h[row, k] * head[k, o]
+            pred[o] = s
+        best = 0
+        top = 0
+        for o in range(C):
+            t = T[row, o]
+            e = pred[o] - t
+            se += e * e
+            spt += pred[o] * t
+            sp += pred[o]
+            st += t
+            stt += t * t
+            if pred[C + o] > pred[C + best]:
+                best = o
+            if pred[o] > pred[top]:
+                top = o
+        correct += 1.0 if best == labels[row] else 0.0
+        agree += 1.0 if top == labels[row] else 0.0
+    return se, correct, agree, spt, sp, st, stt
+
+
+@inline
+def _evaluate(s_eval, n_eval, chain, teach, rm, rv, head, work):
+    """Eval mode on n_eval inputs of ``s_eval`` (batches of m): the sums of :func:`_score_rows`."""
+    W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps, momentum = chain
+    rmT, rvT, A, mu, sd = teach
+    x, h, hT, z, y, T, labels, bmean, bvar, zstats, relu_sum, f, pred = work
+    sums = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    done = 0
+    while done < n_eval:
+        r = min(m, n_eval - done)
+        net._draw_inputs(s_eval, x[:r], c, a, b)
+        _teacher_batch(x[:r], W, eps, rmT, rvT, A, mu, sd, T[:r], labels[:r], hT[:r], z[:r], y[:r],
+                       zstats, relu_sum)
+        net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_sum)
+        sums = _score_rows(r, h, head, T, labels, pred, sums)
+        done += r
+    return sums
+
+
 @kernel
-def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
-                momentum, rmT, rvT, A, mu, sd, out):
+def _task_block(s_in0, s_mask0, s_eval0, n_eval, chain, teach, out):
     """One block: for every network, train, fit the head, evaluate on the same n_eval inputs.
 
     Parameters
     ----------
-    rmT, rvT : ndarray of shape (depth, d)
-        The teacher's BN statistics.
-    A : ndarray of shape (classes, d)
-        The teacher's readout; ``mu``, ``sd`` (shape (classes,)) standardize its outputs.
+    chain : tuple
+        ``(W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps, momentum)`` as in
+        ``network_shift._shift_block``.
+    teach : tuple
+        ``(rmT, rvT, A, mu, sd)``: the teacher's BN statistics (depth × d), its readout A (classes × d) and
+        the mean and SD (classes) that standardize its outputs.
     out : ndarray of shape (len(codes) * NQ, 5)
         Moments of one value per variable: variable ``i * NQ + q`` is quantity q of network i.
-    (the others as in ``network_shift._shift_block``)
 
     Notes
     -----
     The head's sums G (d+1 × d+1) and B (d+1 × 2 classes) are float64 and
     allocated once: memory depends neither on ``steps`` nor on n_eval.
     """
-    depth, d = W.shape[0], W.shape[1]
-    C = A.shape[0]
+    W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps, momentum = chain
+    depth, d, C = W.shape[0], W.shape[1], teach[2].shape[0]
     nf = d + 1
-    nnet = codes.size
     s_in, s_mask, s_eval = s_in0.copy(), s_mask0.copy(), s_eval0.copy()
-    x, h, z, y = np.empty((m, d)), np.empty((m, d)), np.empty((m, d)), np.empty((m, d))
-    hT = np.empty((m, d))
-    T, labels = np.empty((m, C)), np.empty(m, dtype=np.int64)
-    bmean, bvar = np.empty(d), np.empty(d)
+    work = (np.empty((m, d)), np.empty((m, d)), np.empty((m, d)), np.empty((m, d)), np.empty((m, d)),
+            np.empty((m, C)), np.empty(m, dtype=np.int64), np.empty(d), np.empty(d), np.zeros((depth, d, 2)),
+            np.zeros(depth), np.empty(nf), np.empty(2 * C))  # x, h, hT, z, y, T, labels, bmean, bvar, …, f, pred
+    x, h, z, y, bmean, bvar, relu_sum = work[0], work[1], work[3], work[4], work[7], work[8], work[10]
     rm, rv = np.empty((depth, d)), np.empty((depth, d))
-    zstats = np.zeros((depth, d, 2))
-    relu_sum = np.zeros(depth)
     G, B = np.empty((nf, nf)), np.empty((nf, 2 * C))
-    f, pred = np.empty(nf), np.empty(2 * C)
-    acc = np.zeros((nnet * NQ, ACC_WIDTH))
-    for i in range(nnet):
+    acc = np.zeros((codes.size * NQ, ACC_WIDTH))
+    for i in range(codes.size):
         code = codes[i]
         _copy(s_in0, s_in)
         _copy(s_mask0, s_mask)
@@ -167,52 +232,14 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, bet
         rv[:, :] = 1.0
         G[:, :] = 0.0
         B[:, :] = 0.0
-        for step in range(steps):
-            net._draw_inputs(s_in, x, c, a, b)
-            _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, hT, z, y, zstats, relu_sum)
-            net._train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step + 1, rm, rv,
-                             h, z, y, bmean, bvar, relu_sum)
-            _accumulate_head(h, T, labels, G, B, f)
-        for k1 in range(nf):
-            for k2 in range(k1):
-                G[k1, k2] = G[k2, k1]
+        _fit_head(s_in, s_mask, chain, teach, code, rm, rv, G, B, work)
         if code == net.RECAL:
             net._recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
                              x, h, z, y, bmean, bvar, relu_sum)
         # Minimum-norm least squares: a feature can be constant on every training row (d = 1, small p).
         head = np.linalg.lstsq(G, B)[0]
         _copy(s_eval0, s_eval)
-        se, correct, agree, spt, sp, st, stt = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        done = 0
-        while done < n_eval:
-            r = min(m, n_eval - done)
-            net._draw_inputs(s_eval, x[:r], c, a, b)
-            _teacher_batch(x[:r], W, eps, rmT, rvT, A, mu, sd, T[:r], labels[:r], hT[:r], z[:r], y[:r],
-                           zstats, relu_sum)
-            net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_sum)
-            for row in range(r):
-                for o in range(2 * C):
-                    s = head[d, o]
-                    for k in range(d):
-                        s += h[row, k] * head[k, o]
-                    pred[o] = s
-                best = 0
-                top = 0
-                for o in range(C):
-                    t = T[row, o]
-                    e = pred[o] - t
-                    se += e * e
-                    spt += pred[o] * t
-                    sp += pred[o]
-                    st += t
-                    stt += t * t
-                    if pred[C + o] > pred[C + best]:
-                        best = o
-                    if pred[o] > pred[top]:
-                        top = o
-                correct += 1.0 if best == labels[row] else 0.0
-                agree += 1.0 if top == labels[row] else 0.0
-            done += r
+        se, correct, agree, spt, sp, st, stt = _evaluate(s_eval, n_eval, chain, teach, rm, rv, head, work)
         n = n_eval * C
         _push(acc, i * NQ + MSE, se / n)
         _push(acc, i * NQ + ACC, correct / n_eval)
@@ -232,8 +259,8 @@ def _task_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta,
     for j in range(count):
         blk = first + j
         _task_block(_block_state(key, 3 * blk), _block_state(key, 3 * blk + 1), _block_state(key, 3 * blk + 2),
-                    base + (1 if blk < rem else 0), W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
-                    momentum, rmT, rvT, A, mu, sd, out[j])
+                    base + (1 if blk < rem else 0), (W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
+                                                     momentum), (rmT, rvT, A, mu, sd), out[j])
 
 
 @threaded

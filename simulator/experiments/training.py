@@ -113,21 +113,33 @@ def _task_checks(task, result, q, p, params):
     if "hidden" in names and "recalibrated" in names:
         checks += _shift_cost_checks(task, result, names, q, base)
     if q["bn"] == "true":
-        for i, pl in enumerate(names):
-            for layer in range(result.bn_real.shape[2]):
-                real, running = result.bn_real[:, i, layer], result.bn_running[:, i, layer]
-                m, s = _stat(real / running)
-                predicted, _ = _stat(real / result.bn_predicted[:, i, layer])
-                checks.append(Check(f"L{layer + 1} ratio ({pl}) [{task.name}]", "measurement", predicted, m, s,
-                                    base(pl, quantity="ratio", layer=layer + 1), reference=True,
-                                    formula="Σ_k Var_eval(z_k) / Σ_k running_var_k at this BN; reference: the "
-                                            "ratio C5 predicts, Var_eval/(Var_eval + s² Σ_j W_kj² E[h_j²])",
-                                    facts=Facts("C5", "ratio", layer=layer + 1, setting=pl, task=task.name)))
-    metric = "MSE" if regression else "accuracy"
-    values = result.curve
+        checks += _ratio_checks(task, result, names, base)
+    return checks + _curve_checks(task, result, names, base, sub)
+
+
+def _ratio_checks(task, result, names, base):
+    """Per placement and BN layer: eval variance / running_var, against C5's prediction (sub-claim C5)."""
+    checks = []
+    for i, pl in enumerate(names):
+        for layer in range(result.bn_real.shape[2]):
+            real, running = result.bn_real[:, i, layer], result.bn_running[:, i, layer]
+            m, s = _stat(real / running)
+            predicted, _ = _stat(real / result.bn_predicted[:, i, layer])
+            checks.append(Check(f"L{layer + 1} ratio ({pl}) [{task.name}]", "measurement", predicted, m, s,
+                                base(pl, quantity="ratio", layer=layer + 1), reference=True,
+                                formula="Σ_k Var_eval(z_k) / Σ_k running_var_k at this BN; reference: the "
+                                        "ratio C5 predicts, Var_eval/(Var_eval + s² Σ_j W_kj² E[h_j²])",
+                                facts=Facts("C5", "ratio", layer=layer + 1, setting=pl, task=task.name)))
+    return checks
+
+
+def _curve_checks(task, result, names, base, sub):
+    """The test metric of each placement at every checkpoint epoch before the last."""
+    metric = "MSE" if task.kind == "regression" else "accuracy"
+    checks = []
     for k, epoch in enumerate(result.checkpoints[:-1]):
         for i, pl in enumerate(names):
-            m, s = _stat(values[:, i, k])
+            m, s = _stat(result.curve[:, i, k])
             checks.append(Check(f"{metric} @ epoch {epoch} ({pl}) [{task.name}]", "measurement", 0.0, m, s,
                                 base(pl, quantity="curve", epoch=int(epoch)),
                                 formula=f"test {metric} after {epoch} epochs",

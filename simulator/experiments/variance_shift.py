@@ -102,6 +102,51 @@ def _buffer_size(noise, d, sr):
     return d + (1 if sr > 0.0 else 0) + (d if noise == 2 else 0)
 
 
+@inline
+def _draw_lane(s0, s1, s2, s3, l, noise, spread, sr, z, common, f):
+    """Lane ``l``'s d input normals, its common factor (ρ > 0) and its d noise draws (Uout, Gaussian)."""
+    d = z.shape[0]
+    for i in range(d):
+        z[i, l], s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+    if sr > 0.0:
+        g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+        common[l] = sr * g
+    if noise == 1:
+        for i in range(d):
+            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            f[i, l] = 1.0 + spread * (2.0 * u - 1.0)
+    elif noise == 2:
+        for i in range(d):
+            g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+            f[i, l] = 1.0 + spread * g
+    return s0, s1, s2, s3
+
+
+@inline
+def _lane_sums(s0, s1, s2, s3, noise, threshold, ip, c, sv, sr, sq, w, z, common, f, V):
+    """The noisy (V[0]) and clean (V[1]) weighted sums of every lane, terms added i = 0..d−1; Bernoulli draws
+    one mask word per input here."""
+    V[0, :] = 0.0
+    V[1, :] = 0.0
+    for i in range(w.size):
+        wi = w[i]
+        if noise == 0:
+            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+            mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
+            for l in range(LANES):
+                # With ρ = 0 (common 0, sq 1) this is c + sv z, bit for bit.
+                wx = wi * (c + sv * z[i, l]) if sr == 0.0 else wi * (c + sv * (common[l] + sq * z[i, l]))
+                # A gate is 1/p or 0; at p = 1, wx * 1.0 == wx: both sums are bitwise equal.
+                V[0, l] += wx * (float((mask >> l) & 1) * ip)
+                V[1, l] += wx
+        else:
+            for l in range(LANES):
+                wx = wi * (c + sv * (common[l] + sq * z[i, l]))
+                V[0, l] += wx * f[i, l]
+                V[1, l] += wx
+    return s0, s1, s2, s3
+
+
 @kernel
 def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out):
     """Moments of one block of ``size`` samples; see :func:`_shift_blocks`.
@@ -127,37 +172,8 @@ def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu,
     while done < size:
         lanes = min(LANES, size - done)
         for l in range(lanes):
-            for i in range(d):
-                z[i, l], s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-            if sr > 0.0:
-                g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-                common[l] = sr * g
-            if noise == 1:
-                for i in range(d):
-                    u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
-                    f[i, l] = 1.0 + spread * (2.0 * u - 1.0)
-            elif noise == 2:
-                for i in range(d):
-                    g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-                    f[i, l] = 1.0 + spread * g
-        V[0, :] = 0.0
-        V[1, :] = 0.0
-        for i in range(d):
-            wi = w[i]
-            if noise == 0:
-                word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
-                mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
-                for l in range(LANES):
-                    # With ρ = 0 (common 0, sq 1) this is c + sv z, bit for bit.
-                    wx = wi * (c + sv * z[i, l]) if sr == 0.0 else wi * (c + sv * (common[l] + sq * z[i, l]))
-                    # A gate is 1/p or 0; at p = 1, wx * 1.0 == wx: both sums are bitwise equal.
-                    V[0, l] += wx * (float((mask >> l) & 1) * ip)
-                    V[1, l] += wx
-            else:
-                for l in range(LANES):
-                    wx = wi * (c + sv * (common[l] + sq * z[i, l]))
-                    V[0, l] += wx * f[i, l]
-                    V[1, l] += wx
+            s0, s1, s2, s3 = _draw_lane(s0, s1, s2, s3, l, noise, spread, sr, z, common, f)
+        s0, s1, s2, s3 = _lane_sums(s0, s1, s2, s3, noise, threshold, ip, c, sv, sr, sq, w, z, common, f, V)
         for l in range(LANES):
             a = (V[1, l] - mu) ** 2
             b = (V[0, l] - mu) ** 2

@@ -257,6 +257,70 @@ def _findings_text(rows, p):
     return text
 
 
+def _erratum_parts(tested, p):
+    """The document's formula refuted (at p), and the first false line of a derivation."""
+    parts = []
+    errata = [r for r in tested if r["kind"] == "erratum" and r["verdict"] == "refuted"]
+    if errata:
+        r = _at(errata, p)[0]
+        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, "
+                     f"sampling gives {estimate_text(r)} "
+                     f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted "
+                     + (f"by {abs(r['z']):.0f} MCSE" if r["z"] is not None else "exactly (no sampling noise)"))
+    false = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "false"]
+    if false:
+        r = false[0]
+        parts.append(f"first wrong line: {r['check']} (residual {r['params'].get('residual', '?')})")
+    return parts
+
+
+def _ztest_parts(tested, zstar, alone):
+    """The z-tests (their largest |z|; ``alone``: nothing else is quoted) and the closest inequality."""
+    parts = []
+    ztests = [r for r in tested if r["kind"] == "exact" and r["z"] is not None and abs(r["z"]) != float("inf")]
+    inequalities = [r for r in tested if r["kind"] == "inequality" and r["z"] is not None and r["mcse"]]
+    if ztests and alone:
+        worst = max(ztests, key=lambda r: abs(r["z"]))
+        limit = zstar.get(worst["experiment"], max(zstar.values())) if isinstance(zstar, dict) else zstar
+        parts.append(f"{len(ztests)} z-tests, largest |z| = {abs(worst['z']):.2f} ({worst['check']}) "
+                     f"against z* = {limit:.2f}")
+    elif ztests:
+        parts.append(f"corrected formulas: largest |z| = {max(abs(r['z']) for r in ztests):.2f} "
+                     f"over {len(ztests)} z-tests")
+    if inequalities:
+        closest = min(inequalities, key=lambda r: r["z"])
+        parts.append(f"{len(inequalities)} inequalities, the closest to failing at z = {closest['z']:+.2f} "
+                     f"({closest['check']})")
+    return parts
+
+
+def _exact_parts(tested, alone):
+    """Approximations against their tolerance; enumerations (``alone``: nothing else is quoted); proven steps."""
+    parts = []
+    approx = [r for r in tested if r["kind"] == "approximation"]
+    if approx:
+        within = sum(r["verdict"] == "confirmed" for r in approx)
+        used = max(((r["rel_error"] or 0.0) / r["tolerance"] for r in approx if r["tolerance"]), default=0.0)
+        parts.append(f"{within} of {len(approx)} approximations within their tolerance; the largest error is "
+                     f"{used:.0%} of its tolerance")
+    enums = [r for r in tested if r["kind"] == "enumeration"]
+    if enums and alone and not parts:
+        parts.append(f"{len(enums)} exact enumerations, largest relative error "
+                     f"{max(r['rel_error'] or 0.0 for r in enums):.1e}")
+    proven = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "proven"]
+    false = any(r["kind"] == "derivation" and r["verdict"] == "false" for r in tested)
+    if proven and not false:
+        parts.append(f"{len(proven)} derivation steps proven")
+    return parts
+
+
+def _references(rows):
+    """Nothing but measurements: those shown against a reference, the hidden placement first."""
+    ref = [r for r in rows if r["kind"] == "measurement" and r["closed_form"] is not None]
+    ref.sort(key=lambda r: (r["params"].get("placement") != "hidden", -(r["params"].get("layer") or 0)))
+    return "; ".join(f"{r['check']} = {estimate_text(r)} (reference {_g(r['closed_form'])})" for r in ref[:2])
+
+
 def headline(rows, zstar, p=None, quote=()):
     """The one or two numbers that carry a sub-claim's outcome, in words.
 
@@ -280,50 +344,12 @@ def headline(rows, zstar, p=None, quote=()):
         tested = [r for r in tested if r not in degenerate]
     if any(r["kind"] in ("effect", "equivalence") for r in tested):
         parts.append(_findings_text(tested, p))
-    errata = [r for r in tested if r["kind"] == "erratum" and r["verdict"] == "refuted"]
-    if errata:
-        r = _at(errata, p)[0]
-        parts.append(f"the document's formula as written gives {_g(r['closed_form'])}, "
-                     f"sampling gives {estimate_text(r)} "
-                     f"({setting(r, [k for k in ('p', 'c', 'v', 'dist') if k in r['params']])}): refuted "
-                     + (f"by {abs(r['z']):.0f} MCSE" if r["z"] is not None else "exactly (no sampling noise)"))
-    false = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "false"]
-    if false:
-        r = false[0]
-        parts.append(f"first wrong line: {r['check']} (residual {r['params'].get('residual', '?')})")
-    ztests = [r for r in tested if r["kind"] == "exact" and r["z"] is not None and abs(r["z"]) != float("inf")]
-    inequalities = [r for r in tested if r["kind"] == "inequality" and r["z"] is not None and r["mcse"]]
-    if ztests and not parts:
-        worst = max(ztests, key=lambda r: abs(r["z"]))
-        limit = zstar.get(worst["experiment"], max(zstar.values())) if isinstance(zstar, dict) else zstar
-        parts.append(f"{len(ztests)} z-tests, largest |z| = {abs(worst['z']):.2f} ({worst['check']}) "
-                     f"against z* = {limit:.2f}")
-    elif ztests:
-        parts.append(f"corrected formulas: largest |z| = {max(abs(r['z']) for r in ztests):.2f} "
-                     f"over {len(ztests)} z-tests")
-    if inequalities:
-        closest = min(inequalities, key=lambda r: r["z"])
-        parts.append(f"{len(inequalities)} inequalities, the closest to failing at z = {closest['z']:+.2f} "
-                     f"({closest['check']})")
-    approx = [r for r in tested if r["kind"] == "approximation"]
-    if approx:
-        within = sum(r["verdict"] == "confirmed" for r in approx)
-        used = max(((r["rel_error"] or 0.0) / r["tolerance"] for r in approx if r["tolerance"]), default=0.0)
-        parts.append(f"{within} of {len(approx)} approximations within their tolerance; the largest error is "
-                     f"{used:.0%} of its tolerance")
-    enums = [r for r in tested if r["kind"] == "enumeration"]
-    if enums and not parts:
-        parts.append(f"{len(enums)} exact enumerations, largest relative error "
-                     f"{max(r['rel_error'] or 0.0 for r in enums):.1e}")
-    proven = [r for r in tested if r["kind"] == "derivation" and r["verdict"] == "proven"]
-    if proven and not false:
-        parts.append(f"{len(proven)} derivation steps proven")
+    parts += _erratum_parts(tested, p)
+    parts += _ztest_parts(tested, zstar, alone=not parts)
+    parts += _exact_parts(tested, alone=not parts)
     quoted = list(quote)[:2]
     if not parts and not quoted:
-        # Nothing but measurements: quote those shown against a reference, the hidden placement first.
-        ref = [r for r in rows if r["kind"] == "measurement" and r["closed_form"] is not None]
-        ref.sort(key=lambda r: (r["params"].get("placement") != "hidden", -(r["params"].get("layer") or 0)))
-        return "; ".join(f"{r['check']} = {estimate_text(r)} (reference {_g(r['closed_form'])})" for r in ref[:2])
+        return _references(rows)
     if quoted:
         parts.append("measured: " + ", ".join(f"{r['check']} = {estimate_text(r)}" for r in quoted)
                      + (f" at p = {_g(quoted[0]['params'].get('p'))}" if quoted[0]["params"].get("p") else ""))
@@ -341,6 +367,13 @@ def _evidence(rows, zstar):
     for kind, verdicts in by_kind.items():
         out.append(f"{kind}: " + ", ".join(f"{n} {v}" for v, n in verdicts.items()))
     return "; ".join(out)
+
+
+def _line(row):
+    """The line of the document a derivation step checks: its ``line`` fact, else the name after its chain's
+    (the derivation checker names a step ``chain: line`` and does not set the fact yet)."""
+    line = (row.get("facts") or {}).get("line")
+    return line if line is not None else row["check"].removeprefix(f"{row['params'].get('chain')}: ")
 
 
 def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
@@ -374,7 +407,7 @@ def summarize(sub_id, rows, zstar, p=None, quote=(), acceptable=None):
         r = next((e for e in errata if e["kind"] == "derivation"), errata[0])
         written = r["formula"].removeprefix("document: ")
         if r["kind"] == "derivation":
-            erratum = (f"Erratum: the line {r['check'].split(': ', 1)[-1]} of the document, “{written}”, is false "
+            erratum = (f"Erratum: the line {_line(r)} of the document, “{written}”, is false "
                        f"(left − right = {r['params'].get('residual')}).")
         else:
             erratum = f"Erratum: the document writes {written}; sampling refutes it ({r['check']})."
