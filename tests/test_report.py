@@ -7,6 +7,8 @@ from html.parser import HTMLParser
 import pytest
 
 import cli
+from simulator.present import drawing, glossary
+from simulator.present import page as pg
 from simulator.present import report as rep
 from simulator.runs.sweep import sweep
 from simulator.runs.verify import verify
@@ -110,7 +112,7 @@ def test_every_claim_section_has_an_outcome_badge(report_dir, page):
     for cid in claims:
         assert cid in by_id, cid
         assert len(by_id[cid]["badges"]) == 1 and by_id[cid]["badges"][0], cid
-    assert set(page.badges) <= set(rep.OUTCOME_COLOURS)
+    assert set(page.badges) <= set(pg.OUTCOME_COLOURS)
 
 
 def test_the_glossary_defines_every_term_the_page_uses(page):
@@ -120,8 +122,8 @@ def test_the_glossary_defines_every_term_the_page_uses(page):
                            ("verdict", {r["data-verdict"] for r in page.rows}),
                            ("outcome", set(page.badges))):
         for v in values:
-            assert f"g-{prefix}-{rep._slug(v)}" in defined, (prefix, v)
-    for word, anchor in rep.TERMS.items():
+            assert f"g-{prefix}-{glossary.slug(v)}" in defined, (prefix, v)
+    for word, anchor in glossary.TERMS.items():
         if word in body:
             assert f"g-{anchor}" in defined, word
     for word in ("p", "MCSE", "z*", "resolution", "family-wise α", "Δ", "running_var", "ratio/none", "Li max",
@@ -143,7 +145,7 @@ def test_values_are_escaped():
     row = {"experiment": "e<x>", "check": "<script>alert(1)</script>", "claim": "C1", "subclaim": "C1",
            "kind": "exact", "params": {"p": 0.5, "note": "a&b<c>"}, "formula": "", "closed_form": 1.0,
            "estimate": 1.0, "mcse": 0.1, "z": 0.0, "resolution": 0.5, "verdict": "confirmed"}
-    text = rep._checks_table([row])
+    text = pg.checks_table([row])
     assert "<script>" not in text and "&lt;script&gt;" in text and "a&amp;b&lt;c&gt;" in text
 
 
@@ -190,9 +192,9 @@ def test_the_drawing_process_hands_back_its_figures_and_its_errors(tmp_path):
     rows = {"c4-batch-variance": [{"check": "batch-var", "params": {"m": m, "p": 0.5}, "closed_form": 3.0,
                                    "estimate": 3.0, "mcse": 0.01, "verdict": "confirmed", "kind": "exact"}
                                   for m in (2, 4)]}
-    done = rep._drawing(str(tmp_path), rows)[0]()
+    done = drawing.start(str(tmp_path), rows)[0]()
     assert [name for _, name, _, _ in done] == ["c4-batch-variance"]
     assert (tmp_path / "c4-batch-variance.png").stat().st_size > 0 and (tmp_path / "c4-batch-variance.svg").exists()
     bad = {"c4-batch-variance": [{"check": "batch-var"}]}  # no params: drawing fails
     with pytest.raises(KeyError):
-        rep._drawing(str(tmp_path), bad)[0]()
+        drawing.start(str(tmp_path), bad)[0]()
