@@ -11,7 +11,7 @@ differ in how they draw it:
 """
 import numpy as np
 
-from ...core.jit import kernel
+from ...core.jit import inline, kernel
 from ...core.rng import _draw, _draw_mask, _keep
 from .kind import NoiseKind
 
@@ -57,7 +57,7 @@ def dropout(s, x, threshold, inv_p, out):
             out[i, k] = x[i, k] * _keep(s, threshold) * inv_p
 
 
-@kernel
+@inline
 def dropout_inplace(s, h, threshold, inv_p):
     """``h ← h δ / p`` in place: the draws of :func:`dropout`, the generator state in registers meanwhile."""
     r, d = h.shape
@@ -70,7 +70,7 @@ def dropout_inplace(s, h, threshold, inv_p):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@kernel
+@inline
 def dropout_multipliers(s, nm, m, threshold, inv_p):
     """``nm[i, k] = δ_ik / p`` for rows 0..m−1: per row, ⌈d/64⌉ mask words, bit k − 64q of word q gating unit k."""
     d = nm.shape[1]

@@ -5,7 +5,7 @@ row-major (:mod:`simulator.core.rng`); the kernels differ as those of :mod:`simu
 :func:`uout` (array state, the audit's layer), :func:`uout_inplace` (registers, the chain) and
 :func:`uout_multipliers` (the multipliers ``1 + r`` of m rows, for the trainer).
 """
-from ...core.jit import kernel
+from ...core.jit import inline, kernel
 from ...core.rng import _draw_uniform, _uniform
 from .kind import NoiseKind
 
@@ -59,7 +59,7 @@ def uout(s, x, beta, out):
             out[i, k] = x[i, k] + x[i, k] * (beta * (2.0 * _uniform(s) - 1.0))
 
 
-@kernel
+@inline
 def uout_inplace(s, h, beta):
     """``h ← h + h r`` in place: the draws of :func:`uout`, the generator state in registers meanwhile."""
     r, d = h.shape
@@ -71,7 +71,7 @@ def uout_inplace(s, h, beta):
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
-@kernel
+@inline
 def uout_multipliers(s, nm, m, beta):
     """``nm[i, k] = 1 + β (2u − 1)`` for rows 0..m−1, one uniform per entry, row-major."""
     d = nm.shape[1]

@@ -5,7 +5,7 @@ stream key; the first ``n_test`` rows are the test rows, the rest the training r
 """
 import numpy as np
 
-from ...core.jit import kernel
+from ...core.jit import inline, kernel
 from ...core.rng import _block_state, _draw_uniform
 
 
@@ -44,7 +44,7 @@ def _median(x):
     return v[half]
 
 
-@kernel
+@inline
 def _mean_sd(values):
     """``(mean, sd)`` with ddof = 0, two passes in order; a zero sd becomes 1."""
     n = values.size
@@ -59,7 +59,7 @@ def _mean_sd(values):
     return mean, (sd if sd > 0.0 else 1.0)
 
 
-@kernel
+@inline
 def _standardise_columns(X, perm, n_test, Xtr, Xte):
     """``Xtr``, ``Xte``: the rows of the split, every column standardised with the training rows' mean and sd."""
     f = X.shape[1]
@@ -75,7 +75,7 @@ def _standardise_columns(X, perm, n_test, Xtr, Xte):
             Xte[i, j] = (X[perm[i], j] - mean) / sd
 
 
-@kernel
+@inline
 def _targets(y, perm, n_test, target, ytr, yte):
     """``ytr``, ``yte``: standardised (target 0), as given (1) or ``1[y > median of the training y]`` (2)."""
     n_train = ytr.size

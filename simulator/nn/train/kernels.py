@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...core.jit import kernel
+from ...core.jit import inline, kernel
 from ...core.rng import _draw_uniform
 from ..batchnorm import EPS, _bn_backward, _bn_eval, _bn_train, _update_running
 from ..chain import _linear
@@ -232,7 +232,7 @@ def _loss(out, yb, m, classes, dout):
     return total / m
 
 
-@kernel
+@inline
 def _hidden_grad(w, m, layer, lay, bn, theta, grad):
     """``∂y = ∂h · nm · 1[h > 0]`` into ``w.dY``, then (with BN) through BN into ``w.dZ`` and γ, β's gradient."""
     fout = lay[layer, _FOUT]
@@ -317,7 +317,7 @@ def _sgd(theta, grad, buf, t, lr, mu):
         theta[q] = theta[q] - lr * buf[q]
 
 
-@kernel
+@inline
 def optimizer_step(net, t, spec, lay):
     """Step t of the optimizer (Adam, or SGD with momentum ``spec.mu``), then ``net.Wt`` from the new theta."""
     if spec.adam:
@@ -389,7 +389,7 @@ def _metrics(out, yte, classes):
     return np.nan, right / n, ce / n
 
 
-@kernel
+@inline
 def _column_variances(z):
     """Per column of ``z`` (n, d): ``Σ_i (z_ik − mean_k)²``, the mean and the sum in order over i."""
     n, d = z.shape
@@ -406,7 +406,7 @@ def _column_variances(z):
     return var
 
 
-@kernel
+@inline
 def _mean_squares(h, fin, on):
     """``E[h_j²]`` over the rows of ``h`` per column (zeros when not ``on``)."""
     n = h.shape[0]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ...core.arrays import _copy
 from ...core.engine import thread_pool
-from ...core.jit import kernel, threaded
+from ...core.jit import inline, threaded
 from ...core.rng import _block_state
 from ..batchnorm import MOMENTUM
 from .config import _K_DROPOUT, _K_NONE, _K_UOUT, _M_HEAD, _M_HIDDEN, _M_UOUT, _V_PLAIN, _V_RECAL_ON, empty_recorder
@@ -34,7 +34,7 @@ from .kernels import (
 from .layout import _FOUT
 
 
-@kernel
+@inline
 def _new_net(key, run, lay, nparams):
     """The run's initial parameters (block ``4 run + 1``), their transposes, zero gradient and optimizer
     state, running mean 0 and variance 1."""
@@ -48,7 +48,7 @@ def _new_net(key, run, lay, nparams):
                np.zeros((depth, width)), np.ones((depth, width)))
 
 
-@kernel
+@inline
 def _new_work(f, lay, batch):
     """The batch work arrays of a network with layer table ``lay`` and ``f`` inputs."""
     depth = lay.shape[0] - 1
@@ -61,7 +61,7 @@ def _new_work(f, lay, batch):
                 np.empty((batch, width)))
 
 
-@kernel
+@inline
 def _new_eval(n_test, lay, batch):
     """The evaluation work arrays for ``n_test`` test rows."""
     depth = lay.shape[0] - 1
@@ -73,7 +73,7 @@ def _new_eval(n_test, lay, batch):
                 np.empty((0, depth, batch, width)))
 
 
-@kernel
+@inline
 def _mode_kinds(mode, depth):
     """The noise kind at each hidden position for training mode ``mode``."""
     kinds = np.zeros(depth, dtype=np.int64)
@@ -86,7 +86,7 @@ def _mode_kinds(mode, depth):
     return kinds
 
 
-@kernel
+@inline
 def _step(w, m, net, lay, spec, kinds, s_noise, t):
     """Optimizer step t on the batch in ``w``: forward, loss, backward, update. False: the loss is not finite."""
     forward_train(w, m, net, lay, spec, kinds, s_noise, MOMENTUM, t)
@@ -98,7 +98,7 @@ def _step(w, m, net, lay, spec, kinds, s_noise, t):
     return True
 
 
-@kernel
+@inline
 def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
     """One epoch over a fresh shuffle of the training rows; returns ``(steps so far, failed)``.
 
@@ -131,7 +131,7 @@ def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
     return t, False
 
 
-@kernel
+@inline
 def _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise):
     """Put variant v's running statistics in ``ev.rm2``, ``ev.rv2``; return the s² its BNs last saw.
 
@@ -149,7 +149,7 @@ def _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise):
     return s2_noise if v == _V_RECAL_ON else 0.0
 
 
-@kernel
+@inline
 def _write_final(run, col, ev, lay, net, s2, bn, out):
     """After the last epoch: variant ``col``'s BN statistics (:func:`kernels.bn_moments`) into ``out``."""
     if bn:
@@ -160,7 +160,7 @@ def _write_final(run, col, ev, lay, net, s2, bn, out):
         _copy(ev.li, out.li_max[run, col])
 
 
-@kernel
+@inline
 def _checkpoint(run, mode, variants, s2_noise, k, final, sets, net, w, ev, lay, spec, s_noise, out):
     """Evaluate every requested variant on the test rows after checkpoint k; the metrics too when ``final``."""
     Xtr, ytr, Xte, yte = sets
@@ -177,7 +177,7 @@ def _checkpoint(run, mode, variants, s2_noise, k, final, sets, net, w, ev, lay, 
             _write_final(run, col, ev, lay, net, s2, spec.bn, out)
 
 
-@kernel
+@inline
 def _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec):
     """For :func:`simulator.nn.train.trace`: the final parameters and statistics, and both recalibrations."""
     _copy(net.theta, rec.theta[1])
@@ -193,7 +193,7 @@ def _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec):
             _copy(ev.rv2, rec.stats[v, 1])
 
 
-@kernel
+@inline
 def _split(key, run, task, spec):
     """Run ``run``'s ``(Xtr, ytr, Xte, yte)`` (:func:`data._prepare`)."""
     n, f = task.X.shape
