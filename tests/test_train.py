@@ -335,3 +335,84 @@ def test_bad_input_raises_parameter_error(change, placements):
     with pytest.raises(ParameterError) as info:
         train.train_runs(tasks.load("diabetes", 0), config, placements, 1, KEY)
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- protocol: batches and stopping
+
+
+def mlp_eval_reference(layers, running_mean, running_var, x, bn, eps=1e-5):
+    """Eval-mode forward of the trained MLP in plain numpy: Linear → (BN with running statistics) → ReLU."""
+    a = np.asarray(x, dtype=float)
+    for layer, e in enumerate(layers):
+        z = a @ e["W"].T + e["b"]
+        if layer == len(layers) - 1:
+            return z
+        if bn:
+            z = (z - running_mean[layer]) / np.sqrt(running_var[layer] + eps) * e["gamma"] + e["beta"]
+        a = np.maximum(z, 0.0)
+
+
+@pytest.mark.parametrize("rule, count", [("keep", 12), ("drop", 11)])
+def test_a_short_final_batch_is_kept_or_dropped_by_the_stated_rule(rule, count):
+    """diabetes: 354 training rows in batches of 32 are 11 full batches and one of 2 rows."""
+    task = tasks.load("diabetes", 0)
+    config = train.TrainConfig(depth=1, width=8, epochs=2, final_batch=rule)
+    tr = train.trace(task, config, "none", 0, KEY, 2 * count)
+    g = Xoshiro(KEY, 2)
+    expected = []
+    for _ in range(2):
+        order = shuffle_reference(g, list(range(354)))
+        expected += [order[s:s + 32] for s in range(0, 354, 32) if rule == "keep" or s + 32 <= 354]
+    assert [list(b) for b in tr.batches] == expected
+    assert len(expected) == 2 * count
+
+
+def test_early_stopping_is_the_held_out_training_at_its_best_epoch():
+    """The naive reference: the same run with the validation rows held out, trained for the best epoch's
+    number of epochs, is the tested network, bit for bit; the best epoch is the first minimum of the
+    validation losses, and training stops ``patience`` epochs after it."""
+    task = tasks.load("diabetes", 0)
+    placements = ("none", "hidden", "recalibrated")
+    config = train.TrainConfig(depth=2, width=16, epochs=40, patience=5)
+    early = train.train_runs(task, config, placements, 3, KEY)
+    assert early.n_val == 354 // 5
+    for run in range(3):
+        for col, name in enumerate(placements):
+            losses = early.val_loss[run, col]
+            seen = losses[np.isfinite(losses)]
+            best = int(early.best_epoch[run, col])
+            assert best == int(np.argmin(seen)) + 1
+            assert seen.size == min(best + config.patience, config.epochs)
+            again = train.train_runs(task, train.TrainConfig(depth=2, width=16, epochs=best, holdout=True),
+                                     (name,) if name != "recalibrated" else ("hidden", name), 3, KEY)
+            j = list(again.placements).index(name)
+            assert again.mse[run, j] == early.mse[run, col]
+            assert np.array_equal(again.bn_running[run, j], early.bn_running[run, col])
+
+
+def test_the_validation_loss_is_the_eval_loss_of_the_held_out_rows():
+    """A naive numpy forward of the traced network on the held-out rows gives the recorded loss."""
+    task = tasks.load("diabetes", 0)
+    config = train.TrainConfig(depth=2, width=16, epochs=3, patience=3)
+    early = train.train_runs(task, config, ("none",), 1, KEY)
+    n_fit = 354 - early.n_val
+    steps_per_epoch = n_fit // 32 + (1 if n_fit % 32 > 1 else 0)
+    for epoch in (1, 2):
+        tr = train.trace(task, train.TrainConfig(depth=2, width=16, epochs=3, holdout=True), "none", 0, KEY,
+                         epoch * steps_per_epoch)
+        assert len(tr.batches) == epoch * steps_per_epoch and max(max(b) for b in tr.batches) < n_fit
+        out = mlp_eval_reference(tr.final, tr.running_mean, tr.running_var, tr.Xtr[n_fit:], True)
+        mse = float(np.mean((out[:, 0] - tr.ytr[n_fit:]) ** 2))
+        assert mse == pytest.approx(early.val_loss[0, 0, epoch - 1], rel=1e-12)
+
+
+def test_early_stopping_settings_are_checked():
+    task = tasks.load("diabetes", 0)
+    for change, word in (({"patience": -1}, "patience"), ({"patience": 200}, "patience"),
+                         ({"patience": 3, "checkpoints": (1,)}, "checkpoints"),
+                         ({"final_batch": "odd"}, "final_batch")):
+        with pytest.raises(ParameterError, match=word):
+            train.train_runs(task, train.TrainConfig(epochs=100, **change), ("none",), 1, KEY)
+    tiny = tasks.load("teacher", 0, rows=10)
+    with pytest.raises(ParameterError, match="validation split"):
+        train.train_runs(tiny, train.TrainConfig(epochs=5, patience=2), ("none",), 1, KEY)

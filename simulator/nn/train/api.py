@@ -40,6 +40,13 @@ class TrainResult:
     diverged : ndarray of shape (R, P), bool
         The training loss became non-finite; training stopped and metrics are NaN.
     n_train, n_test : int
+        Rows of the training split (the validation rows included) and of the test split.
+    best_epoch : ndarray of shape (R, P)
+        The epoch whose parameters were tested: ``epochs``, or with early stopping the best one.
+    val_loss : ndarray of shape (R, P, E)
+        With early stopping, the validation loss after each epoch (NaN after the stop); else E = 0.
+    n_val : int
+        Training rows held out for validation (0 without early stopping).
     """
 
     placements: np.ndarray
@@ -55,6 +62,9 @@ class TrainResult:
     diverged: np.ndarray
     n_train: int = 0
     n_test: int = 0
+    best_epoch: np.ndarray = None
+    val_loss: np.ndarray = None
+    n_val: int = 0
 
 
 class _Setup:
@@ -80,19 +90,22 @@ class _Setup:
               for mode in modes]
         self.n_test = X.shape[0] // TEST_FRACTION_DIVISOR
         self.task = TaskArrays(X, y, lay, np.array(c.epochs_checked(), dtype=np.int64))
+        self.n_val = c.validation_rows(X.shape[0] - self.n_test)
         self.spec = Spec(target, classes, self.n_test, nparams, bool(c.bn), int(c.epochs), int(c.batch),
                          c.optimizer == "adam", float(c.lr), float(c.momentum), keep_threshold(c.p),
-                         1.0 / float(c.p), float(c.beta))
+                         1.0 / float(c.p), float(c.beta), c.final_batch == "drop", int(c.patience), self.n_val)
         self.modes = np.array(modes, dtype=np.int64)
         self.variants = np.array(variants, dtype=np.int64)
         self.s2 = np.array(s2)
 
 
-def _outputs(runs, P, K, L):
-    """NaN metrics, zero BN statistics, no divergence: the :class:`config.Outputs` of R runs."""
+def _outputs(runs, P, K, L, E=0):
+    """NaN metrics, zero BN statistics, no divergence: the :class:`config.Outputs` of R runs (E: epochs of
+    validation losses kept, with early stopping)."""
     return Outputs(np.full((runs, P), np.nan), np.full((runs, P), np.nan), np.full((runs, P), np.nan),
                    np.full((runs, P, K), np.nan), np.zeros((runs, P, L)), np.zeros((runs, P, L)),
-                   np.zeros((runs, P, L)), np.zeros((runs, P, L)), np.zeros((runs, P), dtype=np.bool_))
+                   np.zeros((runs, P, L)), np.zeros((runs, P, L)), np.zeros((runs, P), dtype=np.bool_),
+                   np.full((runs, P), np.nan), np.full((runs, P, E), np.nan))
 
 
 def train_runs(task, config, placements, runs, key, progress=None):
@@ -140,7 +153,8 @@ def train_runs(task, config, placements, runs, key, progress=None):
         raise ParameterError(f"runs={runs}: must be at least 1")
     key = np.asarray(key, dtype=np.uint64)
     a = _Setup(task, config, placements)
-    out = _outputs(runs, len(placements), a.task.checkpoints.size, int(config.depth))
+    out = _outputs(runs, len(placements), a.task.checkpoints.size, int(config.depth),
+                   int(config.epochs) if config.patience > 0 else 0)
     T = a.modes.size
     threads = max(1, numba.get_num_threads())
     done = 0
@@ -154,7 +168,7 @@ def train_runs(task, config, placements, runs, key, progress=None):
         arr[out.diverged] = np.nan
     return TrainResult(np.array(placements), a.task.checkpoints, out.mse, out.acc, out.ce, out.curve, out.bn_real,
                        out.bn_running, out.bn_predicted, out.li_max, out.diverged, task.X.shape[0] - a.n_test,
-                       a.n_test)
+                       a.n_test, out.best_epoch, out.val_loss, a.n_val)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ PLACEMENTS = pl.TRAINER_NAMES
 OPTIMIZERS = ("adam", "sgd")
 ADAM_BETA1, ADAM_BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
 TEST_FRACTION_DIVISOR = 5  # n_test = ⌊n / 5⌋
+VALIDATION_DIVISOR = 5  # with early stopping, n_val = ⌊n_train / 5⌋ of the training rows
+FINAL_BATCH = ("keep", "drop")
 
 # Training modes (what noise the network trains with) and evaluation variants.
 _M_NONE, _M_HIDDEN, _M_HEAD, _M_UOUT = 0, 1, 2, 3
@@ -55,7 +57,11 @@ class TrainConfig:
         BatchNorm1d after every hidden Linear.
     epochs : int
     batch : int
-        Batch size; a final batch of one row is dropped, any other short one kept.
+        Batch size.
+    final_batch : str
+        What an epoch does with a final batch shorter than ``batch``: ``"keep"`` trains on it unless it is
+        a single row (BN cannot train on one row; PyTorch's ``DataLoader(drop_last=False)`` would fail
+        there), ``"drop"`` skips it (``DataLoader(drop_last=True)``, what BN users do).
     optimizer : str
         "adam" (``torch.optim.Adam(lr)``) or "sgd" (``torch.optim.SGD(lr, momentum)``).
     lr, momentum : float
@@ -65,6 +71,15 @@ class TrainConfig:
         Half-width of the Uout noise.
     checkpoints : tuple of int
         Epochs after which the test metric is recorded; the last epoch is always added.
+    patience : int
+        0: train ``epochs`` epochs. Otherwise early stopping: the last ⌊n_train/5⌋ training rows (in split
+        order) are held out as a validation split; after every epoch the validation loss (MSE, or
+        cross-entropy for a classifier) is measured in eval mode; training stops ``patience`` epochs after
+        the best one (or after ``epochs``) and the parameters and BN statistics of the best epoch are
+        restored before the test. No checkpoints then.
+    holdout : bool
+        Hold the validation split out without early stopping (train ``epochs`` epochs on the other rows):
+        the same network as early stopping would have at that epoch, for a reference.
     """
 
     depth: int = 2
@@ -78,6 +93,13 @@ class TrainConfig:
     p: float = 0.5
     beta: float = 0.1
     checkpoints: tuple = ()
+    final_batch: str = "keep"
+    patience: int = 0
+    holdout: bool = False
+
+    def validation_rows(self, n_train):
+        """Rows of a training split of ``n_train`` held out for validation (0 without early stopping)."""
+        return n_train // VALIDATION_DIVISOR if self.patience > 0 or self.holdout else 0
 
     def epochs_checked(self):
         """The checkpoint epochs, sorted, with the last epoch included."""
@@ -105,6 +127,9 @@ class Spec(NamedTuple):
     threshold: np.uint64
     inv_p: float
     beta: float
+    drop_last: bool
+    patience: int
+    n_val: int
 
 
 class TaskArrays(NamedTuple):
@@ -120,7 +145,9 @@ class Outputs(NamedTuple):
     """Result arrays (R runs, P placements, K checkpoints, L BN layers); a run writes its own row.
 
     ``mse``, ``acc``, ``ce``, ``diverged``: (R, P); ``curve``: (R, P, K); ``bn_real``, ``bn_running``,
-    ``bn_predicted``, ``li_max``: (R, P, L), as in :class:`simulator.nn.train.api.TrainResult`.
+    ``bn_predicted``, ``li_max``: (R, P, L), as in :class:`simulator.nn.train.api.TrainResult`;
+    ``best_epoch`` (R, P): the epoch whose parameters were tested; ``val_loss`` (R, P, E): the validation
+    loss after each epoch (E = ``epochs`` with early stopping, else 0; NaN after the stop).
     """
 
     mse: np.ndarray
@@ -132,6 +159,8 @@ class Outputs(NamedTuple):
     bn_predicted: np.ndarray
     li_max: np.ndarray
     diverged: np.ndarray
+    best_epoch: np.ndarray
+    val_loss: np.ndarray
 
 
 class Recorder(NamedTuple):
@@ -177,6 +206,12 @@ def _check_config(c):
     bad = [e for e in c.checkpoints if int(e) != e or not 1 <= e <= c.epochs]
     if bad:
         raise ParameterError(f"checkpoints: {shown(bad[0])} is not an epoch in 1..{c.epochs}")
+    if c.final_batch not in FINAL_BATCH:
+        raise ParameterError(f"final_batch={shown(c.final_batch)}: valid: {', '.join(FINAL_BATCH)}")
+    if int(c.patience) != c.patience or not 0 <= c.patience <= c.epochs:
+        raise ParameterError(f"patience={shown(c.patience)}: must be an integer in 0..epochs ({c.epochs})")
+    if c.patience > 0 and c.checkpoints:
+        raise ParameterError("checkpoints: early stopping (patience > 0) tests only the restored best epoch")
 
 
 def _check_placements(placements, bn):
@@ -203,4 +238,8 @@ def check(task, config, placements):
     n = task.X.shape[0]
     if n // TEST_FRACTION_DIVISOR < 2 or n - n // TEST_FRACTION_DIVISOR < 2:
         raise ParameterError(f"task {task.name}: {n} rows are too few for an 80/20 split")
+    n_train = n - n // TEST_FRACTION_DIVISOR
+    n_val = config.validation_rows(n_train)
+    if (config.patience > 0 or config.holdout) and (n_val < 2 or n_train - n_val < 2):
+        raise ParameterError(f"task {task.name}: {n} rows are too few to hold out a validation split")
     return placements

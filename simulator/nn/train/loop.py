@@ -102,8 +102,9 @@ def _step(w, m, net, lay, spec, kinds, s_noise, t):
 def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
     """One epoch over a fresh shuffle of the training rows; returns ``(steps so far, failed)``.
 
-    A final batch of one row is skipped (BN cannot train on it); with a recorder, training stops after
-    ``rec.order.shape[0]`` steps and every step's rows and noise are recorded.
+    A final batch of one row is skipped (BN cannot train on it), and any short final batch when
+    ``spec.drop_last``; with a recorder, training stops after ``rec.order.shape[0]`` steps and every
+    step's rows and noise are recorded.
     """
     n_train, f = Xtr.shape
     batch = spec.batch
@@ -113,8 +114,8 @@ def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
     _shuffle(s_order, order)
     for start in range(0, n_train, batch):
         m = min(batch, n_train - start)
-        if m == 1:
-            continue  # BN cannot train on one row
+        if m == 1 or (spec.drop_last and m < batch):
+            continue  # BN cannot train on one row; drop_last: no short batch at all
         if tracing and t == rec.order.shape[0]:
             break
         for i in range(m):
@@ -195,13 +196,66 @@ def _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec):
 
 @inline
 def _split(key, run, task, spec):
-    """Run ``run``'s ``(Xtr, ytr, Xte, yte)`` (:func:`data._prepare`)."""
+    """Run ``run``'s ``(Xfit, yfit, Xte, yte)`` and validation ``(Xval, yval)`` (:func:`data._prepare`): the
+    last ``spec.n_val`` training rows are the validation split (none without early stopping)."""
     n, f = task.X.shape
     n_train = n - spec.n_test
     Xtr, ytr = np.empty((n_train, f)), np.empty(n_train)
     Xte, yte = np.empty((spec.n_test, f)), np.empty(spec.n_test)
     _prepare(key, run, task.X, task.y, spec.target, spec.n_test, Xtr, ytr, Xte, yte)
-    return Xtr, ytr, Xte, yte
+    n_fit = n_train - spec.n_val
+    return (Xtr[:n_fit], ytr[:n_fit], Xte, yte), (Xtr[n_fit:], ytr[n_fit:])
+
+
+@inline
+def _validation_loss(val, net, lay, spec, ev):
+    """The eval-mode loss on the validation rows: MSE, or cross-entropy for a classifier."""
+    _copy(net.rm, ev.rm2)
+    _copy(net.rv, ev.rv2)
+    forward_eval(val[0], net, lay, spec.bn, ev)
+    e_mse, e_acc, e_ce = _metrics(ev.oute, val[1], spec.classes)
+    return e_mse if spec.classes == 1 else e_ce
+
+
+@inline
+def _keep_if_best(loss, epoch, best, net):
+    """Keep the parameters and BN statistics when ``loss`` is the lowest yet; return the best epoch."""
+    if loss < best[3][0]:
+        best[3][0] = loss
+        _copy(net.theta, best[0])
+        _copy(net.rm, best[1])
+        _copy(net.rv, best[2])
+        return epoch
+    return -1
+
+
+@inline
+def _restore(best, net, lay):
+    """Put the kept parameters and BN statistics back (and the transposed weights the passes use)."""
+    _copy(best[0], net.theta)
+    _copy(best[1], net.rm)
+    _copy(best[2], net.rv)
+    _transpose(net.theta, lay, net.Wt)
+
+
+@inline
+def _early_stop(run, variants, epoch, best_epoch, val, net, lay, spec, ev_val, best, out):
+    """After an epoch with early stopping: record the validation loss, keep the best; ``(best, stop)``."""
+    loss = _validation_loss(val, net, lay, spec, ev_val)
+    for v in range(3):
+        if variants[v] >= 0:
+            out.val_loss[run, variants[v], epoch - 1] = loss
+    if _keep_if_best(loss, epoch, best, net) > 0:
+        return epoch, False
+    return best_epoch, epoch - best_epoch >= spec.patience
+
+
+@inline
+def _mark(out, run, variants, best_epoch):
+    """The epoch whose parameters were tested, for every requested variant."""
+    for v in range(3):
+        if variants[v] >= 0:
+            out.best_epoch[run, variants[v]] = best_epoch
 
 
 @threaded
@@ -223,7 +277,7 @@ def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
         For :func:`simulator.nn.train.trace`; empty arrays otherwise.
     """
     lay = task.lay
-    sets = _split(key, run, task, spec)
+    sets, val = _split(key, run, task, spec)
     Xtr = sets[0]
     net = _new_net(key, run, lay, spec.nparams)
     s_order = _block_state(key, 4 * run + 2)
@@ -237,6 +291,9 @@ def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
     order = np.empty(Xtr.shape[0], dtype=np.int64)
     t = 0
     k_next = 0
+    best = (net.theta.copy(), net.rm.copy(), net.rv.copy(), np.full(1, np.inf))
+    ev_val = _new_eval(spec.n_val, lay, spec.batch)
+    best_epoch = 0 if spec.patience > 0 else spec.epochs
     for epoch in range(1, spec.epochs + 1):
         t, failed = _epoch(Xtr, sets[1], net, w, lay, spec, kinds, s_order, s_noise, order, t, rec)
         if failed:
@@ -248,11 +305,20 @@ def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
             if t == rec.order.shape[0] or epoch == spec.epochs:
                 break
             continue
+        if spec.patience > 0:
+            best_epoch, stop = _early_stop(run, variants, epoch, best_epoch, val, net, lay, spec, ev_val, best, out)
+            if stop:
+                break
+            continue
         if epoch != task.checkpoints[k_next]:
             continue
         _checkpoint(run, mode, variants, s2_noise, k_next, epoch == spec.epochs, sets, net, w, ev, lay, spec,
                     s_noise, out)
         k_next += 1
+    if spec.patience > 0 and not tracing:
+        _restore(best, net, lay)
+        _checkpoint(run, mode, variants, s2_noise, 0, True, sets, net, w, ev, lay, spec, s_noise, out)
+    _mark(out, run, variants, best_epoch)
     if tracing:
         _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec)
 
