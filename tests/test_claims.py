@@ -135,3 +135,21 @@ def test_a_zero_standard_error_over_noisy_runs_is_undecided_never_significant():
     assert judge(noisy, 3.7).verdict == "undecided" and judge(exact, 3.7).verdict == "holds"
     degenerate = Check("e", "effect", 0.0, 1.0, 0.1, degenerate="no kept gate")
     assert judge(degenerate, 3.7).verdict == "undecided"
+
+
+def test_findings_are_quoted_by_their_quantity_fact_not_their_name():
+    """The headline names a finding by its ``quantity`` fact; a renamed check is quoted the same."""
+    from simulator.theory.claims import headline
+    rows = [{**row("effect", "holds", task="diabetes", placement="hidden"), "check": "renamed (hidden) [diabetes]",
+             "facts": {"quantity": "ΔMSE", "setting": "hidden", "task": "diabetes"}, "family": None}]
+    text = headline(rows, 3.0, 0.5)
+    assert text.startswith("ΔMSE (hidden, p = 0.5): diabetes ") and "renamed" not in text
+    rows[0]["facts"]["quantity"] = "ΔCE"
+    assert headline(rows, 3.0, 0.5).startswith("ΔCE (hidden")
+
+
+def test_a_derivation_erratum_names_its_line_fact():
+    r = {**row("derivation", "false", chain="c2", residual="1"), "check": "c2: line 3", "formula": "a = b"}
+    assert "the line line 3 of the document" in summarize("C2", [r], 3.0)["erratum"]
+    r["facts"] = {"quantity": "step", "line": "the last line"}
+    assert "the line the last line of the document" in summarize("C2", [r], 3.0)["erratum"]

@@ -13,7 +13,10 @@ the x axis and what separates the series, and how to draw them (``style``):
 - ``effect``: a paired difference with ±2·MCSE bars and the zero line;
 - ``scatter``: measured against predicted, with the line measured = predicted.
 
-Drawing lives in :mod:`simulator.present.report`; this module is only data. Figures of
+Rows are chosen, placed and labelled by the facts their check was made with (a row's ``facts``:
+quantity, index, layer, width, setting; :class:`simulator.theory.verdict.Facts`), never by parsing the
+check's name, so renaming a check cannot silently empty a figure. Drawing lives in
+:mod:`simulator.present.report`; this module is only data. Figures of
 an experiment that is not in the catalog (``optional``) are left out.
 """
 from dataclasses import dataclass, field
@@ -92,21 +95,34 @@ def _p(row):
     return row["params"]["p"]
 
 
+def _facts(row):
+    """The facts the check was made with (:class:`simulator.theory.verdict.Facts`); never parsed from its name."""
+    return row.get("facts") or {}
+
+
+def _quantity(*quantities, setting=None):
+    """``keep``: the rows of these quantities (and this setting)."""
+    def keep(row):
+        f = _facts(row)
+        return f.get("quantity") in quantities and (setting is None or f.get("setting") == setting)
+    return keep
+
+
 def _index(row):
-    return int(row["check"].split("[")[1].rstrip("]"))
+    return _facts(row)["index"]
 
 
-def _inside(row):
-    """The text between the parentheses of a check name: ``"shift (uout)"`` → ``"uout"``."""
-    return row["check"].split("(", 1)[1].split(")")[0]
+def _setting(row):
+    """The setting of the check (its placement, noise, case): ``"shift (uout)"`` → ``"uout"``."""
+    return _facts(row)["setting"]
 
 
 def _width(row):
-    return int(row["check"].split("d=")[1].rstrip(")"))
+    return _facts(row)["width"]
 
 
 def _layer(row):
-    return int(row["check"].split(" ")[0][1:])
+    return _facts(row)["layer"]
 
 
 def _training(quantity, task=None):
@@ -135,13 +151,13 @@ def _epoch(row):
 
 
 def _noise(row):
-    """A legend entry for a row of variance-shift's ``shift`` checks."""
-    name = row["check"]
-    if "(" in name:
-        return _inside(row)
-    inside = name.split("[", 1)[1].rstrip("]").replace("ρ", "ρ = ").replace("d=", "d = ")
-    return "bernoulli, " + inside.replace(",cos²=1", ", aligned weights").replace(
-        ",rand w", ", random weights").replace(",", ", ")
+    """A legend entry for a row of variance-shift's ``shift`` checks: the noise, and for the width rows the
+    width, the inputs' correlation and the weights."""
+    f, q = _facts(row), row["params"]
+    if "width" not in f:
+        return f["setting"]
+    weights = "" if not q["rho"] else ", random weights" if q["cos2"] is None else ", aligned weights"
+    return f"{f['setting']}, d = {f['width']}, ρ = {q['rho']:g}{weights}"
 
 
 P_AXIS = "keep probability p (PyTorch: nn.Dropout(1 − p))"
@@ -155,7 +171,7 @@ TRAINING_GRID = {"p": "0.5,0.8"}
 FIGURES = (
     Figure("C1", "c1-regularizer", "The regularizer term per weight: E[∂E_D/∂w_i] − ∂E_N/∂w_i (n = 8 inputs)",
            "weight index i (separate weights: not joined)", "E[∂E_D/∂w_i] − ∂E_N/∂w_i", "dropout-gradient",
-           {"p": "0.2,0.5,0.8"}, keep=lambda r: r["check"].startswith("reg["), x=_index,
+           {"p": "0.2,0.5,0.8"}, keep=_quantity("reg"), x=_index,
            series=lambda r: f"p = {_p(r):g}", settings={"n": "8"}, samples=400_000, style="per-index",
            hline=0.0, line="document's term w_i p_i(1−p_i) I_i²",
            caption="Each bar is the document's extra term w_i p_i(1−p_i) I_i² for one weight; each point is the "
@@ -165,8 +181,8 @@ FIGURES = (
                    "and 0 at p = 1. The weights are separate, so nothing is joined across i."),
     Figure("C2", "c2-variance", "Inverted dropout: Var(h') against p (c = 2, v = 1, normal input)",
            P_AXIS, "Var(h')", "inverted-dropout", {"p": P_GRID},
-           keep=lambda r: r["check"].startswith(("var (", "var-as-written")), x=_p,
-           series=lambda r: "document, as written: E(h²)/p − μ" if "as-written" in r["check"]
+           keep=_quantity("var", "var-as-written"), x=_p,
+           series=lambda r: "document, as written: E(h²)/p − μ" if _facts(r)["quantity"] == "var-as-written"
            else "corrected: σ²/p + (1−p)μ²/p",
            settings={"dist": "normal"}, logy=True, samples=400_000,
            caption="The sampled variance (points) follows the corrected formula σ²/p + (1−p)μ²/p and misses the "
@@ -177,7 +193,7 @@ FIGURES = (
     Figure("C3-size", "c3-relu-shift", "Post-ReLU mean shift E_train − E_test after a weighted sum of width d "
            "(random inputs) against the Gaussian approximation",
            "width d", "mean shift after ReLU", "relu-shift", {"p": "0.2,0.5,0.8"},
-           keep=lambda r: r["check"].startswith("gauss shift (inputs"), x=_width,
+           keep=_quantity("gauss shift", setting="inputs"), x=_width,
            series=lambda r: f"p = {_p(r):g}", logx=True, samples=200_000, style="approximation",
            line="Gaussian approximation",
            caption="Left: the shift is positive at every width, as Jensen's inequality says. Filled points are "
@@ -191,20 +207,20 @@ FIGURES = (
                    "tolerance of each tested point."),
     Figure("C4", "c4-batch-variance", "BatchNorm: mean of the biased batch variance against the batch size m "
            "(v = 4)", "batch size m", "E[σ_B²]", "batchnorm", {"m": "2,3,4,8,16,32"},
-           keep=lambda r: r["check"] == "batch-var", x=lambda r: r["params"]["m"], series=lambda r: "(m−1)/m · v",
+           keep=_quantity("batch-var"), x=lambda r: r["params"]["m"], series=lambda r: "(m−1)/m · v",
            logx=True, samples=100_000, settings={"steps": "10"},  # 10⁶ batches per m: bars of ±0.006 at most
            caption="BatchNorm normalises with the biased batch variance, whose mean is (m−1)/m times the true "
                    "variance: small batches see a smaller variance. The points lie on the line."),
     Figure("C4", "c4-running-var", "BatchNorm running_var (PyTorch: momentum 0.1, unbiased, starts at 1) "
            "against training steps (v = 4)", "training steps", "E[running_var]", "batchnorm",
-           {"steps": "1,2,5,10,20,50,100"}, keep=lambda r: r["check"] == "running-var",
+           {"steps": "1,2,5,10,20,50,100"}, keep=_quantity("running-var"),
            x=lambda r: r["params"]["steps"], series=lambda r: "(1−0.1)^k + (1 − (1−0.1)^k) v", logx=True,
            samples=100_000,
            caption="PyTorch's running_var starts at 1 and moves towards the (unbiased) variance 4 by 10% a "
                    "step; after about 50 steps it has converged. This is the statistic BN uses in eval mode."),
     Figure("C5", "c5-shift", "Variance shift Δ = Var_test / Var_train before BN, by noise and width",
            P_AXIS, "Δ (ratio)", "variance-shift", {"p": "0.1,0.2,0.3,0.5,0.7,0.9,1"},
-           keep=lambda r: r["check"].startswith("shift"), x=_p,
+           keep=_quantity("shift"), x=_p,
            series=_noise,
            samples=200_000, hline=1.0, reference="no shift (Δ = 1)",
            caption="Δ < 1 means that in eval mode BN sees a smaller variance than it learned with dropout on. "
@@ -212,7 +228,7 @@ FIGURES = (
                    "width helps only with correlated inputs and aligned weights."),
     Figure("C5", "c5-depth", "Eval variance / running_var per BN layer, relative to the same chain without "
            "dropout (p = 0.5)", "BN layer (L1 … L8)", "ratio/none (1 = no shift)", "network-shift", {"p": "0.5"},
-           keep=lambda r: "ratio/none" in r["check"], x=_layer, series=_inside, logy=True, style="per-index",
+           keep=_quantity("ratio/none"), x=_layer, series=_setting, logy=True, style="per-index",
            hline=1.0, join=True, line="no shift (ratio 1)",
            caption="Dropout before every BN (before-bn) shifts the variance at the first layer and the shift "
                    "compounds with depth. Uout shifts far less. Dropout after the last BN (after-bn) and BN "
@@ -237,7 +253,7 @@ FIGURES = (
     Figure("C6-chain", "c6-regression", "Regression (frozen random chain, least-squares head): eval MSE "
            "relative to the network without dropout",
            P_AXIS, "MSE / MSE without dropout (ratio)", "task-impact", {"p": "0.3,0.5,0.7,0.9,1"},
-           keep=lambda r: r["check"].startswith("MSE/none"), x=_p, series=_inside, logy=True, hline=1.0,
+           keep=_quantity("MSE/none"), x=_p, series=_setting, logy=True, hline=1.0,
            join=True, line="no harm (ratio 1)",
            caption="Above 1, dropout made the regression worse. In this frozen chain every placement but Uout "
                    "raises the MSE as p falls, after-bn and recalibrated included: the least-squares head is fit "
@@ -247,8 +263,8 @@ FIGURES = (
     Figure("C6-chain", "c6-classification", "Classification (frozen random chain, least-squares "
            "classifier): eval accuracy relative to the network without dropout", P_AXIS,
            "accuracy / accuracy without dropout (ratio)", "task-impact",
-           {"p": "0.3,0.5,0.7,0.9,1"}, keep=lambda r: r["check"].startswith("accuracy/none"), x=_p,
-           series=_inside, hline=1.0, join=True, line="no harm (ratio 1)",
+           {"p": "0.3,0.5,0.7,0.9,1"}, keep=_quantity("accuracy/none"), x=_p,
+           series=_setting, hline=1.0, join=True, line="no harm (ratio 1)",
            caption="Below 1, dropout cost accuracy. In this frozen chain classification is not immune: with "
                    "dropout before BN a large part of the accuracy is lost at small p; after-bn loses less and "
                    "Uout nothing visible. Compare with the regression figure above."),

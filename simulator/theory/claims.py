@@ -233,8 +233,8 @@ def _findings_text(rows, p):
         picks.append(next((r for r in mine if r["params"].get("placement") == "hidden"), mine[0]))
     first = picks[0]
 
-    def label(r):
-        return r["check"].split(" (")[0].split(" [")[0]
+    def label(r):  # the quantity (a row without facts: its whole name, as text)
+        return (r.get("facts") or {}).get("quantity", r["check"])
 
     mixed = len({label(r) for r in picks}) > 1  # e.g. C6-shift: ΔMSE for a regression, ΔCE for its twin
     margin = f", margin {first['params'].get('margin', 0):g}" if first["kind"] == "equivalence" and not mixed else ""
