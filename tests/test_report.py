@@ -189,12 +189,13 @@ def test_figures_of_an_absent_experiment_are_skipped(monkeypatch):
 def test_the_drawing_process_hands_back_its_figures_and_its_errors(tmp_path):
     # The figures are drawn in a separate (spawned) process while verify runs: what it draws, and an
     # error it meets, come back to the caller as if it had drawn them itself.
-    rows = {"c4-batch-variance": [{"check": "batch-var", "params": {"m": m, "p": 0.5}, "closed_form": 3.0,
-                                   "estimate": 3.0, "mcse": 0.01, "verdict": "confirmed", "kind": "exact"}
+    rows = {"c4-batch-variance": [{"check": "batch-var", "facts": {"quantity": "batch-var"},
+                                   "params": {"m": m, "p": 0.5}, "closed_form": 3.0, "estimate": 3.0, "mcse": 0.01,
+                                   "verdict": "confirmed", "kind": "exact"}
                                   for m in (2, 4)]}
     done = drawing.start(str(tmp_path), rows)[0]()
     assert [name for _, name, _, _ in done] == ["c4-batch-variance"]
     assert (tmp_path / "c4-batch-variance.png").stat().st_size > 0 and (tmp_path / "c4-batch-variance.svg").exists()
-    bad = {"c4-batch-variance": [{"check": "batch-var"}]}  # no params: drawing fails
+    bad = {"c4-batch-variance": [{"check": "batch-var", "facts": {"quantity": "batch-var"}}]}  # no params: fails
     with pytest.raises(KeyError):
         drawing.start(str(tmp_path), bad)[0]()

@@ -296,8 +296,11 @@ def judge_all(measured, alpha, findings_alpha=None):
             "resolution": _number(j.resolution),
             "resolution_rel": _number(j.resolution / abs(c.closed_form)) if c.closed_form and reference is not None
             else None,
-            "verdict": j.verdict, "samples": n, "unit": "training runs" if exp.runs_param else "samples",
+            "verdict": j.verdict, "samples": n if c.samples is None else c.samples,
+            "unit": "training runs" if exp.runs_param or c.samples is not None else "samples",
         })
+        if c.facts.row():
+            rows[-1]["facts"] = c.facts.row()
         if c.degenerate:
             rows[-1]["reason"] = c.degenerate
         if family:

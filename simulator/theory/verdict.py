@@ -156,6 +156,8 @@ class Check:
         Size of the quantity being checked, where the closed form itself can be
         near zero (e.g. the largest component of a vector): exact comparisons
         are relative to ``max(|closed_form|, scale)``.
+    samples : int or None
+        The check's own sample count where it differs from its experiment's (a committed map cell's runs).
     facts : Facts
         What the check is about (sub-claim, quantity, index, layer, width, setting, task); a dict (as
         :func:`dataclasses.asdict` writes it in a checkpoint) is turned back into :class:`Facts`.
@@ -177,6 +179,7 @@ class Check:
     dof: int = 0
     degenerate: str | None = None
     facts: Facts = field(default_factory=Facts)
+    samples: int | None = None
 
     def __post_init__(self):
         if isinstance(self.facts, dict):
