@@ -286,7 +286,9 @@ def test_arch_no_bn_and_data(tmp_path):
 
 def test_layer_kernels_against_torch():
     from simulator.core.rng import _block_state, keep_threshold, stream_key
-    from simulator.nn.layers import _dropout, _linear_bias, _relu, _uout
+    from simulator.nn.layers import _linear_bias, _relu
+    from simulator.nn.noise.dropout import dropout as _dropout
+    from simulator.nn.noise.uout import uout as _uout
 
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((5, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)

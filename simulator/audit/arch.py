@@ -16,7 +16,9 @@ from ..core.errors import ParameterError, shown
 from ..core.params import DEFAULT_SEED, check_seed
 from ..core.rng import _block_state, keep_threshold, stream_key
 from ..nn.batchnorm import EPS, MOMENTUM, _bn_eval, _bn_train, _update_running, running_weights
-from ..nn.layers import _dropout, _linear_bias, _relu, _uout
+from ..nn.layers import _linear_bias, _relu
+from ..nn.noise.dropout import dropout
+from ..nn.noise.uout import uout
 from .data import batches_of, check_bytes, load_data, normal_batches
 from .measure import (
     FIX_NOTE,
@@ -148,9 +150,9 @@ class Net:
                 s = _block_state(s_key, block * len(self.layers) + i)
                 out = np.empty_like(h)
                 if word == "dropout":
-                    _dropout(s, h, keep_threshold(value), 1.0 / value, out)
+                    dropout(s, h, keep_threshold(value), 1.0 / value, out)
                 else:
-                    _uout(s, h, float(value), out)
+                    uout(s, h, float(value), out)
             else:
                 out = h
             h = out

@@ -1,17 +1,12 @@
 """Elementary layers with PyTorch's semantics, as pure Numba kernels.
 
-``nn.Linear(d_in, d_out)`` (weight of shape (d_out, d_in), bias), ``nn.ReLU()``,
-and, re-exported from their home :mod:`simulator.nn.noise`, inverted dropout with **keep**
-probability p (PyTorch: ``nn.Dropout(1 − p)``) as ``_dropout`` and Uout (Li et al. 2019) as
-``_uout``. The noise layers draw from a xoshiro256** state ``s`` (:mod:`simulator.core.rng`),
-one raw draw per entry in row-major order, so a network run depends on its seed alone. The
-kernels write into ``out`` and allocate nothing but scalars; they may be called with ``out``
-equal to ``x`` (not ``_linear_bias``).
+``nn.Linear(d_in, d_out)`` (weight of shape (d_out, d_in), bias) and ``nn.ReLU()``; the noise
+layers (inverted dropout with **keep** probability p, Uout, …) live in :mod:`simulator.nn.noise`,
+one module per kind. The kernels write into ``out`` and allocate nothing but scalars; ``_relu`` may
+be called with ``out`` equal to ``x`` (not ``_linear_bias``).
 """
 
 from ..core.jit import kernel
-from .noise.dropout import dropout as _dropout  # noqa: F401 - re-exported (simulator.audit.arch)
-from .noise.uout import uout as _uout  # noqa: F401 - re-exported (simulator.audit.arch)
 
 
 @kernel

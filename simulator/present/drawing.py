@@ -20,6 +20,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from ..core.interrupts import sigint_ignored  # noqa: E402
+from ..nn import placements  # noqa: E402
 from .figures import FIGURES  # noqa: E402
 
 SEABORN_VERSION = sns.__version__  # recorded in the report's manifest
@@ -29,11 +30,17 @@ SEABORN_VERSION = sns.__version__  # recorded in the report's manifest
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#000000", "#E69F00")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 # A placement keeps its colour and marker in every figure.
+# Keyed by the one placement vocabulary (simulator.nn.placements): the trainer's hidden and head take
+# the colours of their chain twins before-bn and after-bn.
 PLACEMENT_STYLE = {
-    "none": ("#000000", "P"), "before-bn": ("#D55E00", "s"), "hidden": ("#D55E00", "s"),
-    "after-bn": ("#0072B2", "o"), "head": ("#0072B2", "o"), "recalibrated": ("#009E73", "^"),
-    "uout": ("#CC79A7", "D"), "recalibrated-dropout-on": ("#56B4E9", "v"),
+    "none": ("#000000", "P"), "before-bn": ("#D55E00", "s"), "after-bn": ("#0072B2", "o"),
+    "recalibrated": ("#009E73", "^"), "uout": ("#CC79A7", "D"), "recalibrated-dropout-on": ("#56B4E9", "v"),
 }
+
+
+def placement_style(label):
+    """The fixed colour and marker of a placement's series (None for a label that is not a placement)."""
+    return PLACEMENT_STYLE.get(placements.canonical(label)) if label in placements.NAMES else None
 FIG_WIDTH, FIG_HEIGHT, DPI = 9.6, 5.0, 100  # 960 px wide: shown at its own size, fonts ≥ 10 pt as displayed
 FONTS = {"font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 11,
          "ytick.labelsize": 11, "legend.fontsize": 11, "legend.title_fontsize": 11}
@@ -44,8 +51,8 @@ def _styles(labels):
     """Colour and marker of each series label: placements fixed, others in palette order."""
     out, free = {}, [(c, m) for c, m in zip(PALETTE, MARKERS)]
     for label in labels:
-        if label in PLACEMENT_STYLE:
-            out[label] = PLACEMENT_STYLE[label]
+        if placement_style(label) is not None:
+            out[label] = placement_style(label)
     used = {c for c, _ in out.values()}
     free = [cm for cm in free if cm[0] not in used] or list(zip(PALETTE, MARKERS))
     for k, label in enumerate(lb for lb in labels if lb not in out):

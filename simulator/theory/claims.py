@@ -25,6 +25,7 @@ never comes from the checks that merely happen to be exact.
 """
 from dataclasses import dataclass
 
+from ..core.numbers import number
 from .verdict import FINDINGS
 
 HEADLINE_P = 0.5  # the keep probability at which a run over a grid of p quotes its numbers
@@ -210,7 +211,7 @@ def where(rows, verdicts):
 
 
 def _g(x, digits=4):
-    return "—" if x is None else f"{x:.{digits}g}"
+    return number(x, digits, symbols=False)
 
 
 def estimate_text(r):
