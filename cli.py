@@ -230,6 +230,8 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
 @click.option("--placement", "placements", multiple=True, type=click.Choice(["hidden", "head"]),
               help="Where dropout goes (repeatable) [default: both].")
 @click.option("--bn", "bn", multiple=True, type=click.Choice(["true", "false"]), help="BN on, off [default: both].")
+@click.option("--length", "lengths", multiple=True, type=click.Choice(["budget", "early"]),
+              help="Training length: the step budget, or early stopping on a validation split [default: both].")
 @click.option("--steps", type=int, default=None, help="Step budget: at least this many optimizer steps a cell.")
 @click.option("--min-epochs", type=int, default=None, help="And at least this many epochs.")
 @click.option("--pilot", type=int, default=None, help="Pilot runs per cell that size it [default: 8].")
@@ -241,14 +243,14 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
               help="Train cells on a local Dask cluster of N workers (extra 'distributed').")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Train cells on this Dask cluster.")
 @PROGRESS
-def map_cmd(out, quick, tasks, rows, keep, placements, bn, steps, min_epochs, pilot, cap, alpha, seed, threads,
-            workers, scheduler, progress):
+def map_cmd(out, quick, tasks, rows, keep, placements, bn, lengths, steps, min_epochs, pilot, cap, alpha, seed,
+            threads, workers, scheduler, progress):
     """C6's regime map: where dropout hurts regression and where it spares classification (trained networks)."""
     from simulator.present.regime import is_map, write_map
     from simulator.runs.regime import plan_from
 
-    plan = plan_from(quick=quick, tasks=tasks, rows=rows, keep=keep, placements=placements, bn=bn, steps=steps,
-                     min_epochs=min_epochs, pilot=pilot, cap=cap, alpha=alpha)
+    plan = plan_from(quick=quick, tasks=tasks, rows=rows, keep=keep, placements=placements, bn=bn, lengths=lengths,
+                     steps=steps, min_epochs=min_epochs, pilot=pilot, cap=cap, alpha=alpha)
     from simulator.core.files import check_folder
     from simulator.runs.regime import regime_map
 

@@ -12,8 +12,8 @@ from simulator.present import regime as present
 from simulator.runs import regime as rg
 from simulator.runs.sweep import run_point
 
-TINY = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("hidden",), bn=("true",), steps=20,
-               min_epochs=1, pilot=2, cap=4)
+TINY = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("hidden",), bn=("true",),
+               lengths=("budget",), steps=20, min_epochs=1, pilot=2, cap=4)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,9 @@ def test_root_interpolates_in_log_n():
 def test_crossover_needs_both_signs_decided():
     import pandas as pd
 
-    rows = [{"task": "teacher", "bn": "true", "placement": "hidden", "p": 0.5, "quantity": "dmse", "rows": n,
-             "estimate": e, "mcse": 0.01, "z_star": 3.0} for n, e in ((100, -0.05), (1000, 0.05))]
+    rows = [{"length": "budget", "task": "teacher", "bn": "true", "placement": "hidden", "p": 0.5,
+             "quantity": "dmse", "rows": n, "estimate": e, "mcse": 0.01, "z_star": 3.0}
+            for n, e in ((100, -0.05), (1000, 0.05))]
     frame = pd.DataFrame(rows)
     (c,) = rg.crossover(frame, "dmse").itertuples()
     assert c.resolved and c.n_star == pytest.approx(math.sqrt(1e5)) and c.sign == "− then +"
@@ -181,8 +182,8 @@ def test_another_seed_gives_other_numbers(tiny):
 def test_the_folder_and_its_rules(tiny, tmp_path):
     out = str(tmp_path / "map")
     names = present.write_map(tiny, out, command=["cli.py", "map"])
-    assert {"map.csv", "crossovers.csv", "map.json", "teacher-phase.png", "teacher-effect.svg",
-            "teacher-shift.png"} <= set(names)
+    assert {"map.csv", "crossovers.csv", "map.json", "teacher-budget-phase.png", "teacher-budget-effect.svg",
+            "teacher-budget-shift.png"} <= set(names)
     assert present.is_map(out)
     payload = json.load(open(os.path.join(out, "map.json"), encoding="utf-8"))
     assert payload["meta"]["seed"] == 11 and len(payload["cells"]) == len(tiny.cells)
@@ -230,3 +231,17 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys):
     (tmp_path / "f" / "x.txt").write_text("x")
     assert _main("map", "--quick", "--out", str(tmp_path / "f")) == 2
     assert (tmp_path / "f" / "x.txt").exists() and not (tmp_path / "f.partial").exists()
+
+
+def test_an_early_stopped_cell_trains_the_same_runs_and_says_when_it_stopped():
+    plan = rg.Plan(tasks=("teacher",), rows=(200,), keep=(0.5,), placements=("head",), bn=("false",),
+                   lengths=("budget", "early"), steps=60, min_epochs=1, pilot=2, cap=2)
+    res = rg.regime_map(plan, seed=3, threads=1)
+    frame = res.table.set_index(["length", "quantity"])
+    assert frame.loc[("budget", "dmse"), "best_epoch"] is None or np.isnan(frame.loc[("budget", "dmse"), "best_epoch"])
+    stop = frame.loc[("early", "dmse"), "best_epoch"]
+    assert 1 <= stop <= rg.epochs_for(200, plan)
+    settings = rg.cell_settings(res.cells[1][0], plan, 2)
+    assert settings["patience"] == str(rg.patience_for(200, plan)) and "patience" not in rg.cell_settings(
+        res.cells[0][0], plan, 2)
+    assert frame.loc[("early", "dmse"), "estimate"] != frame.loc[("budget", "dmse"), "estimate"]

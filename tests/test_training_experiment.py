@@ -140,4 +140,7 @@ def test_the_teacher_size_and_noise_are_parameters_outside_the_stream_key():
 
 def test_rows_without_a_teacher_task_is_one_line(cli_run):
     code, _, err = cli_run("simulate", "--experiment", "training", "--set", "rows=1000")
+    assert code == 2 and err == ("error: rows sets the sized tasks (teacher, diamonds): add task=teacher or "
+                                 "task=diamonds\n")
+    code, _, err = cli_run("simulate", "--experiment", "training", "--set", "task=diamonds", "--set", "noise=1")
     assert code == 2 and err == "error: rows and noise set the synthetic teacher tasks: add task=teacher\n"

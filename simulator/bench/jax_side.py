@@ -193,7 +193,7 @@ def ensemble(Xtr, ytr, Xte, yte, modes, config, dtype):
             return _step(c, Xtr[idx], ytr[idx], kb, mode, modes, config, dtype)
 
         carry, values = jax.lax.scan(body, carry, (order[:full * B].reshape(full, B), keys[:full]))
-        if rest > 1:  # a final batch of one row is dropped, as the trainer does
+        if rest > 1 and config.final_batch == "keep":  # the trainer's rule for a short final batch
             idx = order[full * B:]
             carry, _ = _step(carry, Xtr[idx], ytr[idx], keys[full], mode, modes, config, dtype)
         return carry, values[-1]

@@ -4,6 +4,7 @@ from . import (
     dropout_gradient,
     inverted_dropout,
     network_shift,
+    regime_map,
     relu_shift,
     task_impact,
     training,
@@ -19,4 +20,5 @@ CATALOG = {e.name: e for e in (
     network_shift.EXPERIMENT,
     task_impact.EXPERIMENT,
     training.EXPERIMENT,
+    regime_map.EXPERIMENT,
 )}

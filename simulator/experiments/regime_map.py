@@ -16,8 +16,8 @@ normal z with R − 1 degrees of freedom. Without the committed map (an installe
 ``reports/`` folder) the experiment yields no checks and says so in its notes.
 """
 from ..data import c6map
-from ..theory.verdict import Check
-from .catalog import CheckSpec, Experiment
+from ..theory.verdict import Check, Facts
+from .catalog import CheckSpec, Experiment, by_facts
 
 KINDS = {"dmse": ("ΔMSE", "effect", "C6-regression"),
          "drop": ("accuracy drop", "equivalence", "C6-classification"),
@@ -37,7 +37,7 @@ def _task(row):
 
 def cell_check(row, source):
     """The check of one row of the committed map's table."""
-    label, kind, _ = KINDS[row["quantity"]]
+    label, kind, subclaim = KINDS[row["quantity"]]
     bn = "on" if row["bn"] == "true" else "off"
     where = f"N={row['rows']}, p={row['p']:g}, BN {bn}"
     params = {"task": _task(row), "rows": row["rows"], "p_cell": row["p"], "placement": row["placement"],
@@ -46,7 +46,8 @@ def cell_check(row, source):
     extra = {"margin": MARGIN} if kind == "equivalence" else {}
     return Check(f"{label} ({row['placement']}) [{_task(row)}, {where}]", kind, 0.0, float(row["estimate"]),
                  float(row["mcse"]), {**params, **extra}, formula=FORMULA[row["quantity"]],
-                 dof=max(int(row["runs"]) - 1, 0), **extra)
+                 dof=max(int(row["runs"]) - 1, 0), samples=int(row["runs"]),
+                 facts=Facts(subclaim, label, setting=row["placement"], task=_task(row)), **extra)
 
 
 def run(p, q, ctx):
@@ -58,9 +59,20 @@ def run(p, q, ctx):
     return [cell_check(row, source) for row in committed["table"]]
 
 
-def _subclaim(check):
-    return KINDS[check.params["quantity"]][2]
-
+_PT = ("setting", "task")
+_ONLY = "with a committed map (reports/c6-map)"
+CHECKS = (
+    CheckSpec("ΔMSE (pl) [task, N, p, BN]", "effect", "a map cell: MSE with dropout − without, paired", ("ΔMSE",),
+              _PT, subclaim="C6-regression", only=_ONLY),
+    CheckSpec("accuracy drop (pl) [task, N, p, BN]", "equivalence", "a map cell: accuracy without − with",
+              ("accuracy drop",), _PT, subclaim="C6-classification", only=_ONLY),
+    CheckSpec("ΔMSE shift|ΔCE shift (hidden) [task, N, p, BN]", "effect",
+              "a map cell: the same weights, BN as trained − recalibrated", ("ΔMSE shift", "ΔCE shift"), _PT,
+              subclaim="C6-shift", only=_ONLY + ", BN on, hidden"),
+    CheckSpec("accuracy lost to the shift (hidden) [task, N, p, BN]", "equivalence",
+              "a map cell: accuracy recalibrated − as trained", ("accuracy lost to the shift",), _PT,
+              subclaim="C6-shift", only=_ONLY + ", BN on, hidden"),
+)
 
 EXPERIMENT = Experiment(
     name="regime-map",
@@ -71,20 +83,13 @@ EXPERIMENT = Experiment(
           "variance shift itself costs loss but not accuracy.",
     source="document's conclusion; Srivastava et al. 2014 §7.4; Liu et al., ICML 2023; the committed map",
     params=(),
-    checks=(
-        CheckSpec("ΔMSE (pl) [task, N, p, BN]", "effect", "a map cell: MSE with dropout − without, paired"),
-        CheckSpec("accuracy drop (pl) [task, N, p, BN]", "equivalence", "a map cell: accuracy without − with"),
-        CheckSpec("ΔMSE shift|ΔCE shift (hidden) [task, N, p, BN]", "effect",
-                  "a map cell: the same weights, BN as trained − recalibrated"),
-        CheckSpec("accuracy lost to the shift (hidden) [task, N, p, BN]", "equivalence",
-                  "a map cell: accuracy recalibrated − as trained"),
-    ),
+    checks=CHECKS,
     run=run,
     samples=1000,
     notes="Reads reports/c6-map/map.json (cli.py map; regenerated bit for bit by a test); no sampling of its "
           "own. p is the cell's own keep probability (param p_cell), not the command's.",
     headline=(),
-    subclaim=_subclaim,
+    subclaim=by_facts("C6", CHECKS),
     subclaims=("C6-regression", "C6-classification", "C6-shift"),
     p_grid=(0.5,),
 )

@@ -31,7 +31,7 @@ approximation that few runs would not justify.
 import numpy as np
 
 from ..core.errors import ParameterError, SimulationError
-from ..data.tasks import TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
+from ..data.tasks import SIZED, TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
 from ..nn import train as tr
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
@@ -59,9 +59,11 @@ def _tasks(q):
 
 
 def _config(p, q):
+    early = q["patience"] > 0
     return tr.TrainConfig(depth=q["depth"], width=q["width"], bn=q["bn"] == "true", epochs=q["epochs"],
                           batch=q["batch"], optimizer=q["optimizer"], lr=q["lr"], momentum=q["momentum"], p=p,
-                          beta=q["beta"], checkpoints=tuple(e for e in CHECKPOINTS if e < q["epochs"]))
+                          beta=q["beta"], final_batch=q["final_batch"], patience=q["patience"],
+                          checkpoints=() if early else tuple(e for e in CHECKPOINTS if e < q["epochs"]))
 
 
 def _placements(q):
@@ -77,8 +79,9 @@ def _task_checks(task, result, q, p, params):
     checks = []
     names = list(result.placements)
 
-    teacher = task.name.startswith("teacher")
-    data = {"rows": q["rows"], "noise": q["noise"]} if teacher else {}
+    data = {"rows": q["rows"]} if task.name in SIZED else {}
+    if task.name.startswith("teacher"):
+        data["noise"] = q["noise"]
 
     def base(placement, **extra):
         return {**params, "task": task.name, **data, "placement": placement, **extra}
@@ -114,7 +117,20 @@ def _task_checks(task, result, q, p, params):
         checks += _shift_cost_checks(task, result, names, q, base)
     if q["bn"] == "true":
         checks += _ratio_checks(task, result, names, base)
+    if q["patience"] > 0:
+        checks += _stop_checks(task, result, names, base, sub)
     return checks + _curve_checks(task, result, names, base, sub)
+
+
+def _stop_checks(task, result, names, base, sub):
+    """With early stopping: the epoch whose parameters each placement was tested with (mean over runs)."""
+    checks = []
+    for i, pl in enumerate(names):
+        m, s = _stat(result.best_epoch[:, i])
+        checks.append(Check(f"best epoch ({pl}) [{task.name}]", "measurement", 0.0, m, s,
+                            base(pl, quantity="best_epoch"), formula="the epoch early stopping restored: the "
+                            "lowest validation loss", facts=Facts(sub, "best epoch", setting=pl, task=task.name)))
+    return checks
 
 
 def _ratio_checks(task, result, names, base):
@@ -195,9 +211,12 @@ def run(p, q, ctx):
 
 
 def _validate(values):
-    teacher = any(t.startswith("teacher") for t in values["task"])
-    if not teacher and (values["rows"] != TEACHER_ROWS or values["noise"] != TEACHER_NOISE):
+    if not any(t in SIZED for t in values["task"]) and values["rows"] != TEACHER_ROWS:
+        raise ParameterError("rows sets the sized tasks (teacher, diamonds): add task=teacher or task=diamonds")
+    if not any(t.startswith("teacher") for t in values["task"]) and values["noise"] != TEACHER_NOISE:
         raise ParameterError("rows and noise set the synthetic teacher tasks: add task=teacher")
+    if values["patience"] > values["epochs"]:
+        raise ParameterError(f"patience={values['patience']}: at most epochs ({values['epochs']})")
     if values["bn"] == "false" and all(p.startswith("recalibrated") for p in values["placement"]):
         raise ParameterError("placement: the recalibrated placements need bn=true; add hidden, head or uout")
 
@@ -229,13 +248,19 @@ EXPERIMENT = Experiment(
         Param("depth", "int", 2, "hidden blocks", low=1, high=8),
         Param("width", "int", 64, "units per hidden block", low=2, high=1024),
         Param("epochs", "int", 30, "training epochs (verify trains 100)", low=1, high=10_000),
-        Param("batch", "int", 32, "batch size (a final batch of one row is dropped)", low=2, high=4096),
+        Param("batch", "int", 32, "batch size", low=2, high=4096),
+        Param("final_batch", "choice", "drop", "a final batch shorter than the batch size: dropped (as "
+              "DataLoader(drop_last=True)), or kept unless it is one row", choices=tr.FINAL_BATCH, keyed=False),
+        Param("patience", "int", 0, "0: train all epochs; else early stopping on a validation fifth of the "
+              "training rows, stopping this many epochs after the best (then restored)", low=0, high=10_000,
+              keyed=False),
         Param("optimizer", "choice", "adam", "torch.optim.Adam or SGD with momentum", choices=tr.OPTIMIZERS),
         Param("lr", "float", 1e-3, "learning rate", low=0.0, high=10.0, low_open=True),
         Param("momentum", "float", 0.9, "SGD momentum", low=0.0, high=1.0, high_open=True),
         Param("beta", "float", 0.1, "Uout half-width β", low=0.0, high=1.0, high_open=True),
-        Param("rows", "int", TEACHER_ROWS, "rows of the synthetic teacher tasks (the data-size axis of C6: "
-              "sweep it, e.g. --grid rows=100,1000,10000)", low=50, high=200_000, keyed=False),
+        Param("rows", "int", TEACHER_ROWS, "rows of the sized tasks: the teacher's, or a diamonds sub-sample "
+              "(the data-size axis of C6: sweep it, e.g. --grid rows=100,1000,10000)", low=50, high=200_000,
+              keyed=False),
         Param("noise", "float", TEACHER_NOISE, "noise SD of the teacher tasks' target (0.5: 20% of its variance)",
               low=0.0, high=10.0, keyed=False),
         Param("runs", "int", 16, "training runs (the Monte Carlo samples; each trains every placement)",
@@ -263,6 +288,8 @@ EXPERIMENT = Experiment(
         CheckSpec("Ll ratio (pl) [task]", "measurement", "BN layer l: eval variance / running_var, reference: "
                   "C5's prediction from the layer's moments", ("ratio",), ("layer", *_PT), subclaim="C5",
                   only="bn=true"),
+        CheckSpec("best epoch (pl) [task]", "measurement", "with early stopping: the epoch restored",
+                  ("best epoch",), _PT, subclaim=("C6-regression", "C6-classification"), only="patience > 0"),
         CheckSpec("metric @ epoch e (pl) [task]", "measurement", "test metric after e epochs",
                   ("MSE @ epoch", "accuracy @ epoch"), _PT, subclaim=("C6-regression", "C6-classification"),
                   only="epochs > 1 (a checkpoint epoch before the last)"),

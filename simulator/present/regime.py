@@ -8,10 +8,10 @@ replaces only an empty folder or one it wrote itself, marked by ``map.json``):
 - ``map.json``: the plan, seed, versions, the summary sentences, both tables, and every cell with the runs
   it took (with the plan, what :func:`simulator.runs.regime.cell_settings` needs to train it again from its
   seed and compare bit for bit);
-- per task: ``TASK-phase.png`` (N × p, colour = effect in units of the no-dropout metric, a diverging
-  palette centred on 0; undecided cells hatched), ``TASK-effect.png`` (effect against N with ±2 MCSE
-  bands, regression and classification side by side) and ``TASK-shift.png`` (the shift's own cost
-  against N: MSE, CE, accuracy), each also as SVG.
+- per task and training length: ``TASK-LENGTH-phase.png`` (N × p, colour = effect in units of the
+  no-dropout metric, a diverging palette centred on 0; undecided cells hatched), ``TASK-LENGTH-effect.png``
+  (effect against N with ±2 MCSE bands, regression and classification side by side) and
+  ``TASK-LENGTH-shift.png`` (the shift's own cost against N: MSE, CE, accuracy), each also as SVG.
 """
 import json
 import os
@@ -60,7 +60,7 @@ def _panels(frame, task):
     return list(dict.fromkeys(zip(part["bn"], part["placement"])))
 
 
-def phase_figure(frame, task, stem):
+def phase_figure(frame, task, stem, length=""):
     """N × p, colour = effect / no-dropout metric; rows: regression, classification; columns: panels."""
     panels = _panels(frame, task)
     fig, axes = plt.subplots(2, len(panels), figsize=(3.8 * len(panels) + 1.6, 7.0), squeeze=False,
@@ -94,8 +94,8 @@ def phase_figure(frame, task, stem):
         fig.colorbar(image, ax=list(axes[row]), shrink=0.8,
                      label=("ΔMSE / MSE(none)" if quantity == "dmse" else "drop / accuracy(none)")
                      + "\n> 0: dropout hurts")
-    fig.suptitle(f"{task}: effect of dropout in units of the no-dropout metric\n(hatched: not decided at the "
-                 "map's error level; red: dropout hurts, blue: it helps)")
+    fig.suptitle(f"{task} ({length}): effect of dropout in units of the no-dropout metric\n(hatched: not "
+                 "decided at the map's error level; red: dropout hurts, blue: it helps)")
     _save(fig, stem)
 
 
@@ -112,7 +112,7 @@ def _bands(ax, part, ylabel):
     ax.set_ylabel(ylabel)
 
 
-def effect_figure(frame, task, stem):
+def effect_figure(frame, task, stem, length=""):
     """The total effect against N (±2 MCSE bands), regression and classification side by side."""
     panels = _panels(frame, task)
     fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.0 * len(panels) + 0.6), squeeze=False)
@@ -127,19 +127,20 @@ def effect_figure(frame, task, stem):
             ax.set_title(f"{'regression' if quantity == 'dmse' else 'classification'}: {placement}, "
                          f"BN {'on' if bn == 'true' else 'off'}", fontsize=10)
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{task} / {TWINS[task]}: dropout's total effect against the data size (±2 MCSE)")
+    fig.suptitle(f"{task} / {TWINS[task]} ({length}): dropout's total effect against the data size (±2 MCSE)")
     fig.tight_layout()
     _save(fig, stem)
 
 
-def shift_figure(frame, task, stem):
+def shift_figure(frame, task, stem, length=""):
     """The shift's own cost against N: ΔMSE_shift, ΔCE_shift and the accuracy lost (hidden, BN on)."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), squeeze=False)
     for col, quantity in enumerate(("dmse_shift", "dce_shift", "dacc_shift")):
         part = frame[(frame["task"] == task) & (frame["quantity"] == quantity)]
         _bands(axes[0, col], part, LABEL[quantity])
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"{task}: the variance shift's own cost, the same weights with BN as trained − recalibrated")
+    fig.suptitle(f"{task} ({length}): the variance shift's own cost, the same weights, BN as trained − "
+                 "recalibrated")
     fig.tight_layout()
     _save(fig, stem)
 
@@ -150,6 +151,20 @@ def records(frame):
         v = v.item() if isinstance(v, np.generic) else v
         return None if isinstance(v, float) and not np.isfinite(v) else v
     return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def draw_all(frame, folder):
+    """Every figure of the map, per task and training length: ``TASK-LENGTH-phase|effect|shift``."""
+    if not len(frame):
+        return
+    for length in frame["length"].unique():
+        part = frame[frame["length"] == length]
+        for task in part["task"].unique():
+            stem = os.path.join(folder, f"{task}-{length}")
+            phase_figure(part, task, stem + "-phase", length)
+            effect_figure(part, task, stem + "-effect", length)
+            if ((part["quantity"] == "dmse_shift") & (part["task"] == task)).any():
+                shift_figure(part, task, stem + "-shift", length)
 
 
 def _payload(result):
@@ -165,11 +180,7 @@ def write_map(result, out, command=None):
     try:
         result.table.to_csv(os.path.join(tmp, "map.csv"), index=False)
         result.crossovers.to_csv(os.path.join(tmp, "crossovers.csv"), index=False)
-        for task in result.table["task"].unique() if len(result.table) else []:
-            phase_figure(result.table, task, os.path.join(tmp, f"{task}-phase"))
-            effect_figure(result.table, task, os.path.join(tmp, f"{task}-effect"))
-            if (result.table["quantity"] == "dmse_shift").any():
-                shift_figure(result.table, task, os.path.join(tmp, f"{task}-shift"))
+        draw_all(result.table, tmp)
         payload = _payload(result)
         payload["meta"] = {**payload["meta"], "command_line": command,
                            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

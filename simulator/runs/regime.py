@@ -39,6 +39,9 @@ ROWS = (120, 520, 2200, 9400, 40_000)
 KEEP = (0.5, 0.8, 0.9)
 PLACEMENTS = ("hidden", "head")
 BN = ("true", "false")
+# Training length: "budget" trains the step budget's epochs (small N over-fits); "early" stops on a validation
+# fifth of the training rows, at most the same epochs, ``patience_for`` epochs after the best (then restored).
+LENGTHS = ("budget", "early")
 TARGETS = {"dmse": 0.01, "drop": 0.003, "dmse_shift": 0.01, "dce_shift": 0.01, "dacc_shift": 0.003}
 EFFECTS = ("dmse", "drop")
 SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
@@ -49,8 +52,8 @@ STEPS, MIN_EPOCHS = 2000, 5  # the step budget: at least STEPS optimizer steps a
 DEFAULT_ALPHA = 0.001  # the project's family-wise level (simulator.core.params), one family per sub-claim
 # The small map `report` runs itself and `map --quick` (about two minutes on two cores): the teacher at three
 # sizes, p = 0.5, both placements, BN on.
-QUICK = {"tasks": ("teacher",), "rows": (120, 2200, 9400), "keep": (0.5,), "bn": ("true",), "steps": 1000,
-         "min_epochs": 3, "pilot": 4, "cap": 16}
+QUICK = {"tasks": ("teacher",), "rows": (120, 2200, 9400), "keep": (0.5,), "bn": ("true",),
+         "lengths": ("budget",), "steps": 1000, "min_epochs": 3, "pilot": 4, "cap": 16}
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,9 @@ class Plan:
     ----------
     tasks : tuple of str
         Regression tasks (:data:`TWINS`); each brings its classification twin.
-    rows, keep, placements, bn : tuple
-        The axes: data size N, keep probability p, noise placement, BN (``"true"``/``"false"``).
+    rows, keep, placements, bn, lengths : tuple
+        The axes: data size N, keep probability p, noise placement, BN (``"true"``/``"false"``), training
+        length (:data:`LENGTHS`).
     steps, min_epochs : int
         The step budget: a cell trains ``max(min_epochs, ⌈steps / batches per epoch⌉)`` epochs, so that
         small N over-fits (many epochs) and large N still trains (at least ``min_epochs``).
@@ -80,6 +84,7 @@ class Plan:
     keep: tuple = KEEP
     placements: tuple = PLACEMENTS
     bn: tuple = BN
+    lengths: tuple = LENGTHS
     steps: int = STEPS
     min_epochs: int = MIN_EPOCHS
     batch: int = BATCH
@@ -104,6 +109,9 @@ class Plan:
         for b in self.bn:
             if b not in BN:
                 raise ParameterError(f"bn={shown(b)}: true or false")
+        for length in self.lengths:
+            if length not in LENGTHS:
+                raise ParameterError(f"length={shown(length)}: one of {', '.join(LENGTHS)}")
         if not (1 <= self.steps <= 10_000_000 and 1 <= self.min_epochs <= 10_000):
             raise ParameterError(f"steps={shown(self.steps)}, min_epochs={shown(self.min_epochs)}: the step "
                                  "budget must be 1 to 10,000,000 steps and 1 to 10,000 epochs")
@@ -120,19 +128,32 @@ def epochs_for(rows, plan):
     return max(plan.min_epochs, math.ceil(plan.steps / batches))
 
 
+def patience_for(rows, plan):
+    """Early stopping's patience at N = ``rows``: a tenth of the budget's epochs, at least 3."""
+    return max(3, epochs_for(rows, plan) // 10)
+
+
 def cell_settings(cell, plan, runs):
-    """The ``training`` experiment's settings of one cell (a sweep point), trained with ``runs`` runs."""
+    """The ``training`` experiment's settings of one cell (a sweep point), trained with ``runs`` runs.
+
+    The length's settings (``patience``) are not part of the streams' key: a cell trained to the budget and
+    the same cell stopped early train the same runs (split, initial weights, batch order, noise).
+    """
     placements = ["hidden", "recalibrated"] if cell["placement"] == "hidden" and cell["bn"] == "true" \
         else [cell["placement"]]
-    return {"task": cell["task"], "rows": str(cell["rows"]), "p": str(cell["p"]), "bn": cell["bn"],
-            "placement": ",".join(placements), "epochs": str(epochs_for(cell["rows"], plan)),
-            "batch": str(plan.batch), "runs": str(runs), "margin": str(MARGIN)}
+    settings = {"task": cell["task"], "rows": str(cell["rows"]), "p": str(cell["p"]), "bn": cell["bn"],
+                "placement": ",".join(placements), "epochs": str(epochs_for(cell["rows"], plan)),
+                "batch": str(plan.batch), "runs": str(runs), "margin": str(MARGIN)}
+    if cell.get("length", "budget") == "early":
+        settings["patience"] = str(patience_for(cell["rows"], plan))
+    return settings
 
 
 def cells(plan):
-    """Every cell of the plan, in map order (task, BN, placement, p, N)."""
-    return [{"task": t, "bn": b, "placement": pl, "p": float(p), "rows": int(n)}
-            for t in plan.tasks for b in plan.bn for pl in plan.placements for p in plan.keep for n in plan.rows]
+    """Every cell of the plan, in map order (length, task, BN, placement, p, N)."""
+    return [{"length": length, "task": t, "bn": b, "placement": pl, "p": float(p), "rows": int(n)}
+            for length in plan.lengths for t in plan.tasks for b in plan.bn for pl in plan.placements
+            for p in plan.keep for n in plan.rows]
 
 
 def runs_needed(sd, target, plan):
@@ -163,7 +184,8 @@ def cell_quantities(cell, rows):
     """``{quantity: row}`` of the map's quantities in one cell's rows (absent ones left out)."""
     reg, cls = cell["task"], TWINS[cell["task"]]
     found = {"dmse": _of(rows, "dmse", reg, cell["placement"]), "drop": _of(rows, "drop", cls, cell["placement"]),
-             "mse_none": _of(rows, "mse", reg, "none"), "accuracy_none": _of(rows, "accuracy", cls, "none")}
+             "mse_none": _of(rows, "mse", reg, "none"), "accuracy_none": _of(rows, "accuracy", cls, "none"),
+             "best_epoch": _of(rows, "best_epoch", reg, cell["placement"])}
     if cell["placement"] == "hidden" and cell["bn"] == "true":
         found.update(dmse_shift=_of(rows, "dmse_shift", reg), dce_shift=_of(rows, "dce_shift", cls),
                      dacc_shift=_of(rows, "dacc_shift", cls))
@@ -232,7 +254,9 @@ def table(results, plan):
             r = q[quantity]
             ref = q.get("mse_none" if quantity in ("dmse", "dmse_shift") else "accuracy_none")
             family = {"dmse": "C6-regression", "drop": "C6-classification"}.get(quantity, "C6-shift")
+            stop = q.get("best_epoch")
             found.append({**cell, "epochs": epochs_for(cell["rows"], plan), "quantity": quantity,
+                          "best_epoch": None if stop is None else stop["estimate"],
                           "estimate": r["estimate"], "mcse": r["mcse"], "runs": r["samples"],
                           "target": plan.targets[quantity], "reached": bool(r["mcse"] <= plan.targets[quantity]),
                           "reference": None if ref is None else ref["estimate"],
@@ -252,6 +276,9 @@ def table(results, plan):
 # ---------------------------------------------------------------------------------------------- crossover
 
 
+SERIES = ["length", "task", "bn", "placement", "p"]  # a series runs along N
+
+
 def crossover(frame, quantity):
     """Where the total effect changes sign along N, per (task, BN, placement, p): a DataFrame.
 
@@ -266,13 +293,13 @@ def crossover(frame, quantity):
 
     out = []
     part = frame[frame["quantity"] == quantity]
-    for axes, s in part.groupby(["task", "bn", "placement", "p"], sort=False):
+    for axes, s in part.groupby(SERIES, sort=False):
         s = s.sort_values("rows")
         n = np.log(s["rows"].to_numpy(float))
         est, se = s["estimate"].to_numpy(float), s["mcse"].to_numpy(float)
         z = est / np.where(se > 0, se, np.inf)
         resolved = bool((z > s["z_star"]).any() and (z < -s["z_star"]).any())
-        out.append({**dict(zip(["task", "bn", "placement", "p"], axes)), "quantity": quantity,
+        out.append({**dict(zip(SERIES, axes)), "quantity": quantity,
                     "n_star": _root(n, est), "low": _root(n, est - 2 * se if est[0] > est[-1] else est + 2 * se),
                     "high": _root(n, est + 2 * se if est[0] > est[-1] else est - 2 * se),
                     "sign": f"{'+' if est[0] > 0 else '−'} then {'+' if est[-1] > 0 else '−'}",
@@ -393,7 +420,8 @@ def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None
 
 def _plan_dict(plan):
     return {"tasks": list(plan.tasks), "rows": [int(n) for n in plan.rows], "keep": [float(p) for p in plan.keep],
-            "placements": list(plan.placements), "bn": list(plan.bn), "steps": plan.steps,
+            "placements": list(plan.placements), "bn": list(plan.bn), "lengths": list(plan.lengths),
+            "steps": plan.steps,
             "min_epochs": plan.min_epochs, "batch": plan.batch, "pilot": plan.pilot, "cap": plan.cap,
             "targets": dict(plan.targets), "alpha": plan.alpha}
 
@@ -416,8 +444,8 @@ def _n(x):
 
 
 def _name(axes):
-    task, bn, placement, p = axes
-    return f"{task} {placement} BN {'on' if bn == 'true' else 'off'} p = {p:g}"
+    length, task, bn, placement, p = axes
+    return f"{task} {placement} BN {'on' if bn == 'true' else 'off'} p = {p:g} ({length})"
 
 
 def sentences(frame, crossovers):
@@ -447,10 +475,10 @@ def sentences(frame, crossovers):
                     "below at another)."
         else:
             text += " The sign changes along N at " + "; ".join(
-                f"{_name((r.task, r.bn, r.placement, r.p))}: N* ≈ {r.n_star:,.0f} ({r.sign}; ±2 MCSE band "
+                f"{_name((r.length, r.task, r.bn, r.placement, r.p))}: N* ≈ {r.n_star:,.0f} ({r.sign}; ±2 MCSE band "
                 f"leaves 0 at {_n(r.low)} and {_n(r.high)})"
                 for r in found[:6]) + ("; …" if len(found) > 6 else "") + "."
-        groups = part.groupby(["task", "bn", "placement", "p"], sort=False)
+        groups = part.groupby(SERIES, sort=False)
         text += " Per series: " + "; ".join(f"{_name(k)} — {_series_text(s)}" for k, s in groups) + "."
         out[family] = text
     return out
@@ -466,13 +494,14 @@ def _numbers(text, name, kind):
                              f"{'100,1000' if kind is int else '0.5,0.9'}") from None
 
 
-def plan_from(quick=False, tasks=(), rows=None, keep=None, placements=(), bn=(), steps=None, min_epochs=None,
-              pilot=None, cap=None, alpha=None):
+def plan_from(quick=False, tasks=(), rows=None, keep=None, placements=(), bn=(), lengths=(), steps=None,
+              min_epochs=None, pilot=None, cap=None, alpha=None):
     """A :class:`Plan` from command-line texts: the full map (or :data:`QUICK`) with the options given."""
     base = {**(QUICK if quick else {})}
     given = {"tasks": tuple(tasks) or None, "rows": None if rows is None else _numbers(rows, "rows", int),
              "keep": None if keep is None else _numbers(keep, "keep", float),
-             "placements": tuple(placements) or None, "bn": tuple(bn) or None, "steps": steps,
+             "placements": tuple(placements) or None, "bn": tuple(bn) or None,
+             "lengths": tuple(lengths) or None, "steps": steps,
              "min_epochs": min_epochs, "pilot": pilot, "cap": cap}
     if alpha is not None:
         given["alpha"] = _numbers([alpha], "alpha", float)[0]

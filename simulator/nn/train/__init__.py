@@ -61,6 +61,7 @@ from .config import (
     ADAM_BETA1,
     ADAM_BETA2,
     ADAM_EPS,
+    FINAL_BATCH,
     OPTIMIZERS,
     PLACEMENTS,
     TEST_FRACTION_DIVISOR,
@@ -99,7 +100,7 @@ _check = check  # the name of before
 # The names of the one-module trainer, at their old path (callers: simulator.experiments.training,
 # simulator.bench, tests), and the new records.
 __all__ = [
-    "ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "OPTIMIZERS", "PLACEMENTS", "TEST_FRACTION_DIVISOR",
+    "ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "FINAL_BATCH", "OPTIMIZERS", "PLACEMENTS", "TEST_FRACTION_DIVISOR",
     "TrainConfig", "TrainResult", "Trace", "train_runs", "trace", "layer_table", "unpack", "check",
     "Spec", "TaskArrays", "Outputs", "Recorder", "Net", "Work", "Eval",
     "forward_train", "backward", "forward_eval", "bn_moments", "recalibrate",
@@ -116,7 +117,7 @@ def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
     nothing = np.empty((0, 0))
     w = Work(xb, np.empty(0), Z, XH, H, NM, bmean, bvar, out, nothing, nothing, nothing, nothing)
     spec = Spec(0, 1, 0, theta.size, bool(bn), 0, xb.shape[0], True, 0.0, 0.0, np.uint64(threshold), float(inv_p),
-                float(beta))
+                float(beta), False, 0, 0)
     net = Net(theta, Wt, np.empty(0), np.empty(0), np.empty(0), rm, rv)
     forward_train(w, m, net, lay, spec, kinds, s, float(momentum), int(step))
 

@@ -209,9 +209,10 @@ class Trace:
     recal_noise: list = field(default_factory=list)
 
 
-def _recorder(steps, depth, batch, width, nparams, n_train):
+def _recorder(steps, depth, batch, width, nparams, n_train, drop_last):
     """A :class:`config.Recorder` for ``steps`` steps, and the row counts of the recalibration's batches."""
-    sizes = [min(batch, n_train - s) for s in range(0, n_train, batch) if min(batch, n_train - s) > 1]
+    sizes = [m for m in (min(batch, n_train - s) for s in range(0, n_train, batch))
+             if m > 1 and not (drop_last and m < batch)]
     return Recorder(np.full((steps, batch), -1, dtype=np.int64), np.zeros((steps, depth, batch, width)),
                     np.zeros((2, nparams)), np.zeros((3, 2, depth, width)),
                     np.zeros((len(sizes), depth, batch, width))), sizes
@@ -237,7 +238,7 @@ def trace(task, config, placement, run, key, steps):
     n, f = a.task.X.shape
     n_test = a.n_test
     n_train = n - n_test
-    rec, sizes = _recorder(steps, depth, batch, width, a.spec.nparams, n_train)
+    rec, sizes = _recorder(steps, depth, batch, width, a.spec.nparams, n_train - a.n_val, a.spec.drop_last)
     _run_task(key, int(run), a.modes[0], a.variants[0], a.s2[0], a.task, a.spec,
               _outputs(int(run) + 1, 1, 1, depth), rec)
     Xtr, ytr = np.empty((n_train, f)), np.empty(n_train)

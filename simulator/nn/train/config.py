@@ -59,9 +59,10 @@ class TrainConfig:
     batch : int
         Batch size.
     final_batch : str
-        What an epoch does with a final batch shorter than ``batch``: ``"keep"`` trains on it unless it is
-        a single row (BN cannot train on one row; PyTorch's ``DataLoader(drop_last=False)`` would fail
-        there), ``"drop"`` skips it (``DataLoader(drop_last=True)``, what BN users do).
+        What an epoch does with a final batch shorter than ``batch``: ``"drop"`` (the default) skips it
+        (``DataLoader(drop_last=True)``, what BN users do: BN on a batch of 2 rows is strong noise);
+        ``"keep"`` trains on it unless it is a single row (BN cannot train on one row; PyTorch's
+        ``DataLoader(drop_last=False)`` would fail there).
     optimizer : str
         "adam" (``torch.optim.Adam(lr)``) or "sgd" (``torch.optim.SGD(lr, momentum)``).
     lr, momentum : float
@@ -93,7 +94,7 @@ class TrainConfig:
     p: float = 0.5
     beta: float = 0.1
     checkpoints: tuple = ()
-    final_batch: str = "keep"
+    final_batch: str = "drop"
     patience: int = 0
     holdout: bool = False
 

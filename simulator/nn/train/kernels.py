@@ -464,7 +464,8 @@ def recalibrate(Xtr, net, lay, spec, kind, s, w, rm, rv, rec_noise):
     """Reset the running statistics ``rm``, ``rv`` and re-estimate them: one pass over the training rows in order.
 
     BN in training mode, cumulative average (``momentum=None``), batches of
-    ``spec.batch`` rows, a final batch of one row dropped; noise ``kind`` at every
+    ``spec.batch`` rows, a final batch dropped by the training's rule (one row always; any short one with
+    ``spec.drop_last``); noise ``kind`` at every
     hidden position (dropout or none), drawn from ``s``. The parameters do not
     change. With ``rec_noise`` non-empty, batch b's noise goes to ``rec_noise[b]``.
     """
@@ -480,7 +481,7 @@ def recalibrate(Xtr, net, lay, spec, kind, s, w, rm, rv, rec_noise):
     step = 0
     for start in range(0, n, batch):
         m = min(batch, n - start)
-        if m == 1:
+        if m == 1 or (spec.drop_last and m < batch):
             continue
         for i in range(m):
             for j in range(Xtr.shape[1]):
