@@ -54,7 +54,7 @@ def test_runs_needed_is_a_power_of_two_between_pilot_and_cap():
 @pytest.mark.parametrize("quantity, est, se, want", [
     ("dmse", 0.05, 0.01, "hurts"), ("dmse", -0.05, 0.01, "helps"), ("dmse", 0.01, 0.01, "no effect beyond ±b"),
     ("drop", 0.0, 0.001, "within the margin"), ("drop", 0.03, 0.002, "beyond the margin"),
-    ("drop", 0.01, 0.005, "undecided"), ("dmse", 0.0, float("nan"), "undecided")])
+    ("drop", 0.01, 0.005, "undecided"), ("dmse", 0.0, float("nan"), "undecided"), ("drop", 0.0, 0.0, "undecided")])
 def test_words_follow_the_numbers(quantity, est, se, want):
     verdict, bound = rg.word(quantity, est, se, 3.0)
     assert verdict == want
@@ -90,9 +90,14 @@ def test_crossover_needs_both_signs_decided():
     frame = pd.DataFrame(rows)
     (c,) = rg.crossover(frame, "dmse").itertuples()
     assert c.resolved and c.n_star == pytest.approx(math.sqrt(1e5)) and c.sign == "− then +"
-    assert 100 < c.low < c.n_star < c.high < 1000
+    assert (c.low, c.high) == (100, 1000)
     frame.loc[0, "estimate"] = -0.01  # below the threshold: the sign change is noise
     assert not rg.crossover(frame, "dmse")["resolved"].iloc[0]
+    # a non-significant size between two significant ones of opposite sign: bracketed by them
+    more = pd.DataFrame([{**rows[0], "rows": 100, "estimate": -0.05}, {**rows[0], "rows": 300, "estimate": 0.01},
+                         {**rows[0], "rows": 1000, "estimate": 0.05}])
+    (c,) = rg.crossover(more, "dmse").itertuples()
+    assert c.resolved and (c.low, c.high) == (100, 1000) and 100 < c.n_star < 300
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -1,5 +1,6 @@
 """The committed C6 map cannot drift from the code: two of its cells trained again from their seed give the
-same numbers, bit for bit (the cheapest regression cell, and the cheapest cell of the other twin's task)."""
+same numbers, bit for bit (the cheapest teacher cell trained to the step budget, and the cheapest diamonds cell
+stopped early)."""
 import pytest
 
 from simulator.data import c6map
@@ -17,28 +18,42 @@ def _plan():
                       "targets": plan["targets"]})
 
 
-def _cheapest(task):
-    """The cell of ``task`` with the fewest runs × epochs × rows (a few seconds to train)."""
-    cells = [c for c in COMMITTED["cells"] if c["cell"]["task"] == task]
+def _cheapest(task, length):
+    """The cell of ``task`` and ``length`` with the fewest runs × epochs × rows (a few seconds to train)."""
+    cells = [c for c in COMMITTED["cells"] if c["cell"]["task"] == task and c["cell"]["length"] == length]
     return min(cells, key=lambda c: (c["runs"] * rg.epochs_for(c["cell"]["rows"], _plan()) * c["cell"]["rows"],
                                      c["cell"]["rows"]))
 
 
-@pytest.mark.parametrize("task", sorted({c["cell"]["task"] for c in (COMMITTED or {"cells": []})["cells"]}))
-def test_a_committed_cell_is_regenerated_bit_for_bit(task):
-    plan = _plan()
-    entry = _cheapest(task)
-    cell, runs = entry["cell"], entry["runs"]
+def _mismatches(cell, runs, table, plan):
+    """Train ``cell`` again with ``runs`` runs; the fields that differ from its rows in ``table``."""
     settings = rg.cell_settings(cell, plan, runs)
     rows = run_point("training", {"p": settings["p"]}, settings["p"], {k: v for k, v in settings.items() if k != "p"},
                      None, COMMITTED["meta"]["seed"], rg.DEFAULT_ALPHA)
     again = rg.table([(cell, rows)], plan)
-    committed = [r for r in COMMITTED["table"] if all(r[k] == cell[k] for k in cell)]
+    committed = [r for r in table if all(r[k] == cell[k] for k in cell)]
     assert len(again) == len(committed) > 0
-    for mine, theirs in zip(again.to_dict("records"), committed):
-        assert mine["quantity"] == theirs["quantity"]
-        for k in FIELDS:
-            assert mine[k] == theirs[k], (cell, mine["quantity"], k, mine[k], theirs[k])
+    return [(mine["quantity"], k, mine[k], theirs[k]) for mine, theirs in zip(again.to_dict("records"), committed)
+            for k in ("quantity", *FIELDS) if mine[k] != theirs[k]]
+
+
+@pytest.mark.parametrize("task, length", [("teacher", "budget"), ("diamonds", "early")])
+def test_a_committed_cell_is_regenerated_bit_for_bit(task, length):
+    entry = _cheapest(task, length)
+    assert entry["cell"]["length"] == length
+    assert _mismatches(entry["cell"], entry["runs"], COMMITTED["table"], _plan()) == []
+
+
+def test_a_drifted_number_would_be_caught():
+    """The check can fail: the last bit of one committed estimate changed is seen."""
+    import copy
+    import math
+
+    entry = _cheapest("teacher", "budget")
+    table = copy.deepcopy(COMMITTED["table"])
+    row = next(r for r in table if all(r[k] == entry["cell"][k] for k in entry["cell"]))
+    row["estimate"] = math.nextafter(row["estimate"], math.inf)
+    assert [m[:2] for m in _mismatches(entry["cell"], entry["runs"], table, _plan())] == [(row["quantity"], "estimate")]
 
 
 def test_the_committed_map_says_how_it_was_made():

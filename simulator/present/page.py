@@ -48,9 +48,10 @@ def render(data):
     return environment().get_template("report.html.j2").render(data)
 
 
-def page(verification, figures_done, manifest):
-    """The HTML page (a string). ``figures_done``: ``[(claim id, name, title, caption), ...]`` in order."""
-    return render(page_data(verification, figures_done, manifest))
+def page(verification, figures_done, manifest, regime=None):
+    """The HTML page (a string). ``figures_done``: ``[(claim id, name, title, caption), ...]`` in order;
+    ``regime``: the C6 map section (:func:`simulator.present.report.c6_maps`), or None."""
+    return render({**page_data(verification, figures_done, manifest), "regime": regime})
 
 
 def checks_table(rows):

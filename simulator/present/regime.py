@@ -49,8 +49,10 @@ def is_map(path):
 
 
 def _save(fig, stem):
+    """PNG and SVG, the same bytes for the same data (no date, a fixed hash salt)."""
     fig.savefig(stem + ".png", dpi=100, bbox_inches="tight")
-    fig.savefig(stem + ".svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": "dropout-bn"}):
+        fig.savefig(stem + ".svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -145,6 +147,36 @@ def shift_figure(frame, task, stem, length=""):
     _save(fig, stem)
 
 
+def readme(meta):
+    """The folder's ``README.md``: what the map is, how it was made, what each file holds."""
+    plan = meta["plan"]
+    line = " ".join(meta.get("command_line") or ["cli.py", "map"])
+    return f"""# A C6 regime map
+
+Made with `python {line}` on {meta.get("date")}, seed {meta["seed"]}: {meta["cells"]:,} cells, \
+{meta["runs"]["final"]:,} training runs in the cells' results (a pilot of {meta["runs"]["pilot"]:,} runs sized them; a \
+cell that needed no more than its pilot kept it). Tasks: \
+{", ".join(plan["tasks"])}, each with its classification twin; N ∈ {{{", ".join(f"{n:,}" for n in plan["rows"])}}}; \
+keep p ∈ {{{", ".join(f"{p:g}" for p in plan["keep"])}}}; placements {", ".join(plan["placements"])}; BN \
+{", ".join(plan["bn"])}; training length {", ".join(plan["lengths"])} (step budget: {plan["steps"]:,} steps or \
+{plan["min_epochs"]} epochs, whichever is more; early: stopped on a validation fifth of the training rows). Runs \
+per cell: a pilot of {plan["pilot"]}, then what the target MCSE needs, at most {plan["cap"]}.
+
+- `map.csv`: one row per cell and quantity (ΔMSE, the accuracy drop, and with dropout before BN the shift's
+  own cost): estimate, MCSE, runs, target MCSE and whether it was reached, the no-dropout metric and the
+  effect relative to it, z, the family's z*, the verdict and its bound.
+- `crossovers.csv`: per series along N, where the total effect changes sign between two sizes that are
+  significant with opposite signs.
+- `map.json`: the plan, one sentence per sub-claim, both tables, every cell and its runs.
+- `TASK-LENGTH-phase.png` (N × p, colour = effect in units of the no-dropout metric, hatched = not decided),
+  `TASK-LENGTH-effect.png` (effect against N with ±2 MCSE bands) and `TASK-LENGTH-shift.png` (the shift's own
+  cost against N), each also as SVG.
+
+The same command with the same seed gives the same bytes (apart from the date), on any number of threads or
+Dask workers; an interrupted run resumes from its `.partial` checkpoint.
+"""
+
+
 def records(frame):
     """A DataFrame as JSON-ready records, every float exactly (``repr``: pandas' own JSON keeps 10 digits)."""
     def plain(v):
@@ -187,6 +219,8 @@ def write_map(result, out, command=None):
         with open(os.path.join(tmp, MARK), "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=1, sort_keys=False)
             f.write("\n")
+        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
+            f.write(readme(payload["meta"]))
         with sigint_ignored():
             replace_folder(tmp, out, is_map)
     except OSError as e:
@@ -198,3 +232,62 @@ def write_map(result, out, command=None):
             remove_folder(tmp)
         raise
     return sorted(os.listdir(out))
+
+
+# ------------------------------------------------------------------------------------------ in the report
+
+KINDS = {"phase": "phase diagram: N × p, colour = effect in units of the no-dropout metric",
+         "effect": "the total effect against N (±2 MCSE), regression and classification side by side",
+         "shift": "the variance shift's own cost against N (the same weights, BN as trained − recalibrated)"}
+
+
+def _figures_in(folder, prefix=""):
+    """``(file stem, title)`` of every map figure in ``folder`` (PNG and SVG both there), in a stable order."""
+    found = []
+    for name in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(name)
+        if ext == ".png" and os.path.exists(os.path.join(folder, stem + ".svg")):
+            task, length, kind = stem.rsplit("-", 2) if stem.count("-") >= 2 else (stem, "", "")
+            found.append((prefix + stem, f"{task} ({length}): {KINDS.get(kind, kind)}"))
+    return found
+
+
+def committed_into(folder, prefix="c6map-"):
+    """Copy the committed map's figures into the report ``folder`` (as ``c6map-…``); its summary for the page,
+    or None when the repository's map is not there."""
+    import shutil
+
+    from ..data import c6map
+
+    committed = c6map.load()
+    if committed is None:
+        return None
+    shown = _figures_in(str(c6map.FOLDER), prefix)
+    for stem, _ in shown:
+        for ext in (".png", ".svg"):
+            shutil.copyfile(os.path.join(c6map.FOLDER, stem[len(prefix):] + ext), os.path.join(folder, stem + ext))
+    meta = committed["meta"]
+    return {"sentences": committed["sentences"], "figures": shown, "date": meta.get("date"), "seed": meta["seed"],
+            "command": " ".join(meta.get("command_line") or ["cli.py", "map"]), "cells": meta["cells"],
+            "runs": meta["runs"]["final"]}
+
+
+def small_into(folder, result, prefix="small-map-"):
+    """Draw the report's own small map into ``folder`` (``small-map-…``, and ``small-map.csv``); its summary."""
+    scratch = os.path.join(folder, ".small-map")
+    os.mkdir(scratch)
+    draw_all(result.table, scratch)
+    shown = []
+    for stem, title in _figures_in(scratch):
+        for ext in (".png", ".svg"):
+            os.replace(os.path.join(scratch, stem + ext), os.path.join(folder, prefix + stem + ext))
+        shown.append((prefix + stem, title))
+    os.rmdir(scratch)
+    result.table.to_csv(os.path.join(folder, prefix.rstrip("-") + ".csv"), index=False)
+    return {"sentences": result.sentences, "figures": shown, "cells": result.meta["cells"],
+            "runs": result.meta["runs"]["final"], "plan": result.meta["plan"]}
+
+
+def is_map_file(name):
+    """A file the report's map section writes (for :func:`simulator.present.report.is_report`)."""
+    return name.startswith(("c6map-", "small-map")) and name.endswith((".png", ".svg", ".csv"))

@@ -25,9 +25,11 @@ from ..core.files import check_folder, new_folder, remove_folder, replace_folder
 from ..core.interrupts import sigint_ignored
 from ..core.params import DEFAULT_SEED, check_samples, check_seed, versions
 from ..experiments import CATALOG
+from ..runs import regime as maps
 from ..runs.sweep import sweep
 from ..runs.verify import budget, verify
 from . import drawing
+from . import regime as map_pages
 from .figures import FIGURES
 from .output import to_csv
 from .page import page
@@ -63,10 +65,10 @@ def figures():
     return out
 
 
-def write(folder, verification, figure_rows, manifest, drawn=None):
+def write(folder, verification, figure_rows, manifest, drawn=None, regime=None):
     """Write the page, the figures (unless ``drawn``, the result of
     :func:`simulator.present.drawing.draw_figures` for this folder, says they are there) and the data into
-    ``folder`` (which exists)."""
+    ``folder`` (which exists). ``regime``: the C6 map section (:func:`c6_maps`), None to leave it out."""
     done = drawing.draw_figures(folder, figure_rows) if drawn is None else drawn
     with open(os.path.join(folder, "results.json"), "w", encoding="utf-8") as fh:
         data = json.loads(json.dumps({"meta": verification.meta, "claims": verification.claims,
@@ -80,7 +82,7 @@ def write(folder, verification, figure_rows, manifest, drawn=None):
     with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2)
     with open(os.path.join(folder, "index.html"), "w", encoding="utf-8") as fh:
-        fh.write(page(verification, done, manifest))
+        fh.write(page(verification, done, manifest, regime))
 
 
 def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, threads=None, progress=None,
@@ -121,13 +123,16 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
         verification = verify(quick=quick, samples=samples, seed=seed, threads=threads, progress=progress,
                               checkpoint=os.path.join(checkpoints, "verify.jsonl"))
         timings["verify_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        regime = c6_maps(tmp, seed, quick, threads, os.path.join(checkpoints, "map.jsonl"), progress)
+        timings["map_s"] = round(time.perf_counter() - t0, 3)
         drawn = wait()
         timings["total_s"] = round(time.perf_counter() - start, 3)
         manifest = {"written_by": WRITTEN_BY, "command": command or sys.argv, "seed": seed, "samples": samples,
                     "quick": quick, "threads": verification.meta["threads"],
                     "versions": {**versions(), "seaborn": drawing.SEABORN_VERSION}, "platform": platform.platform(),
                     "git_commit": _git_commit(), "timings": timings}
-        write(tmp, verification, figure_rows, manifest, drawn)
+        write(tmp, verification, figure_rows, manifest, drawn, regime)
         with sigint_ignored():  # the two renames, and the cleanup below, are not cut in half by a Ctrl-C
             replace_folder(tmp, out, is_report)
     except BaseException as e:
@@ -141,6 +146,18 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
         raise
     remove_folder(checkpoints)
     return os.path.join(out, "index.html")
+
+
+# The report's own small map: the quick map (about two minutes), or in a quick report two sizes of it.
+SMALL_MAP_QUICK = {**maps.QUICK, "rows": (120, 2200), "pilot": 2, "cap": 4}
+
+
+def c6_maps(folder, seed, quick, threads, checkpoint, progress):
+    """The C6 map section: the committed map's figures and sentences (copied into ``folder``, with how and
+    when it was made), and a small map trained here (:data:`simulator.runs.regime.QUICK`)."""
+    plan = maps.Plan(**(SMALL_MAP_QUICK if quick else maps.QUICK))
+    small = maps.regime_map(plan, seed=seed, threads=threads, checkpoint=checkpoint, progress=progress)
+    return {"committed": map_pages.committed_into(folder), "small": map_pages.small_into(folder, small)}
 
 
 def _figure_sweeps(checkpoints, seed, samples, quick, threads, progress):
@@ -180,7 +197,7 @@ def is_report(folder):
     ours = isinstance(manifest, dict) and (manifest.get("written_by") == WRITTEN_BY
                                            or _LEGACY_MANIFEST <= set(manifest))
     figures_ = {f"{f.name}.{ext}" for f in FIGURES for ext in ("png", "svg")}
-    return ours and all(n in REPORT_FILES or n in figures_ for n in names)
+    return ours and all(n in REPORT_FILES or n in figures_ or map_pages.is_map_file(n) for n in names)
 
 
 def _checkpoint_folder(out):

@@ -258,6 +258,20 @@ def _findings_text(rows, p):
     return text
 
 
+def _regime_text(cells):
+    """A sub-claim over the committed map's cells, by data size N: how many cells hold, contradict or leave it
+    undecided, and at which sizes (the regime, where one half of the document's C6 holds and where not)."""
+    parts = []
+    for verdict in ("holds", "contradicted", "no detectable effect", "undecided"):
+        ns = sorted(r["params"]["rows"] for r in cells if r["verdict"] == verdict)
+        if ns:
+            parts.append(f"{verdict} in {len(ns)} (N {ns[0]:,}–{ns[-1]:,}, median {ns[len(ns) // 2]:,})")
+    family = cells[0].get("family")
+    text = f"on the committed map ({len(cells)} cells: N × p × placement × BN × training length): " + ", ".join(parts)
+    return text + (f" (z* = {family['z_star']:.2f} over the {family['tests']} findings of this sub-claim)"
+                   if family else "")
+
+
 def _erratum_parts(tested, p):
     """The document's formula refuted (at p), and the first false line of a derivation."""
     parts = []
@@ -343,6 +357,11 @@ def headline(rows, zstar, p=None, quote=()):
     if degenerate:
         parts.append(f"{len(degenerate)} of {len(rows)} checks cannot be judged: {degenerate[0]['reason']}")
         tested = [r for r in tested if r not in degenerate]
+    cells = [r for r in tested if r["kind"] in ("effect", "equivalence") and "rows" in r["params"]
+             and r["experiment"] == "regime-map"]
+    if cells:
+        parts.append(_regime_text(cells))
+        tested = [r for r in tested if r not in cells]
     if any(r["kind"] in ("effect", "equivalence") for r in tested):
         parts.append(_findings_text(tested, p))
     parts += _erratum_parts(tested, p)
