@@ -62,6 +62,17 @@ def test_words_follow_the_numbers(quantity, est, se, want):
         assert bound == pytest.approx(abs(est) + 3.0 * se)
 
 
+def test_few_runs_need_a_larger_multiple_of_the_mcse():
+    """As verify judges it: the t of 8 runs must be far beyond z* to count (Student's t, 7 degrees of freedom)."""
+    from scipy import stats
+
+    assert rg.critical(3.0, 0) == 3.0
+    c = rg.critical(3.0, 8)
+    assert c == pytest.approx(stats.t.isf(stats.norm.sf(3.0), 7)) and c > 4.5
+    assert rg.word("dmse", 4.0, 1.0, 3.0)[0] == "hurts" and rg.word("dmse", 4.0, 1.0, 3.0, runs=8)[0] != "hurts"
+    assert rg.z_of(4.0, 1.0, 8) == pytest.approx(stats.norm.isf(stats.t.sf(4.0, 7)))
+
+
 def test_a_wrong_rule_would_be_caught():
     """The judging is not vacuous: a 6-σ effect is never 'no effect', a null one never 'hurts'."""
     assert rg.word("dmse", 0.06, 0.01, 4.4)[0] == "hurts"
@@ -85,17 +96,17 @@ def test_crossover_needs_both_signs_decided():
     import pandas as pd
 
     rows = [{"length": "budget", "task": "teacher", "bn": "true", "placement": "hidden", "p": 0.5,
-             "quantity": "dmse", "rows": n, "estimate": e, "mcse": 0.01, "z_star": 3.0}
+             "quantity": "dmse", "rows": n, "estimate": e, "mcse": 0.01, "z": e / 0.01, "z_star": 3.0}
             for n, e in ((100, -0.05), (1000, 0.05))]
     frame = pd.DataFrame(rows)
     (c,) = rg.crossover(frame, "dmse").itertuples()
     assert c.resolved and c.n_star == pytest.approx(math.sqrt(1e5)) and c.sign == "− then +"
     assert (c.low, c.high) == (100, 1000)
-    frame.loc[0, "estimate"] = -0.01  # below the threshold: the sign change is noise
+    frame.loc[0, ["estimate", "z"]] = -0.01, -1.0  # below the threshold: the sign change is noise
     assert not rg.crossover(frame, "dmse")["resolved"].iloc[0]
     # a non-significant size between two significant ones of opposite sign: bracketed by them
-    more = pd.DataFrame([{**rows[0], "rows": 100, "estimate": -0.05}, {**rows[0], "rows": 300, "estimate": 0.01},
-                         {**rows[0], "rows": 1000, "estimate": 0.05}])
+    more = pd.DataFrame([{**rows[0], "rows": n, "estimate": e, "z": e / 0.01}
+                         for n, e in ((100, -0.05), (300, 0.01), (1000, 0.05))])
     (c,) = rg.crossover(more, "dmse").itertuples()
     assert c.resolved and (c.low, c.high) == (100, 1000) and 100 < c.n_star < 300
 

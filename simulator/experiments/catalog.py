@@ -17,6 +17,8 @@ does not apply to it). ``kernels`` are the top-level compiled kernels the first 
 are not the experiment module's own block kernels (:mod:`simulator.runs.warmup`). ``gated`` says that each
 sample draws its gates with keep probability p, so that a run with too few kept (or dropped) gates cannot
 estimate an MCSE and its sampled checks are inconclusive (:func:`simulator.runs.simulate.too_few_gates`).
+``self_tests`` is False for an experiment whose checks are all findings about the document (a committed
+map's cells): it takes no share of the self-tests' family-wise level.
 ``subclaims`` are the sub-claims its checks may test (its ``claim_id`` alone when empty): ``simulate``
 prints a claim's line once every chosen experiment that may test it is done.
 """
@@ -237,6 +239,7 @@ class Experiment:
     runs_param: str = ""
     kernels: tuple = ()
     gated: bool = True
+    self_tests: bool = True
     subclaims: tuple = ()
 
     def __post_init__(self):

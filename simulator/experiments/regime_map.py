@@ -77,6 +77,7 @@ CHECKS = (
 EXPERIMENT = Experiment(
     name="regime-map",
     gated=False,
+    self_tests=False,
     claim_id="C6",
     claim="Over a map of regimes (data size N × keep p × placement × BN, a regression task and its "
           "classification twin): dropout makes regression worse, barely affects classification, and the "

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import ndtr, ndtri, stdtr, stdtrit
 from scipy.stats import norm
 
 from ..core.errors import ParameterError, shown
@@ -45,7 +46,7 @@ LENGTHS = ("budget", "early")
 TARGETS = {"dmse": 0.01, "drop": 0.003, "dmse_shift": 0.01, "dce_shift": 0.01, "dacc_shift": 0.003}
 EFFECTS = ("dmse", "drop")
 SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
-PILOT, CAP = 8, 32
+PILOT, CAP = 32, 64  # 32 paired runs at least: Student's t over 31 degrees of freedom at the family's z*
 MARGIN = 0.01
 BATCH = 32
 STEPS, MIN_EPOCHS = 2000, 5  # the step budget: at least STEPS optimizer steps and at least MIN_EPOCHS epochs
@@ -210,29 +211,45 @@ def z_star(alpha, tests):
     return float(norm.isf(alpha / (2 * max(tests, 1))))
 
 
-def word(quantity, estimate, mcse, zs, margin=MARGIN):
+def critical(zs, runs):
+    """The multiple of the MCSE a difference over ``runs`` paired runs must pass: Student's t with runs − 1
+    degrees of freedom at the tail of the normal z* (z* itself for many runs), as ``verify`` judges it."""
+    return float(-stdtrit(runs - 1, ndtr(-zs))) if runs and runs > 1 else zs
+
+
+def word(quantity, estimate, mcse, zs, margin=MARGIN, runs=0):
     """The verdict of one cell's difference, and the bound that goes with it.
 
-    Effects (ΔMSE, ΔCE_shift): ``hurts`` (significantly > 0), ``helps`` (significantly < 0), else
-    ``no effect beyond ±b`` with ``b = |estimate| + z*·MCSE`` (the smallest effect the cell could have
-    missed). A difference with no spread over its runs has no error bar: ``undecided``. Accuracy drops against
-    the margin: ``within the margin`` (estimate + z*·MCSE < margin),
-    ``beyond the margin`` (estimate − z*·MCSE > margin), else ``undecided``.
+    With ``c`` = :func:`critical` (z* mapped to Student's t over the cell's ``runs`` − 1 degrees of freedom):
+    effects (ΔMSE, ΔCE_shift) ``hurts`` (estimate > c·MCSE), ``helps`` (< −c·MCSE), else ``no effect beyond
+    ±b`` with ``b = |estimate| + c·MCSE`` (the smallest effect the cell could have missed). A difference with
+    no spread over its runs has no error bar: ``undecided``. Accuracy drops against the margin: ``within the
+    margin`` (estimate + c·MCSE < margin), ``beyond the margin`` (estimate − c·MCSE > margin), else
+    ``undecided``.
     """
     if mcse is None or not np.isfinite(mcse) or mcse <= 0.0:
         return "undecided", None  # no spread over the runs (e.g. the same accuracy in every run): no error bar
-    bound = abs(estimate) + zs * mcse
+    c = critical(zs, runs)
+    bound = abs(estimate) + c * mcse
     if quantity in ("drop", "dacc_shift"):
-        if estimate + zs * mcse < margin:
-            return "within the margin", estimate + zs * mcse
-        if estimate - zs * mcse > margin:
-            return "beyond the margin", estimate - zs * mcse
+        if estimate + c * mcse < margin:
+            return "within the margin", estimate + c * mcse
+        if estimate - c * mcse > margin:
+            return "beyond the margin", estimate - c * mcse
         return "undecided", bound
-    if mcse > 0 and estimate / mcse > zs:
-        return "hurts", estimate - zs * mcse
-    if mcse > 0 and estimate / mcse < -zs:
-        return "helps", estimate + zs * mcse
+    if estimate > c * mcse:
+        return "hurts", estimate - c * mcse
+    if estimate < -c * mcse:
+        return "helps", estimate + c * mcse
     return "no effect beyond ±b", bound
+
+
+def z_of(estimate, mcse, runs):
+    """The normal z with the tail of the cell's t = estimate/MCSE over runs − 1 degrees of freedom."""
+    if not mcse or not np.isfinite(mcse):
+        return None
+    t = estimate / mcse
+    return float(np.copysign(-ndtri(stdtr(runs - 1, -abs(t))), t)) if runs and runs > 1 else t
 
 
 def table(results, plan):
@@ -262,13 +279,13 @@ def table(results, plan):
                           "target": plan.targets[quantity], "reached": bool(r["mcse"] <= plan.targets[quantity]),
                           "reference": None if ref is None else ref["estimate"],
                           "relative": None if not ref or not ref["estimate"] else r["estimate"] / ref["estimate"],
-                          "z": r["estimate"] / r["mcse"] if r["mcse"] else None, "family": family})
+                          "z": z_of(r["estimate"], r["mcse"], r["samples"]), "family": family})
     frame = pd.DataFrame(found)
     if frame.empty:
         return frame
     sizes = frame.groupby("family")["quantity"].transform("size")
     frame["z_star"] = [z_star(plan.alpha, m) for m in sizes]
-    judged = [word(r.quantity, r.estimate, r.mcse, r.z_star) for r in frame.itertuples()]
+    judged = [word(r.quantity, r.estimate, r.mcse, r.z_star, runs=r.runs) for r in frame.itertuples()]
     frame["verdict"] = [w for w, _ in judged]
     frame["bound"] = [b for _, b in judged]
     return frame
@@ -296,8 +313,8 @@ def crossover(frame, quantity):
     for axes, s in part.groupby(SERIES, sort=False):
         s = s.sort_values("rows")
         n = s["rows"].to_numpy(float)
-        est, se = s["estimate"].to_numpy(float), s["mcse"].to_numpy(float)
-        z = est / np.where(se > 0, se, np.inf)
+        est = s["estimate"].to_numpy(float)
+        z = np.array([np.nan if v is None else v for v in s["z"]], dtype=float)
         row = {**dict(zip(SERIES, axes)), "quantity": quantity, "n_star": None, "low": None, "high": None,
                "sign": None, "resolved": False}
         found = _bracket(n, z, s["z_star"].to_numpy(float))

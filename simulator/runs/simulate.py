@@ -134,7 +134,7 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     -------
     Result
     """
-    p, seed, alpha = check_p(p), check_seed(seed), check_alpha(alpha)
+    p, seed, alpha = check_p(p), check_seed(seed), check_alpha(alpha)  # E below: experiments with self-tests
     samples = None if samples is None else check_samples(samples)
     chosen = select(experiments)
     values = dict(zip((e.name for e in chosen), resolve(chosen, settings)))
@@ -144,11 +144,12 @@ def simulate(p=0.5, experiments=None, samples=None, seed=DEFAULT_SEED, threads=N
     rows = [r for e in chosen for r in rows_of[e.name]]
     claims = summarize_all(rows, zstars, p, quotes(rows, p), acceptable)
     meta = {"p": p, "p_meaning": P_MEANING, "seed": seed,
-            "samples": samples, "threads": threads, "alpha": alpha, "z_threshold": max(zstars.values()),
+            "samples": samples, "threads": threads, "alpha": alpha,
+            "z_threshold": max((zstars[e.name] for e in chosen if e.self_tests), default=max(zstars.values())),
             "checks_tested": tested, "elapsed_s": round(time.perf_counter() - start, 3),
             "versions": versions()}
-    if len(chosen) > 1:
-        meta["z_thresholds"] = {e.name: zstars[e.name] for e in chosen}
+    if _families(chosen) > 1:
+        meta["z_thresholds"] = {e.name: zstars[e.name] for e in chosen if e.self_tests}
     meta["findings"] = findings(rows)
     return Result(meta, rows, claims)
 
@@ -167,11 +168,16 @@ class _Run(NamedTuple):
     stream: object
 
 
+def _families(chosen):
+    """E, the experiments that share the self-tests' α (those with self-tests; at least 1)."""
+    return max(1, sum(e.self_tests for e in chosen))
+
+
 def _judge_each(run):
     """Measure and judge each experiment of ``run``, the fastest to compile first, each its own family of
     self-tests at alpha / E (the run's family-wise level stays alpha); hand ``run.stream`` the claims as
     they are decided. Returns ``(rows by experiment, z* by experiment, z-tests in all)``."""
-    share = run.alpha / len(run.chosen)
+    share = run.alpha / _families(run.chosen)
     rows_of, zstars, tested, sent = {}, {}, 0, set()
     with contextlib.closing(ready(run.chosen, run.progress)) as compiled:  # the compile workers stop with the run
         for exp in compiled:
@@ -180,7 +186,7 @@ def _judge_each(run):
             rows_of[exp.name], tested = rows, tested + count
             if run.stream is not None:
                 head = {"p": run.p, "seed": run.seed, "threads": run.threads, "alpha": run.alpha,
-                        "experiments": len(run.chosen), "z_threshold": zstars[exp.name], "checks_tested": count,
+                        "experiments": _families(run.chosen), "z_threshold": zstars[exp.name], "checks_tested": count,
                         "findings": findings(rows)}
                 _stream_claims(lambda claims: run.stream(claims, head), run.chosen, rows_of, zstars, run.p, sent)
     return rows_of, zstars, tested
