@@ -1,4 +1,5 @@
 """Grid points on Dask: identical output wherever the points run, even when a worker dies."""
+import json
 import os
 import signal
 
@@ -51,3 +52,15 @@ def test_bad_scheduler_is_a_clear_error(capsys, address):
     code, out, err = run_cli(capsys, "sweep", "--experiment", "inverted-dropout", "--grid", "p=0.5",
                              "--scheduler", address)
     assert code == 2 and err.startswith("error: --scheduler") and err.count("\n") == 1
+
+
+def test_the_map_on_a_local_cluster_is_byte_identical(tmp_path):
+    """The C6 map's cells as Dask tasks: the same table and rows as trained here, checkpoint included."""
+    from simulator.runs import regime as rg
+
+    plan = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("head",), bn=("false",),
+                   lengths=("budget",), steps=20, min_epochs=1, pilot=2, cap=4)
+    here = rg.regime_map(plan, seed=5, threads=1)
+    there = rg.regime_map(plan, seed=5, workers=2, checkpoint=str(tmp_path / "map.partial"))
+    assert there.table.to_json() == here.table.to_json()
+    assert json.dumps(there.cells) == json.dumps(here.cells)

@@ -244,7 +244,10 @@ KINDS = {"phase": "phase diagram: N × p, colour = effect in units of the no-dro
 def _figures_in(folder, prefix=""):
     """``(file stem, title)`` of every map figure in ``folder`` (PNG and SVG both there), in a stable order."""
     found = []
-    for name in sorted(os.listdir(folder)):
+    order = {kind: k for k, kind in enumerate(KINDS)}
+    names = sorted(os.listdir(folder), key=lambda n: (n.rsplit("-", 1)[0], order.get(os.path.splitext(n)[0]
+                                                                                        .rsplit("-", 1)[-1], 9), n))
+    for name in names:
         stem, ext = os.path.splitext(name)
         if ext == ".png" and os.path.exists(os.path.join(folder, stem + ".svg")):
             task, length, kind = stem.rsplit("-", 2) if stem.count("-") >= 2 else (stem, "", "")
