@@ -215,6 +215,17 @@ def _teacher(seed, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     return X, y
 
 
+# Each regression task and its median twin: (X, y) from (seed, rows, noise), the source, the target, the label.
+_TWINS = {
+    "diabetes": (lambda seed, rows, noise: _sklearn("diabetes"), "scikit-learn load_diabetes, {n} × {f}",
+                 "disease progression after one year", "progression"),
+    "teacher": (lambda seed, rows, noise: _teacher(int(seed), int(rows), float(noise)),
+                "synthetic, {n} × {f}", "a random ReLU teacher 10-32-1 plus N(0, {noise:g}²) noise", "teacher output"),
+    "diamonds": (lambda seed, rows, noise: _diamonds(int(seed), int(rows)), "ggplot2's diamonds (plotnine), {n} × {f}",
+                 "log price", "log price"),
+}
+
+
 def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     """The :class:`Task` called ``name``.
 
@@ -239,30 +250,15 @@ def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     """
     if name not in TASK_NAMES:
         raise ParameterError(f"unknown task {shown(name)}; valid: {', '.join(TASK_NAMES)}")
-    if name in ("diabetes", "diabetes-class"):
-        X, y = _sklearn("diabetes")
-        n, f = X.shape
-        if name == "diabetes":
-            return Task(name, "regression", X, y, 1, False, "diabetes-class",
-                        f"scikit-learn load_diabetes, {n} × {f}: disease progression after one year")
-        return Task(name, "classification", X, y, 2, True, None,
-                    f"scikit-learn load_diabetes, {n} × {f}: progression above the training median")
-    if name in ("teacher", "teacher-class"):
-        X, y = _teacher(int(seed), int(rows), float(noise))
-        n, f = X.shape
-        if name == "teacher":
-            return Task(name, "regression", X, y, 1, False, "teacher-class",
-                        f"synthetic, {n} × {f}: a random ReLU teacher 10-32-1 plus N(0, {noise:g}²) noise")
-        return Task(name, "classification", X, y, 2, True, None,
-                    f"synthetic, {n} × {f}: teacher output above the training median")
-    if name in ("diamonds", "diamonds-class"):
-        X, y = _diamonds(int(seed), int(rows))
-        n, f = X.shape
-        if name == "diamonds":
-            return Task(name, "regression", X, y, 1, False, "diamonds-class",
-                        f"ggplot2's diamonds (plotnine), {n} × {f}: log price")
-        return Task(name, "classification", X, y, 2, True, None,
-                    f"ggplot2's diamonds (plotnine), {n} × {f}: log price above the training median")
+    for base, (data, source, target, label) in _TWINS.items():
+        if name in (base, base + "-class"):
+            X, y = data(seed, rows, noise)
+            n, f = X.shape
+            source = source.format(n=n, f=f, noise=noise)
+            if name == base:
+                return Task(name, "regression", X, y, 1, False, base + "-class",
+                            f"{source}: {target.format(noise=noise)}")
+            return Task(name, "classification", X, y, 2, True, None, f"{source}: {label} above the training median")
     X, y = _sklearn(name)
     n, f = X.shape
     classes = int(y.max()) + 1
