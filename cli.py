@@ -235,8 +235,9 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
 @click.option("--steps", type=int, default=None, help="Step budget: at least this many optimizer steps a cell.")
 @click.option("--min-epochs", type=int, default=None, help="And at least this many epochs.")
 @click.option("--pilot", type=int, default=None,
-              help="Pilot runs per cell that size it, and the fewest a cell takes [default: 8].")
-@click.option("--cap", type=int, default=None, help="Most runs a cell may take [default: 32].")
+              help="Pilot runs per cell (its first chunk, which sizes it), and the fewest a cell takes [default: 8].")
+@click.option("--cap", type=int, default=None, help="Most runs a cell may take (it grows in chunks of doubling size "
+              "while short of its resolution) [default: 64].")
 @click.option("--alpha", default=None, help="Family-wise error level of each sub-claim's cells [default: 0.001].")
 @click.option("--seed", default=str(DEFAULT_SEED), show_default=True)
 @click.option("--threads", type=int, default=None)

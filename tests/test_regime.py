@@ -13,7 +13,7 @@ from simulator.runs import regime as rg
 from simulator.runs.sweep import run_point
 
 TINY = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("hidden",), bn=("true",),
-               lengths=("budget",), steps=20, min_epochs=1, pilot=2, cap=4)
+               lengths=("budget",), steps=20, min_epochs=1, pilot=2, cap=8)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,60 @@ def test_runs_needed_is_a_power_of_two_between_pilot_and_cap():
     for sd in (0.003, 0.02, 0.07, 0.2):
         r = rg.runs_needed(sd, 0.01, plan)
         assert r in (8, 16, 32, 64, 128) and (r == 128 or sd / math.sqrt(r) <= 0.01)
+
+
+def test_runs_needed_pays_for_the_t_tail():
+    """With z*: the smallest R of the doubling series with t(R − 1)·s/√R ≤ z*·target (scipy's t, naively)."""
+    from scipy import stats
+
+    plan, zs = rg.Plan(pilot=8, cap=64), 4.6
+    tail = stats.norm.sf(zs)
+    for sd in (0.005, 0.01, 0.02, 0.03, 0.05, 0.2):
+        want = next((r for r in (8, 16, 32, 64) if stats.t.isf(tail, r - 1) * sd / math.sqrt(r) <= zs * 0.01), 64)
+        assert rg.runs_needed(sd, 0.01, plan, zs) == want
+    # an MCSE at its target with 8 runs is not enough: c(4.6, 8) ≈ 12.6, so the resolution is 2.7× the target's
+    assert rg.runs_needed(0.01 * math.sqrt(8), 0.01, plan) == 8
+    assert rg.runs_needed(0.01 * math.sqrt(8), 0.01, plan, zs) > 8
+
+
+def test_a_schedule_doubles_from_the_pilot_and_stops_at_the_runs():
+    plan = rg.Plan(pilot=8, cap=48)
+    assert rg.schedule(8, plan) == [8]
+    assert rg.schedule(32, plan) == [8, 8, 16]
+    assert rg.schedule(48, plan) == [8, 8, 16, 16]  # the cap cuts the last chunk
+
+
+def test_pooled_chunks_are_the_statistics_of_all_their_runs():
+    """Pooling chunk rows (mean, MCSE, runs) gives what the runs together give (numpy on the values)."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.3, 1.7, 40)
+    parts = np.split(values, [8, 16, 32])
+    rows = [{"estimate": float(x.mean()), "mcse": float(x.std(ddof=1) / math.sqrt(x.size)), "samples": x.size,
+             "params": {"runs": x.size}, "verdict": "stale", "z": 1.0} for x in parts]
+    got = rg.pooled(rows)
+    assert got["estimate"] == pytest.approx(values.mean(), rel=1e-13)
+    assert got["mcse"] == pytest.approx(values.std(ddof=1) / math.sqrt(values.size), rel=1e-12)
+    assert got["samples"] == got["params"]["runs"] == 40 and "verdict" not in got and "z" not in got
+    assert rg.pooled(rows[:1]) is rows[0]  # one chunk: its row as it is
+    # the check can fail: pooling the MCSEs as if they were SDs is seen
+    wrong = rg.pooled([{**r, "mcse": r["mcse"] * math.sqrt(r["samples"])} for r in rows])
+    assert wrong["mcse"] != pytest.approx(values.std(ddof=1) / math.sqrt(values.size), rel=1e-3)
+
+
+def test_a_chunk_trains_runs_of_its_own():
+    """Chunk 0 is the point's own runs (no chunk setting: the same bits); chunk 1 other runs of the same cell."""
+    cell = {"length": "budget", "task": "teacher", "bn": "true", "placement": "hidden", "p": 0.5, "rows": 100}
+    plain = rg.cell_settings(cell, TINY, 2)
+    assert "chunk" not in plain
+    own = run_point("training", {"p": "0.5"}, "0.5", {k: v for k, v in plain.items() if k != "p"}, None, 11,
+                    rg.DEFAULT_ALPHA)
+    zero = run_point("training", {"p": "0.5"}, "0.5", {**{k: v for k, v in plain.items() if k != "p"}, "chunk": "0"},
+                     None, 11, rg.DEFAULT_ALPHA)
+    assert json.dumps(own) == json.dumps(zero)
+    one = rg.cell_settings(cell, TINY, 2, chunk=1)
+    other = run_point("training", {"p": "0.5"}, "0.5", {k: v for k, v in one.items() if k != "p"}, None, 11,
+                      rg.DEFAULT_ALPHA)
+    assert [r["estimate"] for r in other] != [r["estimate"] for r in own]
 
 
 @pytest.mark.parametrize("quantity, est, se, want", [
@@ -142,7 +196,11 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
     assert set(frame["quantity"]) == {"dmse", "drop", "dmse_shift", "dce_shift", "dacc_shift"}
     assert set(frame["family"]) == {"C6-regression", "C6-classification", "C6-shift"}
     assert (frame["runs"] >= TINY.pilot).all() and (frame["runs"] <= TINY.cap).all()
-    assert ((frame["mcse"] <= frame["target"]) == frame["reached"]).all()
+    resolution = [rg.critical(r.z_star, r.runs) * r.mcse for r in frame.itertuples()]
+    assert np.allclose(frame["resolution"], resolution)
+    assert ((frame["resolution"] <= frame["z_star"] * frame["target"]) == frame["reached"]).all()
+    short = frame[~frame["reached"]]
+    assert (short["runs"] == TINY.cap).all()  # a cell short of its resolution grew to the cap
     sizes = frame.groupby("family").size()
     for r in frame.itertuples():
         assert r.z_star == pytest.approx(rg.z_star(TINY.alpha, sizes[r.family]))
@@ -150,29 +208,39 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
     assert tiny.meta["runs"]["final"] == sum(tiny.table.drop_duplicates(["rows"])["runs"])
 
 
-def test_cells_are_sized_from_their_pilot(tiny):
-    """The runs of each cell are what its pilot's variances ask for (a naive recomputation)."""
+def _chunk(cell, runs, k):
+    settings = rg.cell_settings(cell, TINY, runs, k)
+    return run_point("training", {"p": str(cell["p"])}, str(cell["p"]), {k: v for k, v in settings.items() if k != "p"},
+                     None, 11, rg.DEFAULT_ALPHA)
+
+
+def test_cells_grow_until_their_resolution_or_the_cap(tiny):
+    """The runs of each cell replayed naively: chunks of doubling size while a difference's resolution
+    t(R − 1)·s/√R (scipy) is short of its family's z* times the target, the cap at most."""
+    from scipy import stats
+
+    sizes = rg.family_sizes(rg.cells(TINY))
     for cell, _ in tiny.cells:
-        pilot = run_point("training", {"p": str(cell["p"])}, str(cell["p"]),
-                          {k: v for k, v in rg.cell_settings(cell, TINY, TINY.pilot).items() if k != "p"},
-                          None, 11, rg.DEFAULT_ALPHA)
-        want = TINY.pilot
-        for r in pilot:
-            q = r["params"].get("quantity")
-            if q in TINY.targets and r["params"]["placement"] == cell["placement"]:
-                sd = r["mcse"] * math.sqrt(r["samples"])
-                want = max(want, rg.runs_needed(sd, TINY.targets[q], TINY))
+        chunks, runs = [_chunk(cell, TINY.pilot, 0)], TINY.pilot
+        while runs < TINY.cap:
+            short = False
+            for q, r in rg.cell_quantities(cell, rg.pool(cell, chunks)).items():
+                if q in TINY.targets and r["mcse"]:
+                    zs = stats.norm.isf(TINY.alpha / (2 * sizes[rg.family_of(q)]))
+                    short |= stats.t.isf(stats.norm.sf(zs), runs - 1) * r["mcse"] > zs * TINY.targets[q]
+            if not short:
+                break
+            chunks.append(_chunk(cell, runs, len(chunks)))
+            runs *= 2
         got = tiny.table[tiny.table["rows"] == cell["rows"]]["runs"].iloc[0]
-        assert got == want
+        assert got == runs
+    assert (tiny.table["runs"] > TINY.pilot).any()  # the tiny map does grow
 
 
-def test_a_cell_is_a_sweep_point_bit_for_bit(tiny):
+def test_a_cell_is_its_chunks_pooled_bit_for_bit(tiny):
     """What the committed map's test does: a cell regenerated from its seed and settings gives its rows."""
     cell, rows = tiny.cells[1]
-    runs = rows[0]["samples"]
-    settings = rg.cell_settings(cell, TINY, runs)
-    again = run_point("training", {"p": settings["p"]}, settings["p"],
-                      {k: v for k, v in settings.items() if k != "p"}, None, 11, rg.DEFAULT_ALPHA)
+    again = rg.train_cell(cell, TINY, rows[0]["samples"], 11)
     assert json.dumps(again, sort_keys=True) == json.dumps(rows, sort_keys=True)
 
 
@@ -184,7 +252,7 @@ def test_same_bits_on_other_threads_and_after_a_resume(tiny, tmp_path):
         assert other.table.to_json() == tiny.table.to_json()
         assert json.dumps(other.cells) == json.dumps(tiny.cells)
     with open(ck, encoding="utf-8") as f:
-        assert sum(1 for _ in f) == 1 + 2 * len(rg.cells(TINY))  # header, pilots and final runs
+        assert sum(1 for _ in f) == 1 + tiny.meta["runs"]["chunks"]  # header, then every chunk once
 
 
 def test_another_seed_gives_other_numbers(tiny):

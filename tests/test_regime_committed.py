@@ -1,11 +1,10 @@
 """The committed C6 map cannot drift from the code: two of its cells trained again from their seed give the
-same numbers, bit for bit (the cheapest teacher cell trained to the step budget, and the cheapest diamonds cell
-stopped early)."""
+same numbers, bit for bit (the cheapest teacher cell trained to the step budget, the cheapest diamonds cell
+stopped early, and the cheapest teacher cell that grew past its pilot: several chunks, pooled)."""
 import pytest
 
 from simulator.data import c6map
 from simulator.runs import regime as rg
-from simulator.runs.sweep import run_point
 
 COMMITTED = c6map.load()
 pytestmark = pytest.mark.skipif(COMMITTED is None, reason="no committed map (reports/c6-map/map.json)")
@@ -18,28 +17,29 @@ def _plan():
                       "targets": plan["targets"]})
 
 
-def _cheapest(task, length):
-    """The cell of ``task`` and ``length`` with the fewest runs × epochs × rows (a few seconds to train)."""
-    cells = [c for c in COMMITTED["cells"] if c["cell"]["task"] == task and c["cell"]["length"] == length]
+def _cheapest(task, length, grown=False):
+    """The cell of ``task`` and ``length`` with the fewest runs × epochs × rows (a few seconds to train); with
+    ``grown``, among the cells that grew past their pilot (several chunks, pooled)."""
+    cells = [c for c in COMMITTED["cells"] if c["cell"]["task"] == task and c["cell"]["length"] == length
+             and (not grown or c["runs"] > COMMITTED["meta"]["plan"]["pilot"])]
     return min(cells, key=lambda c: (c["runs"] * rg.epochs_for(c["cell"]["rows"], _plan()) * c["cell"]["rows"],
                                      c["cell"]["rows"]))
 
 
 def _mismatches(cell, runs, table, plan):
-    """Train ``cell`` again with ``runs`` runs; the fields that differ from its rows in ``table``."""
-    settings = rg.cell_settings(cell, plan, runs)
-    rows = run_point("training", {"p": settings["p"]}, settings["p"], {k: v for k, v in settings.items() if k != "p"},
-                     None, COMMITTED["meta"]["seed"], rg.DEFAULT_ALPHA)
-    again = rg.table([(cell, rows)], plan)
+    """Train ``cell`` again with ``runs`` runs (its chunks, pooled); the fields that differ from its rows in
+    ``table``."""
+    again = rg.table([(cell, rg.train_cell(cell, plan, runs, COMMITTED["meta"]["seed"]))], plan)
     committed = [r for r in table if all(r[k] == cell[k] for k in cell)]
     assert len(again) == len(committed) > 0
     return [(mine["quantity"], k, mine[k], theirs[k]) for mine, theirs in zip(again.to_dict("records"), committed)
             for k in ("quantity", *FIELDS) if mine[k] != theirs[k]]
 
 
-@pytest.mark.parametrize("task, length", [("teacher", "budget"), ("diamonds", "early")])
-def test_a_committed_cell_is_regenerated_bit_for_bit(task, length):
-    entry = _cheapest(task, length)
+@pytest.mark.parametrize("task, length, grown", [("teacher", "budget", False), ("diamonds", "early", False),
+                                                 ("teacher", "early", True)])
+def test_a_committed_cell_is_regenerated_bit_for_bit(task, length, grown):
+    entry = _cheapest(task, length, grown)
     assert entry["cell"]["length"] == length
     assert _mismatches(entry["cell"], entry["runs"], COMMITTED["table"], _plan()) == []
 

@@ -195,7 +195,7 @@ def run(p, q, ctx):
     checks = []
     for name in _tasks(q):
         task = load(name, ctx.seed, q["rows"], q["noise"])
-        key = ctx.key("training", task=name)
+        key = ctx.key("training", task=name, **({"chunk": q["chunk"]} if q["chunk"] else {}))
         bar = ctx.bar(f"training {name}")
         result = tr.train_runs(task, config, placements, q["runs"], key,
                                progress=None if bar is None else lambda done, total: bar(done * ctx.samples
@@ -265,6 +265,8 @@ EXPERIMENT = Experiment(
               low=0.0, high=10.0, keyed=False),
         Param("runs", "int", 16, "training runs (the Monte Carlo samples; each trains every placement)",
               low=2, high=100_000),
+        Param("chunk", "int", 0, "a further set of runs of the same point on streams of its own (0: the point's "
+              "own runs); the C6 map grows a cell in chunks and pools them", low=0, high=1_000, keyed=False),
         Param("margin", "float", 0.01, "largest accuracy drop that counts as 'barely affected'", low=0.0,
               high=1.0),
     ),

@@ -154,17 +154,19 @@ def readme(meta):
     return f"""# A C6 regime map
 
 Made with `python {line}` on {meta.get("date")}, seed {meta["seed"]}: {meta["cells"]:,} cells, \
-{meta["runs"]["final"]:,} training runs in the cells' results (a pilot of {meta["runs"]["pilot"]:,} runs sized them; a \
-cell that needed no more than its pilot kept it). Tasks: \
+{meta["runs"]["final"]:,} training runs, each trained once (a pilot of {meta["runs"]["pilot"]:,}, then chunks of \
+doubling size for the cells short of their resolution). Tasks: \
 {", ".join(plan["tasks"])}, each with its classification twin; N ∈ {{{", ".join(f"{n:,}" for n in plan["rows"])}}}; \
 keep p ∈ {{{", ".join(f"{p:g}" for p in plan["keep"])}}}; placements {", ".join(plan["placements"])}; BN \
 {", ".join(plan["bn"])}; training length {", ".join(plan["lengths"])} (step budget: {plan["steps"]:,} steps or \
 {plan["min_epochs"]} epochs, whichever is more; early: stopped on a validation fifth of the training rows). Runs \
-per cell: a pilot of {plan["pilot"]}, then what the target MCSE needs, at most {plan["cap"]}.
+per cell: a pilot of {plan["pilot"]}, doubled while the cell's resolution (Student's t at its family's z* times the \
+MCSE) is short of z* times the target MCSE, at most {plan["cap"]}.
 
 - `map.csv`: one row per cell and quantity (ΔMSE, the accuracy drop, and with dropout before BN the shift's
-  own cost): estimate, MCSE, runs, target MCSE and whether it was reached, the no-dropout metric and the
-  effect relative to it, z, the family's z*, the verdict and its bound.
+  own cost): estimate, MCSE, runs, target MCSE, the no-dropout metric and the effect relative to it, z, the
+  family's z*, the resolution (Student's t at z* times the MCSE: the smallest difference the cell tells from 0)
+  and whether it reached z* times the target, the verdict and its bound.
 - `crossovers.csv`: per series along N, where the total effect changes sign between two sizes that are
   significant with opposite signs.
 - `map.json`: the plan, one sentence per sub-claim, both tables, every cell and its runs.

@@ -15,11 +15,16 @@ number of threads or Dask workers, checkpointed). Per cell it reads
 - the **shift's own cost** (``hidden`` with BN only): the same trained weights evaluated with BN as trained
   and with BN recalibrated with dropout off, paired: ΔMSE_shift, ΔCE_shift and the accuracy lost to it.
 
-Run sizing (Morris, White & Crowther 2019): a pilot of :data:`PILOT` runs per cell estimates the variance
-of each paired difference; the cell then runs ``R = var / target²`` (rounded up to a power of two, at
-least the pilot, at most the cap), so that its MCSE reaches the target resolution
-(:data:`TARGETS`: 0.01 for ΔMSE on the standardised scale, 0.003 for an accuracy drop). A cell still
-short of its target at the cap is named as such.
+Run sizing (Morris, White & Crowther 2019, with Student's t): a pilot of :data:`PILOT` runs per cell
+estimates the spread ``s`` of each paired difference. A cell's *resolution* is the smallest difference its
+verdict can tell from 0, ``c(z*, R)·s/√R`` (``c``: :func:`critical`, Student's t over R − 1 degrees of
+freedom at the tail of the family's z*); its target is ``z*·target`` (:data:`TARGETS`: an MCSE of 0.01 for
+ΔMSE on the standardised scale, 0.003 for an accuracy drop), what the target MCSE resolves with many runs.
+A cell short of it grows in chunks of doubling size (runs pilot, 2·pilot, 4·pilot, … up to the cap), each
+chunk on streams of its own (the ``training`` experiment's ``chunk``), pooled, and ``s`` estimated again
+from all its runs after each chunk. No run is trained twice. With few runs the t tail is heavy (at z* =
+4.6: c = 12.8 with 8 runs, 7.0 with 16, 5.6 with 32, 5.0 with 64), so a cell whose MCSE met the target at
+its pilot may still need more runs. A cell still short of its resolution at the cap is named as such.
 
 Verdicts are judged in one family per sub-claim over the map's cells (Bonferroni at ``alpha``), so a
 verdict does not depend on how many other checks a command happens to run.
@@ -46,7 +51,7 @@ LENGTHS = ("budget", "early")
 TARGETS = {"dmse": 0.01, "drop": 0.003, "dmse_shift": 0.01, "dce_shift": 0.01, "dacc_shift": 0.003}
 EFFECTS = ("dmse", "drop")
 SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
-PILOT, CAP = 8, 32
+PILOT, CAP = 8, 64
 MARGIN = 0.01
 BATCH = 32
 STEPS, MIN_EPOCHS = 2000, 5  # the step budget: at least STEPS optimizer steps and at least MIN_EPOCHS epochs
@@ -134,8 +139,9 @@ def patience_for(rows, plan):
     return max(3, epochs_for(rows, plan) // 10)
 
 
-def cell_settings(cell, plan, runs):
-    """The ``training`` experiment's settings of one cell (a sweep point), trained with ``runs`` runs.
+def cell_settings(cell, plan, runs, chunk=0):
+    """The ``training`` experiment's settings of one cell (a sweep point), trained with ``runs`` runs (of
+    chunk ``chunk``: chunk 0 is the pilot, :func:`schedule`).
 
     The length's settings (``patience``) are not part of the streams' key: a cell trained to the budget and
     the same cell stopped early train the same runs (split, initial weights, batch order, noise).
@@ -147,6 +153,8 @@ def cell_settings(cell, plan, runs):
                 "batch": str(plan.batch), "runs": str(runs), "margin": str(MARGIN)}
     if cell.get("length", "budget") == "early":
         settings["patience"] = str(patience_for(cell["rows"], plan))
+    if chunk:
+        settings["chunk"] = str(chunk)
     return settings
 
 
@@ -157,15 +165,29 @@ def cells(plan):
             for p in plan.keep for n in plan.rows]
 
 
-def runs_needed(sd, target, plan):
-    """Runs for an MCSE ``sd/√R`` ≤ ``target``: a power of two from the pilot to the cap (the cap if more)."""
+def runs_needed(sd, target, plan, zs=None):
+    """Runs for a resolution ``c(zs, R)·sd/√R`` ≤ ``zs·target``: the smallest of pilot, 2·pilot, 4·pilot, … (and
+    the cap) that reaches it, the cap if none does. Without ``zs``: ``sd/√R`` ≤ ``target`` (the MCSE alone)."""
     if not np.isfinite(sd) or sd <= 0.0:
         return plan.pilot
-    want = (sd / target) ** 2
     runs = plan.pilot
-    while runs < want and runs < plan.cap:
-        runs *= 2
-    return min(runs, plan.cap)
+    while runs < plan.cap and _resolution(sd, runs, zs) > (target if zs is None else zs * target):
+        runs = min(2 * runs, plan.cap)
+    return runs
+
+
+def _resolution(sd, runs, zs):
+    return sd / math.sqrt(runs) * (1.0 if zs is None else critical(zs, runs))
+
+
+def schedule(runs, plan):
+    """The chunk sizes of a cell of ``runs`` runs: the pilot, then each chunk as many runs as the cell has
+    (doubling it), the last one cut at ``runs``."""
+    sizes, total = [plan.pilot], plan.pilot
+    while total < runs:
+        sizes.append(min(total, runs - total))
+        total += sizes[-1]
+    return sizes
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -193,14 +215,61 @@ def cell_quantities(cell, rows):
     return {k: v for k, v in found.items() if v is not None}
 
 
-def required_runs(cell, rows, plan):
-    """Runs the cell needs, from its pilot rows: the most any of its differences needs."""
+def required_runs(cell, rows, plan, zs=None):
+    """Runs the cell needs, from its rows so far: the most any of its differences needs (``zs``: quantity →
+    its family's z*, :func:`sizing_z`; without it, the MCSE alone)."""
     runs = plan.pilot
     for quantity, r in cell_quantities(cell, rows).items():
         if quantity in plan.targets and r["mcse"] is not None:
             sd = r["mcse"] * math.sqrt(r["samples"])
-            runs = max(runs, runs_needed(sd, plan.targets[quantity], plan))
+            runs = max(runs, runs_needed(sd, plan.targets[quantity], plan, None if zs is None else zs[quantity]))
     return runs
+
+
+STALE = ("family", "verdict", "z", "tolerance", "resolution", "resolution_rel", "rel_error")  # judged per chunk
+
+
+def pooled(rows):
+    """One quantity's row from its rows in a cell's chunks: the mean and MCSE (s/√R, s with R − 1) of all
+    their runs together (Chan et al.'s pooled sums of squares); a single chunk's row as it is."""
+    if len(rows) == 1:
+        return rows[0]
+    n = np.array([r["samples"] for r in rows], dtype=float)
+    m = np.array([r["estimate"] for r in rows], dtype=float)
+    total = float(n.sum())
+    mean = float(np.dot(n, m) / total)
+    if any(r["mcse"] is None for r in rows):
+        mcse = None
+    else:
+        s = np.array([r["mcse"] for r in rows], dtype=float) * np.sqrt(n)
+        ss = float(np.dot(n - 1.0, s * s) + np.dot(n, (m - mean) ** 2))
+        mcse = math.sqrt(ss / (total - 1.0) / total)
+    first = {k: v for k, v in rows[0].items() if k not in STALE}
+    return {**first, "estimate": mean, "mcse": mcse, "samples": int(total),
+            "params": {**first["params"], "runs": int(total)}}
+
+
+def pool(cell, chunks):
+    """The map's rows of ``cell`` from the check rows of its chunks (a list per chunk), pooled per quantity."""
+    found = [cell_quantities(cell, rows) for rows in chunks]
+    return [pooled([f[q] for f in found]) for q in found[0] if all(q in f for f in found)]
+
+
+def family_of(quantity):
+    """The sub-claim whose family judges ``quantity``."""
+    return {"dmse": "C6-regression", "drop": "C6-classification"}.get(quantity, "C6-shift")
+
+
+def family_sizes(grid):
+    """Cells per family over ``grid``: every cell has ΔMSE and a drop; hidden-with-BN cells the 3 shift costs."""
+    shift = sum(1 for c in grid if c["placement"] == "hidden" and c["bn"] == "true")
+    return {"C6-regression": len(grid), "C6-classification": len(grid), "C6-shift": len(SHIFT) * shift}
+
+
+def sizing_z(grid, plan):
+    """Quantity → the z* of its family over ``grid`` (what :func:`table` will judge it at)."""
+    sizes = family_sizes(grid)
+    return {q: z_star(plan.alpha, sizes[family_of(q)]) for q in EFFECTS + SHIFT}
 
 
 # ------------------------------------------------------------------------------------------------ judging
@@ -256,10 +325,11 @@ def table(results, plan):
     """The tidy map: one row per cell and quantity (a pandas DataFrame).
 
     ``results`` is a list of ``(cell, rows)`` pairs: a cell and the check rows of its final run. Columns:
-    the cell's axes, ``quantity``, ``estimate``, ``mcse``, ``runs``, ``target`` and ``reached`` (MCSE ≤
-    target), ``reference`` (the no-dropout metric of the cell, for effects in its units), ``relative``
-    (estimate / reference), ``z``, ``family`` (its sub-claim), ``z_star`` of that family, ``verdict`` and
-    ``bound``.
+    the cell's axes, ``quantity``, ``estimate``, ``mcse``, ``runs``, ``target`` (the target MCSE),
+    ``reference`` (the no-dropout metric of the cell, for effects in its units), ``relative``
+    (estimate / reference), ``z``, ``family`` (its sub-claim), ``z_star`` of that family, ``resolution``
+    (:func:`critical` · MCSE: the smallest difference the cell tells from 0) and ``reached`` (resolution ≤
+    z*·target), ``verdict`` and ``bound``.
     """
     import pandas as pd
 
@@ -271,12 +341,12 @@ def table(results, plan):
                 continue
             r = q[quantity]
             ref = q.get("mse_none" if quantity in ("dmse", "dmse_shift") else "accuracy_none")
-            family = {"dmse": "C6-regression", "drop": "C6-classification"}.get(quantity, "C6-shift")
+            family = family_of(quantity)
             stop = q.get("best_epoch")
             found.append({**cell, "epochs": epochs_for(cell["rows"], plan), "quantity": quantity,
                           "best_epoch": None if stop is None else stop["estimate"],
                           "estimate": r["estimate"], "mcse": r["mcse"], "runs": r["samples"],
-                          "target": plan.targets[quantity], "reached": bool(r["mcse"] <= plan.targets[quantity]),
+                          "target": plan.targets[quantity],
                           "reference": None if ref is None else ref["estimate"],
                           "relative": None if not ref or not ref["estimate"] else r["estimate"] / ref["estimate"],
                           "z": z_of(r["estimate"], r["mcse"], r["samples"]), "family": family})
@@ -285,6 +355,9 @@ def table(results, plan):
         return frame
     sizes = frame.groupby("family")["quantity"].transform("size")
     frame["z_star"] = [z_star(plan.alpha, m) for m in sizes]
+    frame["resolution"] = [critical(r.z_star, r.runs) * r.mcse if r.mcse is not None and np.isfinite(r.mcse)
+                           else np.nan for r in frame.itertuples()]
+    frame["reached"] = (frame["resolution"] <= frame["z_star"] * frame["target"]).astype(bool)
     judged = [word(r.quantity, r.estimate, r.mcse, r.z_star, runs=r.runs) for r in frame.itertuples()]
     frame["verdict"] = [w for w, _ in judged]
     frame["bound"] = [b for _, b in judged]
@@ -375,32 +448,44 @@ class MapResult:
     sentences: dict = field(default_factory=dict)
 
 
-def _point_key(cell, runs):
-    return {"map-cell": cell, "runs": runs}
+def _point_key(cell, runs, chunk=0):
+    return {"map-cell": cell, "runs": runs, **({"chunk": chunk} if chunk else {})}
 
 
-def _run_all(todo, plan, seed, threads, done, keys, workers, scheduler, progress, label):
-    """Run the cells of ``todo`` (index → settings) not yet in checkpoint ``done``; save each as it ends."""
+def _train(cell, plan, runs, chunk, seed, threads=None):
+    """The check rows of one chunk of ``cell``: a point of a ``training`` sweep."""
     from .sweep import run_point
 
-    tasks = {i: ("training", {"p": s["p"]}, s["p"], {k: v for k, v in s.items() if k != "p"}, None, seed,
-                 DEFAULT_ALPHA) for i, s in todo.items() if keys[i] not in done}
+    s = cell_settings(cell, plan, runs, chunk)
+    return run_point("training", {"p": s["p"]}, s["p"], {k: v for k, v in s.items() if k != "p"}, None, seed,
+                     DEFAULT_ALPHA, threads=threads)
+
+
+def train_cell(cell, plan, runs, seed, threads=None):
+    """``cell`` trained as the map trains it with ``runs`` runs: its chunks (:func:`schedule`), pooled."""
+    return pool(cell, [_train(cell, plan, size, k, seed, threads) for k, size in enumerate(schedule(runs, plan))])
+
+
+def _run_all(todo, seed, threads, done, workers, scheduler, progress, label):
+    """Train the chunks of ``todo`` (checkpoint key → (cell, plan, runs, chunk)) not yet in checkpoint ``done``;
+    save each as it ends."""
+    tasks = {k: (*args, seed) for k, args in todo.items() if k not in done}
     if workers or scheduler:
         from .cluster import on_cluster
 
-        finished = on_cluster(tasks, run_point, workers, scheduler, threads)
+        finished = on_cluster(tasks, _train, workers, scheduler, threads)
     else:
-        finished = ((i, run_point(*args, threads=threads)) for i, args in tasks.items())
+        finished = ((k, _train(*args, threads=threads)) for k, args in tasks.items())
     count = len(todo) - len(tasks)
-    for i, rows in finished:
-        done.save(keys[i], rows)
+    for k, rows in finished:
+        done.save(k, rows)
         count += 1
         if progress is not None:
             progress(label, count, len(todo))
 
 
 def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None, scheduler=None, progress=None):
-    """Train every cell of ``plan``: a pilot, then the runs each cell needs; judge and summarise.
+    """Train every cell of ``plan``: a pilot, then chunks of doubling size while a cell needs them; judge.
 
     Parameters
     ----------
@@ -409,11 +494,11 @@ def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None
     seed : int, optional
         Default: the project's seed.
     threads, workers, scheduler, progress
-        As for :func:`simulator.runs.sweep.sweep`: the engine's threads here, or cells on a local Dask
+        As for :func:`simulator.runs.sweep.sweep`: the engine's threads here, or chunks on a local Dask
         cluster of ``workers`` processes, or on the cluster at ``scheduler``.
     checkpoint : str, optional
-        A checkpoint file (:mod:`simulator.runs.checkpoint`): finished cells (pilots and final runs) are
-        kept there and not trained again by a rerun of the same map.
+        A checkpoint file (:mod:`simulator.runs.checkpoint`): finished chunks are kept there and not trained
+        again by a rerun of the same map.
 
     Returns
     -------
@@ -425,22 +510,31 @@ def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None
     plan = Plan() if plan is None else plan
     seed = check_seed(DEFAULT_SEED if seed is None else seed)
     grid = cells(plan)
-    belongs_to = {"command": "map", "plan": _plan_dict(plan), "seed": seed}
-    done = Checkpoint(checkpoint, belongs_to)
-    pilot = {i: cell_settings(c, plan, plan.pilot) for i, c in enumerate(grid)}
-    pilot_keys = [key(**_point_key(c, plan.pilot)) for c in grid]
-    _run_all(pilot, plan, seed, threads, done, pilot_keys, workers, scheduler, progress, "map pilot cells")
-    need = [required_runs(c, done[k], plan) for c, k in zip(grid, pilot_keys)]
-    final = {i: cell_settings(c, plan, need[i]) for i, c in enumerate(grid) if need[i] > plan.pilot}
-    final_keys = [key(**_point_key(c, r)) for c, r in zip(grid, need)]
-    _run_all(final, plan, seed, threads, done, final_keys, workers, scheduler, progress, "map cells")
-    results = [(c, done[k]) for c, k in zip(grid, final_keys)]
+    zs = sizing_z(grid, plan)
+    done = Checkpoint(checkpoint, {"command": "map", "plan": _plan_dict(plan), "seed": seed})
+    chunks = [[] for _ in grid]  # the checkpoint keys of each cell's chunks so far
+    sizes = [0] * len(grid)
+    grow = list(range(len(grid)))
+    while grow:
+        k = len(chunks[grow[0]])
+        todo = {}
+        for i in grow:
+            runs = plan.pilot if k == 0 else min(sizes[i], plan.cap - sizes[i])
+            chunks[i].append(key(**_point_key(grid[i], runs, k)))
+            todo[chunks[i][-1]] = (grid[i], plan, runs, k)
+            sizes[i] += runs
+        _run_all(todo, seed, threads, done, workers, scheduler, progress,
+                 "map pilot cells" if k == 0 else f"map cells, chunk {k} ({len(todo)} cells)")
+        grow = [i for i in grow if sizes[i] < plan.cap
+                and required_runs(grid[i], pool(grid[i], [done[c] for c in chunks[i]]), plan, zs) > sizes[i]]
+    results = [(c, pool(c, [done[k] for k in ks])) for c, ks in zip(grid, chunks)]
     frame = table(results, plan)
     import pandas as pd
 
     cross = pd.concat([crossover(frame, q) for q in EFFECTS], ignore_index=True) if len(frame) else frame
     meta = {"command": "map", "plan": _plan_dict(plan), "seed": seed, "cells": len(grid),
-            "runs": {"pilot": plan.pilot * len(grid), "final": int(sum(need))},
+            "runs": {"pilot": plan.pilot * len(grid), "final": int(sum(sizes)),
+                     "chunks": int(sum(len(ks) for ks in chunks))},
             "families": {f: {"cells": int(n), "z_star": z_star(plan.alpha, n)}
                          for f, n in (frame.groupby("family").size().items() if len(frame) else [])},
             "versions": versions()}
@@ -498,7 +592,7 @@ def sentences(frame, crossovers):
         short = part[~part["reached"]]
         text = (f"{claim}; over {len(part)} cells (z* = {part['z_star'].iloc[0]:.2f} for the {tests} tests of its "
                 f"family): " + ", ".join(_where(part, v) for v in verdicts) + f"; {len(short)} cell"
-                + ("s" if len(short) != 1 else "") + " short of the target MCSE at the cap"
+                + ("s" if len(short) != 1 else "") + " short of the target resolution at the cap"
                 + (f" ({_sizes(short)})." if len(short) else "."))
         cross = crossovers[(crossovers["quantity"] == quantity)] if len(crossovers) else crossovers
         found = [] if not len(cross) else [r for r in cross.itertuples() if r.resolved]
