@@ -122,13 +122,25 @@ RULES[ORACLE_CASES[-1]] = "drop"
 
 @pytest.mark.parametrize("name, bn, optimizer, placement, depth, width", ORACLE_CASES)
 def test_training_matches_torch(name, bn, optimizer, placement, depth, width):
-    torch = require_torch()
-    task = tasks.load(name, 0)
     rule = RULES[(name, bn, optimizer, placement, depth, width)]
     config = train.TrainConfig(depth=depth, width=width, bn=bn, epochs=10, optimizer=optimizer,
                                lr=1e-2 if optimizer == "sgd" else 1e-3, p=0.7, final_batch=rule)
-    tr = train.trace(task, config, placement, 1, KEY, STEPS)
-    assert len(tr.batches) == STEPS
+    _matches_torch(tasks.load(name, 0), config, placement)
+
+
+@pytest.mark.parametrize("batch, placement", [(256, "hidden"), (128, "head")])
+def test_training_with_large_batches_matches_torch(batch, placement):
+    """The C6 map's large-N regime and bench W5: a diamonds sub-sample of 2,400 rows (1,920 training rows:
+    7 batches of 256 and a short one, dropped; 15 of 128), width 64, BN, Adam."""
+    config = train.TrainConfig(depth=2, width=64, bn=True, epochs=10, batch=batch, p=0.8)
+    _matches_torch(tasks.load("diamonds", 0, rows=2400), config, placement, steps=30)
+
+
+def _matches_torch(task, config, placement, steps=STEPS):
+    torch = require_torch()
+    depth, bn = config.depth, config.bn
+    tr = train.trace(task, config, placement, 1, KEY, steps)
+    assert len(tr.batches) == steps and all(len(b) == config.batch for b in tr.batches[:3])
     linears, bns, _ = torch_replay(tr, config, task, placement)
     for layer, e in enumerate(tr.final):
         close(e["W"], linears[layer].weight.detach().numpy(), f"W{layer}")
