@@ -60,3 +60,20 @@ def test_the_committed_map_says_how_it_was_made():
     meta = COMMITTED["meta"]
     assert meta["command"] == "map" and meta["seed"] and meta.get("date") and meta.get("command_line")
     assert set(COMMITTED["sentences"]) >= {"C6-regression", "C6-classification"}
+
+
+def test_verify_names_the_regime_of_each_sub_claim():
+    """C6's outcome from the committed map gives its cells by N and each resolved change of sign along N."""
+    from simulator.experiments.regime_map import crossover_text
+    from simulator.runs.simulate import simulate
+
+    claims = {c["id"]: c for c in simulate(experiments=["regime-map"]).claims}
+    for sub, quantity in (("C6-regression", "dmse"), ("C6-classification", "drop")):
+        text = claims[sub]["headline"]
+        assert f"on the committed map ({COMMITTED['meta']['cells']} cells" in text
+        resolved = [c for c in COMMITTED["crossovers"] if c["resolved"] and c["quantity"] == quantity]
+        if resolved:
+            assert crossover_text(resolved[0]) in text and f"in {len(resolved)} series" in text
+        else:
+            assert "no change of sign along N is resolved" in text
+        assert all("N=" in s and "p=" in s for s in claims[sub]["holds_at"] + claims[sub]["undecided_at"])

@@ -35,14 +35,28 @@ def _task(row):
     return row["task"] if row["quantity"] in ("dmse", "dmse_shift") else f"{row['task']}-class"
 
 
-def cell_check(row, source):
-    """The check of one row of the committed map's table."""
+def crossover_text(cross):
+    """A resolved change of sign along N of one series of the map, in words."""
+    bn = "on" if cross["bn"] == "true" else "off"
+    return (f"{cross['task']}, {cross['placement']}, BN {bn}, p = {cross['p']:g}, {cross['length']}: {cross['sign']} "
+            f"between N = {cross['low']:,.0f} and {cross['high']:,.0f} (N* ≈ {cross['n_star']:,.0f})")
+
+
+SERIES = ("length", "task", "bn", "placement", "p")
+
+
+def cell_check(row, source, crossovers=()):
+    """The check of one row of the committed map's table (``crossovers``: the map's, to name the change of
+    sign along N of the row's series, where one is resolved)."""
     label, kind, subclaim = KINDS[row["quantity"]]
     bn = "on" if row["bn"] == "true" else "off"
     where = f"N={row['rows']}, p={row['p']:g}, BN {bn}"
-    params = {"task": _task(row), "rows": row["rows"], "p_cell": row["p"], "placement": row["placement"],
-              "bn": row["bn"] == "true", "epochs": row["epochs"], "runs": row["runs"], "quantity": row["quantity"],
-              "map": source}
+    found = [c for c in crossovers if c.get("resolved") and c["quantity"] == row["quantity"]
+             and all(c[k] == row[k] for k in SERIES)]
+    params = {"task": _task(row), "N": row["rows"], "p_cell": row["p"], "placement": row["placement"],
+              "bn": row["bn"] == "true", "length": row.get("length", "budget"), "train_epochs": row["epochs"],
+              "runs": row["runs"], "quantity": row["quantity"], "map": source,
+              **({"crossover": crossover_text(found[0])} if found else {})}
     extra = {"margin": MARGIN} if kind == "equivalence" else {}
     return Check(f"{label} ({row['placement']}) [{_task(row)}, {where}]", kind, 0.0, float(row["estimate"]),
                  float(row["mcse"]), {**params, **extra}, formula=FORMULA[row["quantity"]],
@@ -56,7 +70,7 @@ def run(p, q, ctx):
         return []
     meta = committed["meta"]
     source = f"committed map, seed {meta['seed']}" + (f", {meta['date']}" if meta.get("date") else "")
-    return [cell_check(row, source) for row in committed["table"]]
+    return [cell_check(row, source, committed.get("crossovers", ())) for row in committed["table"]]
 
 
 _PT = ("setting", "task")

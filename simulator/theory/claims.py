@@ -37,7 +37,9 @@ SUPPORT = {"confirmed", "holds", "proven"}
 AGAINST = {"refuted", "contradicted"}
 UNDECIDED = {"inconclusive", "no detectable effect", "undecided"}
 # Parameters that name a setting in "holds at …, not at …" (in this order, when they vary).
-_SETTING_KEYS = ("task", "placement", "p", "bn", "epochs", "depth", "d", "m", "c", "v", "rho", "dist", "noise")
+_SHOWN = {"p_cell": "p"}  # a map cell's own keep probability, shown as p
+_SETTING_KEYS = ("task", "placement", "N", "p_cell", "p", "bn", "length", "epochs", "depth", "d", "m", "c", "v", "rho",
+                 "dist", "noise")
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ def setting(row, keys):
         if k in ("task", "placement", "dist", "noise"):
             parts.append(str(v))
         else:
-            parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
+            name = _SHOWN.get(k, k)
+            parts.append(f"{name}={v:g}" if isinstance(v, float) else f"{name}={v}")
     return ", ".join(parts)
 
 
@@ -263,13 +266,19 @@ def _regime_text(cells):
     undecided, and at which sizes (the regime, where one half of the document's C6 holds and where not)."""
     parts = []
     for verdict in ("holds", "contradicted", "no detectable effect", "undecided"):
-        ns = sorted(r["params"]["rows"] for r in cells if r["verdict"] == verdict)
+        ns = sorted(r["params"]["N"] for r in cells if r["verdict"] == verdict)
         if ns:
             parts.append(f"{verdict} in {len(ns)} (N {ns[0]:,}–{ns[-1]:,}, median {ns[len(ns) // 2]:,})")
     family = cells[0].get("family")
     text = f"on the committed map ({len(cells)} cells: N × p × placement × BN × training length): " + ", ".join(parts)
-    return text + (f" (z* = {family['z_star']:.2f} over the {family['tests']} findings of this sub-claim)"
-                   if family else "")
+    text += f" (z* = {family['z_star']:.2f} over the {family['tests']} findings of this sub-claim)" if family else ""
+    series = list(dict.fromkeys(r["params"]["crossover"] for r in cells if r["params"].get("crossover")))
+    if series:
+        text += (f"; the sign changes along N in {len(series)} series: " + "; ".join(series[:3])
+                 + ("; …" if len(series) > 3 else ""))
+    else:
+        text += "; no change of sign along N is resolved"
+    return text
 
 
 def _erratum_parts(tested, p):
@@ -357,8 +366,7 @@ def headline(rows, zstar, p=None, quote=()):
     if degenerate:
         parts.append(f"{len(degenerate)} of {len(rows)} checks cannot be judged: {degenerate[0]['reason']}")
         tested = [r for r in tested if r not in degenerate]
-    cells = [r for r in tested if r["kind"] in ("effect", "equivalence") and "rows" in r["params"]
-             and r["experiment"] == "regime-map"]
+    cells = [r for r in tested if r["kind"] in ("effect", "equivalence") and r["experiment"] == "regime-map"]
     if cells:
         parts.append(_regime_text(cells))
         tested = [r for r in tested if r not in cells]
