@@ -1,8 +1,8 @@
 """C6 judged on the regime map: every cell of the committed map as a finding of its sub-claim.
 
 The map (:mod:`simulator.runs.regime`, ``cli.py map``) trains the ``training`` experiment's networks over
-data size N × keep p × placement × BN for a regression task and its classification twin, each cell sized
-to its target MCSE. Training it again takes about an hour, so ``simulate`` and ``verify`` read the map
+data size N × keep p × placement × BN for a regression task and its classification twin, each cell grown
+until its resolution reaches its target (or the cap). Training it again takes about an hour, so ``simulate`` and ``verify`` read the map
 committed in the repository (:mod:`simulator.data.c6map`), whose cells a test trains again bit for bit.
 Each cell gives:
 
