@@ -1,10 +1,10 @@
 """The committed C6 regime map: the tidy table of ``cli.py map`` kept in the repository (``reports/c6-map``).
 
 ``verify`` and ``report`` read it instead of training the whole map again (about an hour on two cores);
-``tests/test_regime_committed.py`` trains two of its cells again from their seed and requires the same bits,
-so the committed numbers cannot drift from the code. The folder lives in the repository, not in the
-installed package: from a clone (``pip install -e``) it is found; elsewhere :func:`load` returns None and
-the commands say so.
+``tests/test_regime_committed.py`` trains three of its cells again from their seed (one grown past its
+pilot, its chunks pooled) and requires the same bits, so the committed numbers cannot drift from the code.
+The folder lives in the repository, not in the installed package: from a clone (``pip install -e``) it is
+found; elsewhere :func:`load` returns None and the commands say so.
 """
 import functools
 import json

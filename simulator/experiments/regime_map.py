@@ -2,9 +2,9 @@
 
 The map (:mod:`simulator.runs.regime`, ``cli.py map``) trains the ``training`` experiment's networks over
 data size N × keep p × placement × BN for a regression task and its classification twin, each cell grown
-until its resolution reaches its target (or the cap). Training it again takes about an hour, so ``simulate`` and ``verify`` read the map
-committed in the repository (:mod:`simulator.data.c6map`), whose cells a test trains again bit for bit.
-Each cell gives:
+until its resolution reaches its target (or the cap). Training it again takes about an hour, so ``simulate``
+and ``verify`` read the map committed in the repository (:mod:`simulator.data.c6map`), whose cells a test
+trains again bit for bit. Each cell gives:
 
 - ``ΔMSE`` (C6-regression, an *effect*: the document says > 0);
 - the accuracy drop (C6-classification, an *equivalence* within one point);
