@@ -52,15 +52,19 @@ def test_runs_needed_is_a_power_of_two_between_pilot_and_cap():
 
 
 def test_runs_needed_pays_for_the_t_tail():
-    """With z*: the smallest R of the doubling series with t(R − 1)·s/√R ≤ z*·target (scipy's t, naively)."""
+    """With z*: the smallest R of the doubling series whose resolution (t tail at z* + t's 90% quantile) · s/√R
+    reaches (z* + 1.28) · target (scipy's t, naively)."""
     from scipy import stats
 
     plan, zs = rg.Plan(pilot=8, cap=64), 4.6
     tail = stats.norm.sf(zs)
+    target = (zs + stats.norm.ppf(0.9)) * 0.01  # what the target MCSE resolves with many runs (90% power)
     for sd in (0.005, 0.01, 0.02, 0.03, 0.05, 0.2):
-        want = next((r for r in (8, 16, 32, 64) if stats.t.isf(tail, r - 1) * sd / math.sqrt(r) <= zs * 0.01), 64)
+        want = next((r for r in (8, 16, 32, 64)
+                     if (stats.t.isf(tail, r - 1) + stats.t.ppf(0.9, r - 1)) * sd / math.sqrt(r) <= target), 64)
         assert rg.runs_needed(sd, 0.01, plan, zs) == want
-    # an MCSE at its target with 8 runs is not enough: c(4.6, 8) ≈ 12.6, so the resolution is 2.7× the target's
+    assert rg.runs_needed(0.0, 0.01, plan, zs) == 64  # no spread in the pilot: no error bar yet, so it grows
+    # an MCSE at its target with 8 runs is not enough: c(4.6, 8) ≈ 12.8 (and t₀.₉ = 1.4): 2.4× the target's
     assert rg.runs_needed(0.01 * math.sqrt(8), 0.01, plan) == 8
     assert rg.runs_needed(0.01 * math.sqrt(8), 0.01, plan, zs) > 8
 
@@ -70,6 +74,8 @@ def test_a_schedule_doubles_from_the_pilot_and_stops_at_the_runs():
     assert rg.schedule(8, plan) == [8]
     assert rg.schedule(32, plan) == [8, 8, 16]
     assert rg.schedule(48, plan) == [8, 8, 16, 16]  # the cap cuts the last chunk
+    with pytest.raises(ParameterError, match="cap=33"):
+        rg.Plan(pilot=8, cap=33)  # its last chunk would be one run
 
 
 def test_pooled_chunks_are_the_statistics_of_all_their_runs():
@@ -83,7 +89,8 @@ def test_pooled_chunks_are_the_statistics_of_all_their_runs():
     assert got["estimate"] == pytest.approx(values.mean(), rel=1e-13)
     assert got["mcse"] == pytest.approx(values.std(ddof=1) / math.sqrt(values.size), rel=1e-12)
     assert got["samples"] == got["params"]["runs"] == 40 and "verdict" not in got and "z" not in got
-    assert rg.pooled(rows[:1]) is rows[0]  # one chunk: its row as it is
+    one = rg.pooled(rows[:1])  # one chunk: its row as it is, without what was judged on it alone
+    assert one["estimate"] == rows[0]["estimate"] and one["mcse"] == rows[0]["mcse"] and "verdict" not in one
     # the check can fail: pooling the MCSEs as if they were SDs is seen
     wrong = rg.pooled([{**r, "mcse": r["mcse"] * math.sqrt(r["samples"])} for r in rows])
     assert wrong["mcse"] != pytest.approx(values.std(ddof=1) / math.sqrt(values.size), rel=1e-3)
@@ -99,6 +106,9 @@ def test_a_chunk_trains_runs_of_its_own():
     zero = run_point("training", {"p": "0.5"}, "0.5", {**{k: v for k, v in plain.items() if k != "p"}, "chunk": "0"},
                      None, 11, rg.DEFAULT_ALPHA)
     assert json.dumps(own) == json.dumps(zero)
+    from simulator.experiments.training import EXPERIMENT
+
+    assert "chunk" not in EXPERIMENT.keyed(EXPERIMENT.resolve({"chunk": "3"}))  # chunk 0's key: the same as before
     one = rg.cell_settings(cell, TINY, 2, chunk=1)
     other = run_point("training", {"p": "0.5"}, "0.5", {k: v for k, v in one.items() if k != "p"}, None, 11,
                       rg.DEFAULT_ALPHA)
@@ -196,14 +206,19 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
     assert set(frame["quantity"]) == {"dmse", "drop", "dmse_shift", "dce_shift", "dacc_shift"}
     assert set(frame["family"]) == {"C6-regression", "C6-classification", "C6-shift"}
     assert (frame["runs"] >= TINY.pilot).all() and (frame["runs"] <= TINY.cap).all()
-    resolution = [rg.critical(r.z_star, r.runs) * r.mcse for r in frame.itertuples()]
+    from scipy import stats
+
+    resolution = [(rg.critical(r.z_star, r.runs) + stats.t.ppf(0.9, r.runs - 1)) * r.mcse for r in frame.itertuples()]
     assert np.allclose(frame["resolution"], resolution)
-    assert ((frame["resolution"] <= frame["z_star"] * frame["target"]) == frame["reached"]).all()
+    want = (frame["z_star"] + stats.norm.ppf(0.9)) * frame["target"]
+    assert ((frame["resolution"] <= want) == frame["reached"]).all()
     short = frame[~frame["reached"]]
     assert (short["runs"] == TINY.cap).all()  # a cell short of its resolution grew to the cap
     sizes = frame.groupby("family").size()
+    sizing = rg.sizing_z(rg.cells(TINY), TINY)
     for r in frame.itertuples():
         assert r.z_star == pytest.approx(rg.z_star(TINY.alpha, sizes[r.family]))
+        assert r.z_star == sizing[r.quantity]  # the cells were sized at the z* they are judged at
     assert set(tiny.sentences) == {"C6-regression", "C6-classification", "C6-shift"}
     assert tiny.meta["runs"]["final"] == sum(tiny.table.drop_duplicates(["rows"])["runs"])
 
@@ -216,7 +231,8 @@ def _chunk(cell, runs, k):
 
 def test_cells_grow_until_their_resolution_or_the_cap(tiny):
     """The runs of each cell replayed naively: chunks of doubling size while a difference's resolution
-    t(R − 1)·s/√R (scipy) is short of its family's z* times the target, the cap at most."""
+    (t tail at z* + t's 90% quantile)·s/√R (scipy) is short of (z* + 1.28) times the target, or it has no
+    spread yet; the cap at most."""
     from scipy import stats
 
     sizes = rg.family_sizes(rg.cells(TINY))
@@ -225,9 +241,10 @@ def test_cells_grow_until_their_resolution_or_the_cap(tiny):
         while runs < TINY.cap:
             short = False
             for q, r in rg.cell_quantities(cell, rg.pool(cell, chunks)).items():
-                if q in TINY.targets and r["mcse"]:
+                if q in TINY.targets:
                     zs = stats.norm.isf(TINY.alpha / (2 * sizes[rg.family_of(q)]))
-                    short |= stats.t.isf(stats.norm.sf(zs), runs - 1) * r["mcse"] > zs * TINY.targets[q]
+                    c = stats.t.isf(stats.norm.sf(zs), runs - 1) + stats.t.ppf(0.9, runs - 1)
+                    short |= not r["mcse"] or c * r["mcse"] > (zs + stats.norm.ppf(0.9)) * TINY.targets[q]
             if not short:
                 break
             chunks.append(_chunk(cell, runs, len(chunks)))

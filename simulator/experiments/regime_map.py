@@ -58,8 +58,9 @@ def cell_check(row, source, crossovers=()):
               "runs": row["runs"], "quantity": row["quantity"], "map": source,
               **({"crossover": crossover_text(found[0])} if found else {})}
     extra = {"margin": MARGIN} if kind == "equivalence" else {}
+    mcse = float("nan") if row["mcse"] is None else float(row["mcse"])  # None: no spread, no error bar
     return Check(f"{label} ({row['placement']}) [{_task(row)}, {where}]", kind, 0.0, float(row["estimate"]),
-                 float(row["mcse"]), {**params, **extra}, formula=FORMULA[row["quantity"]],
+                 mcse, {**params, **extra}, formula=FORMULA[row["quantity"]],
                  dof=max(int(row["runs"]) - 1, 0), samples=int(row["runs"]),
                  facts=Facts(subclaim, label, setting=row["placement"], task=_task(row)), **extra)
 

@@ -56,8 +56,9 @@ def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
     finish.
 
     The cluster is reached (or started) before this returns, so that a missing extra or a bad address is
-    an error before any work. ``run_point`` is :func:`simulator.runs.sweep.run_point`, passed in so that this
-    module does not import the sweep that uses it.
+    an error before any work. ``run_point`` is the function that trains one task, called with the task's
+    arguments and ``threads=``: :func:`simulator.runs.sweep.run_point` for a sweep, a map's chunk trainer
+    (:mod:`simulator.runs.regime`) for a map; passed in so that this module imports neither.
     """
     as_completed = _distributed().as_completed
     client, cluster = _client(workers, scheduler)

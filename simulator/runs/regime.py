@@ -7,8 +7,8 @@ ReLU, before the next BN; ``head``: one dropout before the output layer) and BN 
 regression task and its classification twin (the same inputs and target, labelled above the training
 median): the synthetic ``teacher`` and ggplot2's ``diamonds``.
 
-Every cell is one grid point of a sweep of the ``training`` experiment (same seed → same bits, on any
-number of threads or Dask workers, checkpointed). Per cell it reads
+Every cell is trained as grid points of a sweep of the ``training`` experiment, its chunks (same seed →
+same bits, on any number of threads or Dask workers, checkpointed). Per cell it reads
 
 - the **total effect** of dropout: ΔMSE = MSE with dropout − without (regression; the document: > 0) and
   the accuracy drop = accuracy without − with (classification; the document: ≤ 1 point);
@@ -16,15 +16,17 @@ number of threads or Dask workers, checkpointed). Per cell it reads
   and with BN recalibrated with dropout off, paired: ΔMSE_shift, ΔCE_shift and the accuracy lost to it.
 
 Run sizing (Morris, White & Crowther 2019, with Student's t): a pilot of :data:`PILOT` runs per cell
-estimates the spread ``s`` of each paired difference. A cell's *resolution* is the smallest difference its
-verdict can tell from 0, ``c(z*, R)·s/√R`` (``c``: :func:`critical`, Student's t over R − 1 degrees of
-freedom at the tail of the family's z*); its target is ``z*·target`` (:data:`TARGETS`: an MCSE of 0.01 for
-ΔMSE on the standardised scale, 0.003 for an accuracy drop), what the target MCSE resolves with many runs.
-A cell short of it grows in chunks of doubling size (runs pilot, 2·pilot, 4·pilot, … up to the cap), each
-chunk on streams of its own (the ``training`` experiment's ``chunk``), pooled, and ``s`` estimated again
-from all its runs after each chunk. No run is trained twice. With few runs the t tail is heavy (at z* =
-4.6: c = 12.8 with 8 runs, 7.0 with 16, 5.6 with 32, 5.0 with 64), so a cell whose MCSE met the target at
-its pilot may still need more runs. A cell still short of its resolution at the cap is named as such.
+estimates the spread ``s`` of each paired difference. A cell's *resolution* is, as everywhere in the project,
+the smallest difference its verdict would detect 90% of the time: ``(c + t₀.₉)·s/√R``, with ``c`` =
+:func:`critical` (Student's t over R − 1 degrees of freedom at the tail of the family's z*) and t₀.₉ the
+90% quantile of the same t. Its target is ``(z* + 1.28)·target``, the resolution of many runs at the
+target MCSE (:data:`TARGETS`: 0.01 for ΔMSE on the standardised scale, 0.003 for an accuracy drop). A cell
+short of it grows in chunks of doubling size (runs pilot, 2·pilot, 4·pilot, … up to the cap), each chunk on
+streams of its own (the ``training`` experiment's ``chunk``), pooled, and ``s`` estimated again from all its
+runs after each chunk. No run is trained twice. With few runs the t tail is heavy (at z* = 4.6: c = 12.8
+with 8 runs, 7.0 with 16, 5.6 with 32, 5.0 with 64), so a cell whose MCSE met the target at its pilot may
+still need more runs; a difference without spread over its runs (no error bar yet) grows too. A cell still
+short of its resolution at the cap is named as such.
 
 Verdicts are judged in one family per sub-claim over the map's cells (Bonferroni at ``alpha``), so a
 verdict does not depend on how many other checks a command happens to run.
@@ -123,6 +125,9 @@ class Plan:
                                  "budget must be 1 to 10,000,000 steps and 1 to 10,000 epochs")
         if not 2 <= self.pilot <= self.cap:
             raise ParameterError(f"pilot={shown(self.pilot)}, cap={shown(self.cap)}: need 2 ≤ pilot ≤ cap")
+        if schedule(self.cap, self)[-1] < 2:
+            raise ParameterError(f"cap={shown(self.cap)}: with pilot={self.pilot} its last chunk would be one run "
+                                 "(a chunk needs 2); choose another cap")
         if not 0.0 < self.alpha < 1.0:
             raise ParameterError(f"alpha={shown(self.alpha)}: must be in (0, 1)")
 
@@ -166,18 +171,26 @@ def cells(plan):
 
 
 def runs_needed(sd, target, plan, zs=None):
-    """Runs for a resolution ``c(zs, R)·sd/√R`` ≤ ``zs·target``: the smallest of pilot, 2·pilot, 4·pilot, … (and
-    the cap) that reaches it, the cap if none does. Without ``zs``: ``sd/√R`` ≤ ``target`` (the MCSE alone)."""
-    if not np.isfinite(sd) or sd <= 0.0:
-        return plan.pilot
+    """Runs for a resolution :func:`resolution` (sd/√R, zs, R) ≤ :func:`resolution` (target, zs): the smallest
+    of pilot, 2·pilot, 4·pilot, … (and the cap) that reaches it, the cap if none does. Without ``zs``: ``sd/√R``
+    ≤ ``target`` (the MCSE alone). No spread (``sd`` 0 or not finite: no error bar yet): the cap."""
+    if sd is None or not np.isfinite(sd) or sd <= 0.0:
+        return plan.cap if zs is not None else plan.pilot
     runs = plan.pilot
-    while runs < plan.cap and _resolution(sd, runs, zs) > (target if zs is None else zs * target):
+    while runs < plan.cap and (sd / math.sqrt(runs) > target if zs is None
+                               else resolution(sd / math.sqrt(runs), zs, runs) > resolution(target, zs)):
         runs = min(2 * runs, plan.cap)
     return runs
 
 
-def _resolution(sd, runs, zs):
-    return sd / math.sqrt(runs) * (1.0 if zs is None else critical(zs, runs))
+def resolution(mcse, zs, runs=0):
+    """The smallest difference a verdict at ``zs`` would detect 90% of the time: ``(c + t₀.₉)·MCSE`` over
+    Student's t with ``runs`` − 1 degrees of freedom (``(z* + 1.28)·MCSE`` for many runs, as
+    :mod:`simulator.theory.verdict` states it); NaN without an error bar."""
+    if mcse is None or not np.isfinite(mcse) or mcse <= 0.0:
+        return float("nan")
+    power = float(stdtrit(runs - 1, 0.9)) if runs and runs > 1 else float(ndtri(0.9))
+    return (critical(zs, runs) + power) * mcse
 
 
 def schedule(runs, plan):
@@ -220,8 +233,8 @@ def required_runs(cell, rows, plan, zs=None):
     its family's z*, :func:`sizing_z`; without it, the MCSE alone)."""
     runs = plan.pilot
     for quantity, r in cell_quantities(cell, rows).items():
-        if quantity in plan.targets and r["mcse"] is not None:
-            sd = r["mcse"] * math.sqrt(r["samples"])
+        if quantity in plan.targets:
+            sd = None if r["mcse"] is None else r["mcse"] * math.sqrt(r["samples"])
             runs = max(runs, runs_needed(sd, plan.targets[quantity], plan, None if zs is None else zs[quantity]))
     return runs
 
@@ -231,9 +244,10 @@ STALE = ("family", "verdict", "z", "tolerance", "resolution", "resolution_rel", 
 
 def pooled(rows):
     """One quantity's row from its rows in a cell's chunks: the mean and MCSE (s/√R, s with R − 1) of all
-    their runs together (Chan et al.'s pooled sums of squares); a single chunk's row as it is."""
+    their runs together (Chan et al.'s pooled sums of squares); a single chunk's row as it is. Either way
+    without the fields judged on one chunk alone (:data:`STALE`)."""
     if len(rows) == 1:
-        return rows[0]
+        return {k: v for k, v in rows[0].items() if k not in STALE}
     n = np.array([r["samples"] for r in rows], dtype=float)
     m = np.array([r["estimate"] for r in rows], dtype=float)
     total = float(n.sum())
@@ -324,12 +338,12 @@ def z_of(estimate, mcse, runs):
 def table(results, plan):
     """The tidy map: one row per cell and quantity (a pandas DataFrame).
 
-    ``results`` is a list of ``(cell, rows)`` pairs: a cell and the check rows of its final run. Columns:
+    ``results`` is a list of ``(cell, rows)`` pairs: a cell and its rows (:func:`pool`: its chunks pooled). Columns:
     the cell's axes, ``quantity``, ``estimate``, ``mcse``, ``runs``, ``target`` (the target MCSE),
     ``reference`` (the no-dropout metric of the cell, for effects in its units), ``relative``
     (estimate / reference), ``z``, ``family`` (its sub-claim), ``z_star`` of that family, ``resolution``
-    (:func:`critical` · MCSE: the smallest difference the cell tells from 0) and ``reached`` (resolution ≤
-    z*·target), ``verdict`` and ``bound``.
+    (:func:`resolution`: the smallest difference the cell would detect 90% of the time; NaN without an error
+    bar) and ``reached`` (resolution ≤ that of the target MCSE with many runs), ``verdict`` and ``bound``.
     """
     import pandas as pd
 
@@ -355,9 +369,9 @@ def table(results, plan):
         return frame
     sizes = frame.groupby("family")["quantity"].transform("size")
     frame["z_star"] = [z_star(plan.alpha, m) for m in sizes]
-    frame["resolution"] = [critical(r.z_star, r.runs) * r.mcse if r.mcse is not None and np.isfinite(r.mcse)
-                           else np.nan for r in frame.itertuples()]
-    frame["reached"] = (frame["resolution"] <= frame["z_star"] * frame["target"]).astype(bool)
+    frame["resolution"] = [resolution(r.mcse, r.z_star, r.runs) for r in frame.itertuples()]
+    frame["reached"] = [bool(res <= resolution(target, zs)) for res, target, zs
+                        in zip(frame["resolution"], frame["target"], frame["z_star"])]
     judged = [word(r.quantity, r.estimate, r.mcse, r.z_star, runs=r.runs) for r in frame.itertuples()]
     frame["verdict"] = [w for w, _ in judged]
     frame["bound"] = [b for _, b in judged]
@@ -432,7 +446,7 @@ class MapResult:
     meta : dict
         The plan, seed and versions (no timings: the result depends on the plan and the seed only).
     cells : list of (dict, list)
-        Each cell and the check rows of the run it was judged on.
+        Each cell and the rows it was judged on (its chunks pooled per quantity, :func:`pool`).
     table : pandas.DataFrame
         :func:`table`: one row per cell and quantity.
     crossovers : pandas.DataFrame
@@ -470,7 +484,9 @@ def _run_all(todo, seed, threads, done, workers, scheduler, progress, label):
     """Train the chunks of ``todo`` (checkpoint key → (cell, plan, runs, chunk)) not yet in checkpoint ``done``;
     save each as it ends."""
     tasks = {k: (*args, seed) for k, args in todo.items() if k not in done}
-    if workers or scheduler:
+    if not tasks:
+        finished = iter(())
+    elif workers or scheduler:
         from .cluster import on_cluster
 
         finished = on_cluster(tasks, _train, workers, scheduler, threads)

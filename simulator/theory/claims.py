@@ -37,9 +37,15 @@ SUPPORT = {"confirmed", "holds", "proven"}
 AGAINST = {"refuted", "contradicted"}
 UNDECIDED = {"inconclusive", "no detectable effect", "undecided"}
 # Parameters that name a setting in "holds at …, not at …" (in this order, when they vary).
-_SHOWN = {"p_cell": "p"}  # a map cell's own keep probability, shown as p
-_SETTING_KEYS = ("task", "placement", "N", "p_cell", "p", "bn", "length", "epochs", "depth", "d", "m", "c", "v", "rho",
-                 "dist", "noise")
+_SETTING_KEYS = ("task", "placement", "N", "p", "bn", "length", "epochs", "depth", "d", "m", "c", "v", "rho", "dist",
+                 "noise")
+_ALIASES = {"p": "p_cell"}  # a map cell's own keep probability (its command's p is not the cell's) shows as p
+
+
+def _value(row, k):
+    """The row's value of setting parameter ``k`` (or of its alias), None where it has neither."""
+    params = row["params"]
+    return params[k] if k in params else params.get(_ALIASES.get(k, k))
 
 
 @dataclass(frozen=True)
@@ -187,12 +193,13 @@ def setting(row, keys):
     """The row's setting in words, over the parameters ``keys`` (e.g. ``diabetes, hidden, p=0.5``)."""
     parts = []
     for k in keys:
-        v = row["params"].get(k)
+        v = _value(row, k)
+        if v is None:
+            continue  # a parameter of other rows (e.g. a map cell's N beside a training run's rows)
         if k in ("task", "placement", "dist", "noise"):
             parts.append(str(v))
         else:
-            name = _SHOWN.get(k, k)
-            parts.append(f"{name}={v:g}" if isinstance(v, float) else f"{name}={v}")
+            parts.append(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")
     return ", ".join(parts)
 
 
@@ -200,7 +207,7 @@ def varying(rows):
     """The setting parameters whose values differ among ``rows`` (scalars only, in a fixed order)."""
     keys = []
     for k in _SETTING_KEYS:
-        values = {repr(r["params"].get(k)) for r in rows if not isinstance(r["params"].get(k), (list, dict))}
+        values = {repr(_value(r, k)) for r in rows if not isinstance(_value(r, k), (list, dict))}
         if len(values) > 1:
             keys.append(k)
     return keys
