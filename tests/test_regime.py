@@ -254,6 +254,20 @@ def test_cells_grow_until_their_resolution_or_the_cap(tiny):
     assert (tiny.table["runs"] > TINY.pilot).any()  # the tiny map does grow
 
 
+def test_each_sentence_counts_what_its_table_says(tiny):
+    """A sentence per sub-claim: every verdict's count of its quantities' cells, counted naively; C6-shift names
+    all three of the shift's costs."""
+    frame = tiny.table
+    for family, quantities in (("C6-regression", ["dmse"]), ("C6-classification", ["drop"]),
+                               ("C6-shift", ["dmse_shift", "dce_shift", "dacc_shift"])):
+        text = tiny.sentences[family]
+        for quantity in quantities:
+            for verdict, n in frame[frame["quantity"] == quantity]["verdict"].value_counts().items():
+                assert f"{verdict} in {n} (" in text, (family, quantity, verdict)
+    assert "ΔCE_shift" in tiny.sentences["C6-shift"] and "accuracy lost to the shift" in tiny.sentences["C6-shift"]
+    assert "change of sign" not in tiny.sentences["C6-shift"]  # not sought for the shift's costs
+
+
 def test_a_cell_is_its_chunks_pooled_bit_for_bit(tiny):
     """What the committed map's test does: a cell regenerated from its seed and settings gives its rows."""
     cell, rows = tiny.cells[1]

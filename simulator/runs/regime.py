@@ -574,15 +574,24 @@ def _sizes(cells):
     return f"N = {lo:,}" if lo == hi else f"N {lo:,}–{hi:,}"
 
 
+VERDICTS = ("hurts", "helps", "beyond the margin", "within the margin", "no effect beyond ±b", "undecided")
+
+
 def _where(part, verdict):
-    """``hurts in 39 (N 520–40,000, median 9,400; 33 with dropout before BN)`` for the cells of ``part``."""
+    """``hurts in 39 (N 520–40,000, median 9,400; 33 with dropout before BN)`` for the cells of ``part`` (the
+    count with dropout before BN left out where every cell has it: the shift's costs)."""
     cells = part[part["verdict"] == verdict]
     ns = sorted(int(n) for n in cells["rows"])
     if not ns:
         return ""
     before = int(((cells["placement"] == "hidden") & (cells["bn"] == "true")).sum())
-    return (f"{verdict} in {len(ns)} (N {ns[0]:,}–{ns[-1]:,}, median {ns[len(ns) // 2]:,}; {before} with dropout "
-            "before BN)")
+    every = bool(((part["placement"] == "hidden") & (part["bn"] == "true")).all())
+    return (f"{verdict} in {len(ns)} ({_sizes(cells)}, median {ns[len(ns) // 2]:,}"
+            + ("" if every else f"; {before} with dropout before BN") + ")")
+
+
+def _verdicts(part):
+    return ", ".join(_where(part, v) for v in VERDICTS if (part["verdict"] == v).any())
 
 
 def _name(axes):
@@ -597,19 +606,27 @@ def sentences(frame, crossovers):
     out = {}
     what = {"C6-regression": ("dmse", "the document says dropout hurts regression (ΔMSE > 0)"),
             "C6-classification": ("drop", "the document says classification barely suffers (drop ≤ 1 point)"),
-            "C6-shift": ("dmse_shift", "the document's mechanism says the shift itself costs loss (ΔMSE_shift > 0)")}
+            "C6-shift": ("dmse_shift", "the document's mechanism says the shift itself costs loss but not accuracy; "
+                                       "ΔMSE_shift (> 0)")}
     for family, (quantity, claim) in what.items():
         part = frame[frame["quantity"] == quantity]
         if not len(part):
             continue
         tests = int((frame["family"] == part["family"].iloc[0]).sum())
-        verdicts = [v for v in ("hurts", "helps", "beyond the margin", "within the margin", "no effect beyond ±b",
-                                "undecided") if (part["verdict"] == v).any()]
         short = part[~part["reached"]]
         text = (f"{claim}; over {len(part)} cells (z* = {part['z_star'].iloc[0]:.2f} for the {tests} tests of its "
-                f"family): " + ", ".join(_where(part, v) for v in verdicts) + f"; {len(short)} cell"
+                f"family): " + _verdicts(part) + f"; {len(short)} cell"
                 + ("s" if len(short) != 1 else "") + " short of the target resolution at the cap"
                 + (f" ({_sizes(short)})." if len(short) else "."))
+        if family == "C6-shift":
+            for other, words in (("dce_shift", "ΔCE_shift (the document: > 0)"),
+                                 ("dacc_shift", "the accuracy lost to the shift (the document: ≤ 1 point)")):
+                rest = frame[frame["quantity"] == other]
+                if len(rest):
+                    text += f" {words[0].upper() + words[1:]}: {_verdicts(rest)}."
+        if quantity not in EFFECTS:  # crossovers are sought for the total effects only
+            out[family] = text
+            continue
         cross = crossovers[(crossovers["quantity"] == quantity)] if len(crossovers) else crossovers
         found = [] if not len(cross) else [r for r in cross.itertuples() if r.resolved]
         if not found:
