@@ -69,11 +69,21 @@ def test_runs_needed_pays_for_the_t_tail():
     assert rg.runs_needed(0.01 * math.sqrt(8), 0.01, plan, zs) > 8
 
 
+def test_a_target_is_at_most_its_fraction_of_the_no_dropout_metric():
+    plan = rg.Plan()
+    assert rg.target_of("dmse", plan, 0.6) == 0.01  # the teacher: 5% of 0.6 is looser than 0.01
+    assert rg.target_of("dmse", plan, 0.025) == pytest.approx(0.00125)  # diamonds: 5% of its MSE
+    assert rg.target_of("dmse_shift", plan, 0.025) == pytest.approx(0.00125)
+    assert rg.target_of("drop", plan, 0.7) == 0.003 and rg.target_of("dmse", plan, None) == 0.01
+
+
 def test_a_schedule_doubles_from_the_pilot_and_stops_at_the_runs():
     plan = rg.Plan(pilot=8, cap=48)
     assert rg.schedule(8, plan) == [8]
     assert rg.schedule(32, plan) == [8, 8, 16]
     assert rg.schedule(48, plan) == [8, 8, 16, 16]  # the cap cuts the last chunk
+    with pytest.raises(ParameterError, match="relative target dmse=2"):
+        rg.Plan(relative={"dmse": 2})
     with pytest.raises(ParameterError, match="cap=33"):
         rg.Plan(pilot=8, cap=33)  # its last chunk would be one run
 
@@ -210,6 +220,9 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
 
     resolution = [(rg.critical(r.z_star, r.runs) + stats.t.ppf(0.9, r.runs - 1)) * r.mcse for r in frame.itertuples()]
     assert np.allclose(frame["resolution"], resolution)
+    for r in frame.itertuples():  # ΔMSE's target: 0.01, and at most 5% of the cell's no-dropout MSE
+        assert r.target == (min(TINY.targets[r.quantity], TINY.relative[r.quantity] * r.reference)
+                            if r.quantity in TINY.relative else TINY.targets[r.quantity])
     want = (frame["z_star"] + stats.norm.ppf(0.9)) * frame["target"]
     assert ((frame["resolution"] <= want) == frame["reached"]).all()
     short = frame[~frame["reached"]]
@@ -240,11 +253,15 @@ def test_cells_grow_until_their_resolution_or_the_cap(tiny):
         chunks, runs = [_chunk(cell, TINY.pilot, 0)], TINY.pilot
         while runs < TINY.cap:
             short = False
-            for q, r in rg.cell_quantities(cell, rg.pool(cell, chunks)).items():
+            found = rg.cell_quantities(cell, rg.pool(cell, chunks))
+            for q, r in found.items():
                 if q in TINY.targets:
                     zs = stats.norm.isf(TINY.alpha / (2 * sizes[rg.family_of(q)]))
                     c = stats.t.isf(stats.norm.sf(zs), runs - 1) + stats.t.ppf(0.9, runs - 1)
-                    short |= not r["mcse"] or c * r["mcse"] > (zs + stats.norm.ppf(0.9)) * TINY.targets[q]
+                    target = TINY.targets[q]
+                    if q in TINY.relative:
+                        target = min(target, TINY.relative[q] * found["mse_none"]["estimate"])
+                    short |= not r["mcse"] or c * r["mcse"] > (zs + stats.norm.ppf(0.9)) * target
             if not short:
                 break
             chunks.append(_chunk(cell, runs, len(chunks)))

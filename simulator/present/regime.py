@@ -147,6 +147,15 @@ def shift_figure(frame, task, stem, length=""):
     _save(fig, stem)
 
 
+def _targets(plan):
+    """``ΔMSE 0.01 (and at most 5% of the no-dropout MSE), …`` from a plan's targets."""
+    names = {"dmse": "ΔMSE", "drop": "accuracy drop", "dmse_shift": "ΔMSE_shift", "dce_shift": "ΔCE_shift",
+             "dacc_shift": "accuracy lost to the shift"}
+    relative = plan.get("relative", {})
+    return ", ".join(f"{names.get(q, q)} {v:g}" + (f" (and at most {relative[q]:.0%} of the no-dropout MSE)"
+                                                   if q in relative else "") for q, v in plan["targets"].items())
+
+
 def readme(meta):
     """The folder's ``README.md``: what the map is, how it was made, what each file holds."""
     plan = meta["plan"]
@@ -160,8 +169,9 @@ doubling size for the cells short of their resolution). Tasks: \
 keep p ∈ {{{", ".join(f"{p:g}" for p in plan["keep"])}}}; placements {", ".join(plan["placements"])}; BN \
 {", ".join(plan["bn"])}; training length {", ".join(plan["lengths"])} (step budget: {plan["steps"]:,} steps or \
 {plan["min_epochs"]} epochs, whichever is more; early: stopped on a validation fifth of the training rows). Runs \
-per cell: a pilot of {plan["pilot"]}, doubled while the cell's resolution (Student's t at its family's z* times the \
-MCSE) is short of z* times the target MCSE, at most {plan["cap"]}.
+per cell: a pilot of {plan["pilot"]}, doubled while the cell's resolution (the smallest difference it would detect 90% \
+of the time: Student's t at its family's z*, plus t's 90% quantile, times the MCSE) is short of that of its target \
+MCSE with many runs, at most {plan["cap"]}. Target MCSE: {_targets(plan)}.
 
 - `map.csv`: one row per cell and quantity (ΔMSE, the accuracy drop, and with dropout before BN the shift's
   own cost): estimate, MCSE, runs, target MCSE, the no-dropout metric and the effect relative to it, z, the

@@ -20,7 +20,8 @@ estimates the spread ``s`` of each paired difference. A cell's *resolution* is, 
 the smallest difference its verdict would detect 90% of the time: ``(c + t₀.₉)·s/√R``, with ``c`` =
 :func:`critical` (Student's t over R − 1 degrees of freedom at the tail of the family's z*) and t₀.₉ the
 90% quantile of the same t. Its target is ``(z* + 1.28)·target``, the resolution of many runs at the
-target MCSE (:data:`TARGETS`: 0.01 for ΔMSE on the standardised scale, 0.003 for an accuracy drop). A cell
+target MCSE (:data:`TARGETS`: 0.01 for ΔMSE on the standardised scale and at most 5% of the cell's
+no-dropout MSE, :data:`RELATIVE`; 0.003 for an accuracy drop). A cell
 short of it grows in chunks of doubling size (runs pilot, 2·pilot, 4·pilot, … up to the cap), each chunk on
 streams of its own (the ``training`` experiment's ``chunk``), pooled, and ``s`` estimated again from all its
 runs after each chunk. No run is trained twice. With few runs the t tail is heavy (at z* = 4.6: c = 12.8
@@ -51,6 +52,12 @@ BN = ("true", "false")
 # fifth of the training rows, at most the same epochs, ``patience_for`` epochs after the best (then restored).
 LENGTHS = ("budget", "early")
 TARGETS = {"dmse": 0.01, "drop": 0.003, "dmse_shift": 0.01, "dce_shift": 0.01, "dacc_shift": 0.003}
+# And at most this fraction of the cell's no-dropout MSE: diamonds' log price is fitted to an MSE of 0.02–0.04
+# (standardised), so an MCSE of 0.01 there would leave a +90% effect undecided.
+RELATIVE = {"dmse": 0.05, "dmse_shift": 0.05}
+# Each difference's no-dropout metric (its ``reference`` in the table, and the unit of its ``relative``).
+REFERENCE = {"dmse": "mse_none", "dmse_shift": "mse_none", "drop": "accuracy_none", "dacc_shift": "accuracy_none",
+             "dce_shift": "ce_none"}
 EFFECTS = ("dmse", "drop")
 SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
 PILOT, CAP = 8, 64
@@ -83,6 +90,8 @@ class Plan:
         Runs of the pilot, and the most runs a cell may take.
     targets : dict
         Target MCSE per quantity (:data:`TARGETS`).
+    relative : dict
+        And at most this fraction of the cell's no-dropout metric (:data:`RELATIVE`; :func:`target_of`).
     alpha : float
         Family-wise error level of each sub-claim's family of cells.
     """
@@ -99,6 +108,7 @@ class Plan:
     pilot: int = PILOT
     cap: int = CAP
     targets: dict = field(default_factory=lambda: dict(TARGETS))
+    relative: dict = field(default_factory=lambda: dict(RELATIVE))
     alpha: float = DEFAULT_ALPHA
 
     def __post_init__(self):
@@ -128,6 +138,10 @@ class Plan:
         if schedule(self.cap, self)[-1] < 2:
             raise ParameterError(f"cap={shown(self.cap)}: with pilot={self.pilot} its last chunk would be one run "
                                  "(a chunk needs 2); choose another cap")
+        for quantity, rel in self.relative.items():
+            if quantity not in self.targets or not 0.0 < float(rel) <= 1.0:
+                raise ParameterError(f"relative target {quantity}={shown(rel)}: a fraction in (0, 1] of a quantity "
+                                     f"with a target ({', '.join(self.targets)})")
         if not 0.0 < self.alpha < 1.0:
             raise ParameterError(f"alpha={shown(self.alpha)}: must be in (0, 1)")
 
@@ -221,6 +235,7 @@ def cell_quantities(cell, rows):
     reg, cls = cell["task"], TWINS[cell["task"]]
     found = {"dmse": _of(rows, "dmse", reg, cell["placement"]), "drop": _of(rows, "drop", cls, cell["placement"]),
              "mse_none": _of(rows, "mse", reg, "none"), "accuracy_none": _of(rows, "accuracy", cls, "none"),
+             "ce_none": _of(rows, "ce", cls, "none"),
              "best_epoch": _of(rows, "best_epoch", reg, cell["placement"])}
     if cell["placement"] == "hidden" and cell["bn"] == "true":
         found.update(dmse_shift=_of(rows, "dmse_shift", reg), dce_shift=_of(rows, "dce_shift", cls),
@@ -228,14 +243,27 @@ def cell_quantities(cell, rows):
     return {k: v for k, v in found.items() if v is not None}
 
 
+def target_of(quantity, plan, reference=None):
+    """The target MCSE of ``quantity`` in a cell whose no-dropout metric is ``reference``: the plan's target,
+    and at most its ``relative`` fraction of the reference (where the plan gives one)."""
+    target = plan.targets[quantity]
+    rel = plan.relative.get(quantity)
+    if rel is not None and reference is not None and np.isfinite(reference) and reference > 0.0:
+        target = min(target, rel * float(reference))
+    return target
+
+
 def required_runs(cell, rows, plan, zs=None):
     """Runs the cell needs, from its rows so far: the most any of its differences needs (``zs``: quantity →
     its family's z*, :func:`sizing_z`; without it, the MCSE alone)."""
     runs = plan.pilot
-    for quantity, r in cell_quantities(cell, rows).items():
+    found = cell_quantities(cell, rows)
+    reference = found["mse_none"]["estimate"] if "mse_none" in found else None
+    for quantity, r in found.items():
         if quantity in plan.targets:
             sd = None if r["mcse"] is None else r["mcse"] * math.sqrt(r["samples"])
-            runs = max(runs, runs_needed(sd, plan.targets[quantity], plan, None if zs is None else zs[quantity]))
+            runs = max(runs, runs_needed(sd, target_of(quantity, plan, reference), plan,
+                                         None if zs is None else zs[quantity]))
     return runs
 
 
@@ -354,13 +382,13 @@ def table(results, plan):
             if quantity not in q:
                 continue
             r = q[quantity]
-            ref = q.get("mse_none" if quantity in ("dmse", "dmse_shift") else "accuracy_none")
+            ref = q.get(REFERENCE[quantity])
             family = family_of(quantity)
             stop = q.get("best_epoch")
             found.append({**cell, "epochs": epochs_for(cell["rows"], plan), "quantity": quantity,
                           "best_epoch": None if stop is None else stop["estimate"],
                           "estimate": r["estimate"], "mcse": r["mcse"], "runs": r["samples"],
-                          "target": plan.targets[quantity],
+                          "target": target_of(quantity, plan, None if ref is None else ref["estimate"]),
                           "reference": None if ref is None else ref["estimate"],
                           "relative": None if not ref or not ref["estimate"] else r["estimate"] / ref["estimate"],
                           "z": z_of(r["estimate"], r["mcse"], r["samples"]), "family": family})
@@ -562,7 +590,7 @@ def _plan_dict(plan):
             "placements": list(plan.placements), "bn": list(plan.bn), "lengths": list(plan.lengths),
             "steps": plan.steps,
             "min_epochs": plan.min_epochs, "batch": plan.batch, "pilot": plan.pilot, "cap": plan.cap,
-            "targets": dict(plan.targets), "alpha": plan.alpha}
+            "targets": dict(plan.targets), "relative": dict(plan.relative), "alpha": plan.alpha}
 
 
 # ---------------------------------------------------------------------------------------------- sentences
