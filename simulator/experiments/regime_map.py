@@ -42,7 +42,8 @@ def crossover_text(cross):
             f"between N = {cross['low']:,.0f} and {cross['high']:,.0f} (N* ≈ {cross['n_star']:,.0f})")
 
 
-SERIES = ("length", "task", "bn", "placement", "p")
+SERIES = ("length", "task", "bn", "placement", "p")  # a series of cells runs along N
+SOUGHT = ("dmse", "drop")  # the quantities whose changes of sign along N the map looks for
 
 
 def cell_check(row, source, crossovers=()):
@@ -56,7 +57,8 @@ def cell_check(row, source, crossovers=()):
     params = {"task": _task(row), "N": row["rows"], "p_cell": row["p"], "placement": row["placement"],
               "bn": row["bn"] == "true", "length": row.get("length", "budget"), "train_epochs": row["epochs"],
               "runs": row["runs"], "quantity": row["quantity"], "map": source,
-              **({"crossover": crossover_text(found[0])} if found else {})}
+              # the total effects' series are searched for a change of sign (None: none resolved)
+              **({"crossover": crossover_text(found[0]) if found else None} if row["quantity"] in SOUGHT else {})}
     extra = {"margin": MARGIN} if kind == "equivalence" else {}
     mcse = float("nan") if row["mcse"] is None else float(row["mcse"])  # None: no spread, no error bar
     return Check(f"{label} ({row['placement']}) [{_task(row)}, {where}]", kind, 0.0, float(row["estimate"]),

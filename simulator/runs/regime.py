@@ -207,12 +207,17 @@ def resolution(mcse, zs, runs=0):
     return (critical(zs, runs) + power) * mcse
 
 
+def next_chunk(total, limit, plan):
+    """Runs of a cell's next chunk when it has ``total`` runs: the pilot first, then as many runs as it has
+    (doubling it), cut at ``limit``."""
+    return plan.pilot if total == 0 else min(total, limit - total)
+
+
 def schedule(runs, plan):
-    """The chunk sizes of a cell of ``runs`` runs: the pilot, then each chunk as many runs as the cell has
-    (doubling it), the last one cut at ``runs``."""
-    sizes, total = [plan.pilot], plan.pilot
+    """The chunk sizes of a cell of ``runs`` runs (:func:`next_chunk` until it has them)."""
+    sizes, total = [], 0
     while total < runs:
-        sizes.append(min(total, runs - total))
+        sizes.append(next_chunk(total, runs, plan))
         total += sizes[-1]
     return sizes
 
@@ -563,7 +568,7 @@ def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None
         k = len(chunks[grow[0]])
         todo = {}
         for i in grow:
-            runs = plan.pilot if k == 0 else min(sizes[i], plan.cap - sizes[i])
+            runs = next_chunk(sizes[i], plan.cap, plan)
             chunks[i].append(key(**_point_key(grid[i], runs, k)))
             todo[chunks[i][-1]] = (grid[i], plan, runs, k)
             sizes[i] += runs

@@ -275,7 +275,8 @@ def _regime_text(cells):
     for verdict in ("holds", "contradicted", "no detectable effect", "undecided"):
         ns = sorted(r["params"]["N"] for r in cells if r["verdict"] == verdict)
         if ns:
-            parts.append(f"{verdict} in {len(ns)} (N {ns[0]:,}–{ns[-1]:,}, median {ns[len(ns) // 2]:,})")
+            sizes = f"N = {ns[0]:,}" if ns[0] == ns[-1] else f"N {ns[0]:,}–{ns[-1]:,}"
+            parts.append(f"{verdict} in {len(ns)} ({sizes}, median {ns[len(ns) // 2]:,})")
     family = cells[0].get("family")
     text = f"on the committed map ({len(cells)} cells: N × p × placement × BN × training length): " + ", ".join(parts)
     text += f" (z* = {family['z_star']:.2f} over the {family['tests']} findings of this sub-claim)" if family else ""
@@ -283,7 +284,7 @@ def _regime_text(cells):
     if series:
         text += (f"; the sign changes along N in {len(series)} series: " + "; ".join(series[:3])
                  + ("; …" if len(series) > 3 else ""))
-    else:
+    elif any("crossover" in r["params"] for r in cells):  # sought (the total effects), none resolved
         text += "; no change of sign along N is resolved"
     return text
 
