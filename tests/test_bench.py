@@ -129,9 +129,8 @@ def test_generation_kernel_draws_what_the_workloads_draw(normals, words, p):
 def test_moments_kernel_keeps_the_moments_of_its_values():
     nvars, size = 3, 2 * LANES
     out, maxima = np.empty((1, nvars, 5)), np.empty((1, 0))
-    kernels.moments_blocks(stream_key(1, "m"), 0, 1, size, 0, nvars, out, maxima)
-    V = np.array([[start * 1e-6 + 1e-3 * (q + lane) for q in range(nvars)]
-                  for start in (0, LANES) for lane in range(LANES)])
+    kernels.moments_blocks(stream_key(1, "m"), 3, 1, size, 0, nvars, out, maxima)  # block 3, its two groups
+    V = np.array([[3 * 1e-6 + 1e-3 * (q + lane) for q in range(nvars)] for _ in range(2) for lane in range(LANES)])
     np.testing.assert_allclose(out[0], central_moments(V), rtol=1e-9, atol=1e-15)
 
 
@@ -151,7 +150,12 @@ def test_ceiling_rates_and_gemm_ceiling():
 def test_bound_says_where_the_time_goes():
     text = bench.bound("W1F", 0.04, 0.6)
     assert "drawing is 4%" in text and "34 values per sample 60%" in text and "rest 36%" in text
+    # W1F's statistics alone would reach 0.04 / 0.6 = 7% of its generation ceiling: the target cannot be met.
+    assert "keeping the moments alone runs at 7% of generation" in text and "reaches 50%" in text
+    assert "moments alone" not in bench.bound("W1", 0.4, 0.3)  # 133%: the statistics alone do not bound it
     assert "products would take 40%" in bench.bound("W3", 0.4) and "other 60%" in bench.bound("W3", 0.4)
+    assert "not measured apart" in bench.bound("W3", 0.4)
+    assert "they run at 80% of it" in bench.bound("W3", 0.4, products=0.8)
 
 
 # --- W1-W3 through run_bench ----------------------------------------------------------
@@ -185,6 +189,8 @@ def test_run_bench_returns_every_field(tiny):
     w3 = tiny["workloads"][-1]
     assert w3["gflops"] > 0 and set(w3["gemm"]) == {"1", "2", "streams", "best"}
     assert w3["ceiling_fraction"] == pytest.approx(w3["gflops"] * 1e9 / w3["gemm"]["best"])
+    c = w3["ceiling"]
+    assert c["products_gflops"] > 0 and c["products_fraction"] == pytest.approx(c["products_gflops"] * 1e9 / c["gemm"]["1"])
     set_threads(None)
 
 
@@ -198,6 +204,7 @@ def test_format_table_lists_every_workload_with_its_ceiling(tiny):
         assert ("gen " if w["name"] != "W3" else "dgemm ") in row
         assert (f"{w['name']}: below its target" in text) == (w["bound"] is not None)
     assert sum("alone, drawing runs at" in line for line in lines) == 3
+    assert sum(line.startswith("W3: products alone: chain._linear") for line in lines) == 1
 
 
 def test_unknown_workload_is_rejected():

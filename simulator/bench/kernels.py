@@ -100,8 +100,9 @@ def moments_blocks(key, first, count, base, rem, nvars, out, maxima):
     """An engine kernel that only keeps statistics: the streaming moments (``stats._accumulate_lanes``)
     of ``nvars`` values per sample, per group of LANES samples, as the workloads' kernels keep them.
 
-    The values are cheap and deterministic (no random numbers); ``out[j]`` gets
-    moments of them (a short last group counts whole), so that the sums are live.
+    The values are made once per block (cheap and deterministic, no random numbers) and kept again for
+    every group, so that the time is the statistics' alone; ``out[j]`` gets their moments (a short last
+    group counts whole), so that the sums are live.
     """
     V = np.empty((nvars, LANES))
     for j in range(count):
@@ -109,12 +110,11 @@ def moments_blocks(key, first, count, base, rem, nvars, out, maxima):
         size = base + (1 if b < rem else 0)
         S = np.zeros((4, nvars, HALF))
         shift = np.zeros(nvars)
+        for q in range(nvars):
+            for l in range(LANES):
+                V[q, l] = 1e-6 * b + 1e-3 * (q + l)
         done = 0
         while done < size:
-            g = float(done) * 1e-6
-            for q in range(nvars):
-                for l in range(LANES):
-                    V[q, l] = g + 1e-3 * (q + l)
             _accumulate_lanes(V, shift, S)
             done += min(LANES, size - done)
         _finish_lanes(S, shift, size, out[j])

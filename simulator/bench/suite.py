@@ -1,4 +1,5 @@
 """``run_bench``: every workload, its reference, its peers and its ceiling, measured in one run."""
+import math
 import os
 
 import numba
@@ -23,7 +24,7 @@ from .sampling import (
     specs,
     w3_products,
 )
-from .training import STUDIES, run_study
+from .training import STUDIES, products_rate, run_study
 
 WORKLOADS = REFERENCE_WORKLOADS + STUDIES
 # Issue 21: the fraction of its own ceiling each workload must reach (generation for W1, W1F, W2; numpy's
@@ -38,19 +39,27 @@ REST = {"W1": "gating, the two outputs and the 34 values", "W1F": "gating, the t
         "W5": "BN, ReLU, noise, loss, Adam and the transposes of each 256-row step"}
 
 
-def bound(name, fraction, moments=None):
+def bound(name, fraction, moments=None, products=None):
     """One line on what bounds a workload at ``fraction`` of its ceiling.
 
-    For W1, W1F, W2, ``fraction`` is the share of its time spent drawing and
-    ``moments`` the share spent keeping its statistics (both from the alone-rates).
+    For W1, W1F, W2, ``fraction`` is the share of its time spent drawing and ``moments`` the share spent
+    keeping its statistics (both from the alone-rates); their ratio is the fraction of the ceiling that
+    keeping the statistics alone would reach. For W3, ``products`` is its products' own rate alone over
+    numpy's one-thread dgemm (:func:`training.products_rate`).
     """
     if name in GENERATION:
         rest = max(0.0, 1 - fraction - moments)
-        return (f"of its time, drawing is {fraction:.0%}, keeping the moments of {MOMENT_VARS[name]} values per "
+        text = (f"of its time, drawing is {fraction:.0%}, keeping the moments of {MOMENT_VARS[name]} values per "
                 f"sample {moments:.0%}, the rest {rest:.0%} ({REST[name]})")
+        reach = fraction / moments if moments else math.inf
+        if reach < CEILING_TARGETS.get(name, 0.0):
+            text += (f"; keeping the moments alone runs at {reach:.0%} of generation, so no kernel that keeps "
+                     f"them for every sample reaches {CEILING_TARGETS[name]:.0%}")
+        return text
+    lost = ("what its own products lose to dgemm (not measured apart)" if products is None else
+            f"what its own products lose to dgemm (alone, on one thread, they run at {products:.0%} of it)")
     return (f"at numpy's dgemm rate its products would take {fraction:.0%} of its time; the other "
-            f"{max(0.0, 1 - fraction):.0%} is the rest of its work ({REST[name]}) and what its own products "
-            "lose to dgemm (not measured apart)")
+            f"{max(0.0, 1 - fraction):.0%} is the rest of its work ({REST[name]}) and {lost}")
 
 
 def _check(samples, workloads, repeats):
@@ -82,7 +91,9 @@ def _ceiling(name, samples, rate, used, repeats, seed):
     shapes = w3_products()
     gflops = rate * sum(2.0 * m * k * n for m, k, n in shapes) / W3_M / 1e9
     gemm = gemm_ceiling(shapes, used)
-    return {"kind": "dgemm", "gflops": gflops, "gemm": gemm}, gflops * 1e9 / gemm["best"]
+    products = products_rate(shapes, seed, repeats=max(repeats, 3))
+    return ({"kind": "dgemm", "gflops": gflops, "gemm": gemm, "products_gflops": products / 1e9,
+             "products_fraction": products / gemm["1"]}, gflops * 1e9 / gemm["best"])
 
 
 def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, progress):
@@ -112,7 +123,8 @@ def _sampling_workload(name, samples, ref_samples, seed, repeats, used, raw, pro
                        "mask_elements_per_s": ref_rate * rspec.masks, "peak_mb": ref_peak / 2 ** 20, "threads": 1},
          "ratio": rate / ref_rate, "draws_per_sample": spec.draws, "raw_fraction": rate * spec.draws / used / raw,
          "ceiling": ceiling, "ceiling_fraction": fraction, "ceiling_target": target,
-         "bound": None if fraction >= target else bound(name, fraction, rate / ceiling.get("moments_per_s", 1.0)),
+         "bound": None if fraction >= target else bound(name, fraction, rate / ceiling.get("moments_per_s", 1.0),
+                                                        ceiling.get("products_fraction")),
          "agreement": rows, "max_abs_z": max(abs(r["z"]) for r in rows),
          "agree": all(abs(r["z"]) < ZMAX for r in rows)}
     if name == "W3":  # the keys of before issue 21

@@ -71,6 +71,10 @@ def format_sampling(result):
         else:
             lines.append(f"{w['name']}: engine {c['gflops']:.2f} GFLOP/s in its products; numpy dgemm on the same "
                          f"shapes: {_gemm_text(c['gemm'])}")
+            if c.get("products_fraction") is not None:
+                lines.append(f"{w['name']}: products alone: chain._linear on the same shapes, one thread: "
+                             f"{c['products_gflops']:.2f} GFLOP/s = {_pct(c['products_fraction'])} of numpy dgemm "
+                             "on one thread")
         if w["bound"]:
             lines.append(f"{w['name']}: below its target ({_pct(w['ceiling_target'])}): {w['bound']}")
     return lines
