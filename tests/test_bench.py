@@ -261,9 +261,11 @@ def test_studies_run_on_a_tiny_budget_and_report_every_field(studies, name, step
     assert set(w["gemm"]) == {"1", "streams", "best"} and w["flops_per_step"] > 0
     assert w["gemm_fraction"] == pytest.approx(w["engine"]["gflops"] * 1e9 / w["gemm"]["best"])
     assert w["ceiling_target"] == bench.CEILING_TARGETS.get(name)
-    assert (w["bound"] is not None) == (name == "W4" and w["gemm_fraction"] < 1.0)
+    assert (w["bound"] is not None) == (name == "W4" and w["products_fraction"] < 1.0)  # its products, alone
     text = bench.format_table(studies)
     assert f"{name}: training" in text and "per model-step" in text and "ceiling: numpy dgemm" in text
+    products = [line for line in text.splitlines() if line.startswith("products alone")]
+    assert len(products) == 2 and ["(target" in line for line in products] == [True, False]  # W4 has one, W5 none
     if w["jax"]:
         assert "JAX jit+vmap+scan (f32)" in text and "JAX jit+vmap+scan (f64)" in text
 

@@ -28,8 +28,8 @@ from .training import STUDIES, products_rate, run_study
 
 WORKLOADS = REFERENCE_WORKLOADS + STUDIES
 # Issue 21: the fraction of its own ceiling each workload must reach (generation for W1, W1F, W2; numpy's
-# best dgemm on the same shapes and cores for W3 and W4, see measure.gemm_ceiling; W5 has none, its fraction
-# is shown).
+# best dgemm on the same shapes and cores for W3, see measure.gemm_ceiling; for W4 its products alone against
+# numpy's one-thread dgemm on the same shapes; W5 has none, its fractions are shown).
 CEILING_TARGETS = {"W1": 0.5, "W1F": 0.5, "W2": 0.5, "W3": 0.9, "W4": 1.0}
 # What a workload does besides drawing (W1, W1F, W2) or besides its products (W3, W4, W5).
 REST = {"W1": "gating, the two outputs and the 34 values", "W1F": "gating, the two outputs and the 34 values",
@@ -141,8 +141,10 @@ def _study(name, used, seed, repeats, sizes, progress):
     w = run_study(name, threads=used, seed=seed, repeats=repeats, **(sizes or {}))
     target = CEILING_TARGETS.get(name)
     w["ceiling_target"] = target
-    w["bound"] = (bound(name, w["gemm_fraction"]) if target is not None and w["gemm_fraction"] < target
-                  else None)
+    # The target is on its products (issue 21: "W4's products ≥ 100% of numpy dgemm on its shapes"), alone on
+    # one thread; the whole step's rate over the ceiling (BN, Adam and the rest in its time) is information.
+    w["bound"] = (bound(name, w["gemm_fraction"], products=w["products_fraction"])
+                  if target is not None and w["products_fraction"] < target else None)
     if progress is not None:
         progress(f"bench {name}", 1, 1)
     return w
