@@ -109,9 +109,10 @@ def format_study(w):
     lines.append(f"ceiling: numpy dgemm on the step's shapes ({w['flops_per_step'] / 1e3:.0f} kflop per step): {gemm}; "
                  f"the engine's whole step runs its products at {_pct(w['gemm_fraction'])} of it on {used} thread(s)")
     if w.get("products_fraction") is not None:
+        met = f" (target {_met(w['products_fraction'], target, '%')})" if target is not None else ""
         lines.append(f"products alone: the trainer's chain._linear on the step's shapes, dense, one thread: "
                      f"{w['products_gflops']:.2f} GFLOP/s = {_pct(w['products_fraction'])} of numpy dgemm on one "
-                     "thread" + (f" (target {_met(w['products_fraction'], target, '%')})" if target is not None else ""))
+                     f"thread{met}")
     if w.get("bound"):
         lines.append(f"{w['name']}: below its target: {w['bound']}")
     lines.append(f"engine: {w['runs']} runs × {w['epochs']} epochs; eager: {w['torch_runs']} × {w['torch_epochs']}; "

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parents[2] / "reports" / "c6-map"
+# The axes that name a series of the map's cells; along a series only the data size N changes.
+SERIES = ("length", "task", "bn", "placement", "p")
 FILE = FOLDER / "map.json"
 
 

@@ -42,7 +42,6 @@ def crossover_text(cross):
             f"between N = {cross['low']:,.0f} and {cross['high']:,.0f} (N* ≈ {cross['n_star']:,.0f})")
 
 
-SERIES = ("length", "task", "bn", "placement", "p")  # a series of cells runs along N
 SOUGHT = ("dmse", "drop")  # the quantities whose changes of sign along N the map looks for
 
 
@@ -53,7 +52,7 @@ def cell_check(row, source, crossovers=()):
     bn = "on" if row["bn"] == "true" else "off"
     where = f"N={row['rows']}, p={row['p']:g}, BN {bn}"
     found = [c for c in crossovers if c.get("resolved") and c["quantity"] == row["quantity"]
-             and all(c[k] == row[k] for k in SERIES)]
+             and all(c[k] == row[k] for k in c6map.SERIES)]
     params = {"task": _task(row), "N": row["rows"], "p_cell": row["p"], "placement": row["placement"],
               "bn": row["bn"] == "true", "length": row.get("length", "budget"), "train_epochs": row["epochs"],
               "runs": row["runs"], "quantity": row["quantity"], "map": source,

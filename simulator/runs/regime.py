@@ -40,6 +40,7 @@ from scipy.special import ndtr, ndtri, stdtr, stdtrit
 from scipy.stats import norm
 
 from ..core.errors import ParameterError, shown
+from ..data.c6map import SERIES
 
 TWINS = {"teacher": "teacher-class", "diamonds": "diamonds-class"}
 # Log-spaced sizes (a factor ≈ 4.3), each with a training split (80%) that is a whole number of batches of
@@ -414,7 +415,6 @@ def table(results, plan):
 # ---------------------------------------------------------------------------------------------- crossover
 
 
-SERIES = ["length", "task", "bn", "placement", "p"]  # a series runs along N
 
 
 def crossover(frame, quantity):
@@ -430,7 +430,7 @@ def crossover(frame, quantity):
 
     out = []
     part = frame[frame["quantity"] == quantity]
-    for axes, s in part.groupby(SERIES, sort=False):
+    for axes, s in part.groupby(list(SERIES), sort=False):
         s = s.sort_values("rows")
         n = s["rows"].to_numpy(float)
         est = s["estimate"].to_numpy(float)
