@@ -5,8 +5,10 @@ Bad input prints one line and exits 2; Ctrl-C exits 130; nothing is left half-wr
 """
 import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -441,9 +443,18 @@ def _notice(message, category, *args, **kwargs):
         _SHOW_WARNING(message, category, *args, **kwargs)
 
 
+# Seconds the threads get to wind down after Ctrl-C (each finishes its chunk, a fraction of a second) before
+# the process ends without them: one can wait for ever on a lock the interrupt left held (engine.pool_of).
+WIND_DOWN_SECONDS = 10.0
+
+
 def _interrupted(text):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while threads wind down stays quiet
     click.echo(text, err=True)
+    sys.stderr.flush()
+    watchdog = threading.Timer(WIND_DOWN_SECONDS, os._exit, (130,))
+    watchdog.daemon = True
+    watchdog.start()
     sys.exit(130)
 
 

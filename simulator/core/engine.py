@@ -19,6 +19,7 @@ The kernels are serial on purpose: a ``parallel=True`` (``prange``) kernel costs
 Numba's parfor passes and a second optimisation of everything it calls, a third
 or more of an experiment's first-run compilation, for no speed at block level.
 """
+import contextlib
 import math
 import os
 import threading
@@ -84,6 +85,22 @@ def thread_pool(threads):
     return _POOLS[k]
 
 
+@contextlib.contextmanager
+def pool_of(threads):
+    """The calling thread's pool of ``threads`` workers (:func:`thread_pool`) for one parallel call.
+
+    A Ctrl-C can land between a lock's acquire and the ``with`` that would release it, inside the pool's
+    own bookkeeping (a known limit of Python: bpo-29988), and leave a worker waiting for that lock for
+    ever. A call interrupted so drops its pool: the next call gets a new one (``cli.py`` then also ends
+    the process without waiting for such a worker).
+    """
+    try:
+        yield thread_pool(threads)
+    except KeyboardInterrupt:
+        _POOLS.pop((threads, threading.get_ident()), None)
+        raise
+
+
 def call_blocks(kernel, key, first, count, base, rem, args, out, maxima, threads=None):
     """``kernel(key, first, count, base, rem, *args, out, maxima)`` on ``threads`` threads.
 
@@ -96,10 +113,11 @@ def call_blocks(kernel, key, first, count, base, rem, args, out, maxima, threads
         kernel(key, first, count, base, rem, *args, out, maxima)
         return
     cuts = [count * t // threads for t in range(threads + 1)]
-    jobs = [thread_pool(threads).submit(kernel, key, first + a, b - a, base, rem, *args, out[a:b], maxima[a:b])
-            for a, b in zip(cuts, cuts[1:])]
-    for job in jobs:
-        job.result()
+    with pool_of(threads) as pool:
+        jobs = [pool.submit(kernel, key, first + a, b - a, base, rem, *args, out[a:b], maxima[a:b])
+                for a, b in zip(cuts, cuts[1:])]
+        for job in jobs:
+            job.result()
 
 
 def needs_compiling(kernel):

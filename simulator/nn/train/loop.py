@@ -9,7 +9,7 @@ training itself stays paired with the other placements.
 import numpy as np
 
 from ...core.arrays import _copy
-from ...core.engine import thread_pool
+from ...core.engine import pool_of
 from ...core.jit import inline, threaded
 from ...core.rng import _block_state
 from ..batchnorm import MOMENTUM
@@ -344,6 +344,7 @@ def _train_chunk(first, count, threads, key, modes, variants, s2, task, spec, ou
         for q in range(first, first + count):
             one(q)
         return
-    for done in thread_pool(min(threads, count)).map(one, range(first, first + count)):
-        pass
+    with pool_of(min(threads, count)) as pool:
+        for _ in pool.map(one, range(first, first + count)):
+            pass
 
