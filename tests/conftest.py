@@ -1,3 +1,5 @@
+import signal
+
 import numpy as np
 import pytest
 
@@ -63,3 +65,12 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def interruptible():
+    """Popen's ``preexec_fn`` for a child that a test interrupts: SIGINT as a terminal's Ctrl-C finds it.
+
+    A shell starts a background job (``.ci/run &``, a CI runner's) with SIGINT ignored, children inherit it,
+    and Python then never raises KeyboardInterrupt: the tests of Ctrl-C would test nothing there.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

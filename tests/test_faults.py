@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import interruptible
 
 from simulator.core import files
 from simulator.core.errors import CheckpointNotice, OutputError, ParameterError
@@ -487,7 +488,7 @@ def _interrupt_when(args, marker, second=False, signum=signal.SIGINT):
     The signal goes to the whole process group, as a terminal's Ctrl-C does (the drawing process too).
     """
     proc = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=interruptible)
     seen = b""
     while marker.encode() not in seen:
         ch = proc.stderr.read(1)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import interruptible
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
@@ -59,7 +60,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.Popen([sys.executable, "cli.py", "simulate", "--experiment", "inverted-dropout", "--samples",
                              "1e11", "--format", "json", "--out", str(out), "--progress"], cwd=ROOT,
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=interruptible)
     seen = ""
     while "inverted-dropout" not in seen:  # wait for the first progress report: the kernel is running
         ch = proc.stderr.read(1)
@@ -164,3 +165,16 @@ def test_mutations_are_refuted_at_default_samples(monkeypatch, mutation):
     r = simulate(p=0.3, experiments=[experiment], settings=extra)
     hit = [x for x in r.checks if x["check"].startswith(prefix) and x["kind"] == "exact"]
     assert hit and any(x["verdict"] == "refuted" for x in hit), name
+
+
+def test_the_interrupted_children_take_ctrl_c_when_the_tests_run_in_the_background():
+    """A background job (``.ci/run &``) ignores SIGINT and its children inherit that: the Ctrl-C tests'
+    children get it back, or they would exit 0 or never (seen in a backgrounded fresh-clone run)."""
+    probe = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"]
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ignored = subprocess.run(probe, capture_output=True, text=True).stdout.strip()
+        restored = subprocess.run(probe, capture_output=True, text=True, preexec_fn=interruptible).stdout.strip()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert (ignored, restored) == ("True", "False")

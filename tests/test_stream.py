@@ -10,6 +10,7 @@ import sys
 import threading
 
 import pytest
+from conftest import interruptible
 
 from simulator import simulate
 from simulator.experiments import CATALOG
@@ -75,7 +76,8 @@ def test_the_streamed_table_holds_the_same_lines(cli_run):
 def test_ctrl_c_while_compiling_is_quiet(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # an empty cache: the first run
     proc = subprocess.Popen([sys.executable, "cli.py", "simulate", "--progress"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=interruptible)
     seen = b""
     while b"compiling kernels" not in seen:
         ch = proc.stderr.read(1)
