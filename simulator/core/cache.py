@@ -8,13 +8,26 @@ the same seed. Here the cache lives in ``__pycache__/numba-<digest>`` of this
 package (or of ``NUMBA_CACHE_DIR`` when it is set), the digest being a hash of
 every module that holds kernels: any change to one of them starts an empty
 cache, and the folders of other digests are removed.
+
+Numba itself, when the folder it is given cannot be written, falls back to
+``__pycache__`` beside each source file or to a per-user folder, and those check
+only the function's own file: stale numbers, silently. So the folder is checked
+here first; when it cannot be written the cache moves to a per-user folder of the
+same digest (``$XDG_CACHE_HOME`` or ``~/.cache``, ``dropout-bn-simulator/``), and
+when no folder can be written the kernels are compiled without a cache, with a
+note on stderr. Numba is told to use the chosen folder only
+(``NUMBA_CACHE_LOCATOR_CLASSES``): it never falls back on its own.
 """
 import hashlib
 import os
 import re
 import shutil
+import sys
+import tempfile
 
 import numba
+
+from . import jit
 
 PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the whole simulator package
 PREFIX = "numba-"
@@ -50,14 +63,59 @@ def digest(root=None):
     return h.hexdigest()[:16]
 
 
-def use_kernel_cache():
-    """Point Numba's cache at the folder of the current digest (before any kernel is defined); return it."""
+USER_FOLDER = "dropout-bn-simulator"
+NO_CACHE = ("note: no writable folder for compiled kernels ({tried}); running without a cache (each run "
+            "compiles again: set NUMBA_CACHE_DIR to a writable folder)")
+
+
+def writable(folder):
+    """Whether ``folder`` exists or can be made, and a file can be created in it (Numba's own test)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
+
+
+def user_base():
+    """The per-user folder the cache moves to when its first choice cannot be written, or None (no home)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, USER_FOLDER) if os.path.isabs(root) else None
+
+
+def _prune(base, keep):
+    """Remove the cache folders of other digests under ``base`` (this program's own folder only)."""
+    with_prefix = [n for n in os.listdir(base) if n.startswith(PREFIX)] if os.path.isdir(base) else []
+    for name in with_prefix:
+        if os.path.join(base, name) != keep:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def use_kernel_cache(note=None):
+    """Point Numba's cache at the folder of the current digest (before any kernel is defined); return it.
+
+    Returns None when no folder can be written: the kernels are then compiled without a cache, and
+    ``note`` (default: a line on stderr) is called with the message.
+    """
     own = not numba.config.CACHE_DIR
-    base = os.path.join(PACKAGE, "__pycache__") if own else numba.config.CACHE_DIR
-    folder = os.path.join(base, PREFIX + digest())
-    numba.config.CACHE_DIR = folder
-    if own and os.path.isdir(base):
-        for name in os.listdir(base):
-            if name.startswith(PREFIX) and os.path.join(base, name) != folder:
-                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    return folder
+    first = os.path.join(PACKAGE, "__pycache__") if own else numba.config.CACHE_DIR
+    tag = PREFIX + digest()
+    tried = []
+    for base, prune in ((first, own), (user_base(), True)):
+        if base is None or base in tried:
+            continue
+        tried.append(base)
+        folder = os.path.join(base, tag)
+        if writable(folder):
+            numba.config.CACHE_DIR = folder
+            if hasattr(numba.config, "CACHE_LOCATOR_CLASSES"):
+                numba.config.CACHE_LOCATOR_CLASSES = "UserProvidedCacheLocator"  # this folder, no fallback
+            jit.OPTIONS["cache"] = True
+            if prune:
+                _prune(base, folder)
+            return folder
+    jit.OPTIONS["cache"] = False
+    message = NO_CACHE.format(tried=", ".join(tried))
+    (note or (lambda m: print(m, file=sys.stderr)))(message)
+    return None
