@@ -21,7 +21,7 @@ import sys
 import time
 
 from ..core.errors import OutputError, ParameterError
-from ..core.files import check_folder, new_folder, remove_folder, replace_folder
+from ..core.files import check_folder, new_folder, output_lock, remove_folder, replace_folder
 from ..core.interrupts import sigint_ignored
 from ..core.params import DEFAULT_SEED, check_samples, check_seed, versions
 from ..experiments import CATALOG
@@ -111,6 +111,12 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
     out = os.path.abspath(out)
     check_folder(out, is_report, what="a report of this program (its manifest.json, and only the files a "
                                      "report writes)")
+    with output_lock(out):
+        return _report(out, seed, samples, quick, threads, progress, command)
+
+
+def _report(out, seed, samples, quick, threads, progress, command):
+    """:func:`report`, with its arguments checked and its output locked."""
     checkpoints = _checkpoint_folder(out)
     tmp = new_folder(out)
     stop = None

@@ -40,6 +40,7 @@ from scipy.special import ndtr, ndtri, stdtr, stdtrit
 from scipy.stats import norm
 
 from ..core.errors import ParameterError, shown
+from ..core.params import MIN_P
 from ..data.c6map import SERIES
 
 TWINS = {"teacher": "teacher-class", "diamonds": "diamonds-class"}
@@ -120,8 +121,9 @@ class Plan:
             if not (isinstance(n, (int, np.integer)) and 100 <= n <= 53_940):
                 raise ParameterError(f"rows={shown(n)}: N must be a whole number from 100 to 53,940")
         for p in self.keep:
-            if not 0.0 < float(p) < 1.0:
-                raise ParameterError(f"p={shown(p)}: a keep probability in (0, 1) (p = 1 is the reference)")
+            if not MIN_P <= float(p) < 1.0:  # the trainer's own range, checked before any cell trains
+                raise ParameterError(f"p={shown(p)}: a keep probability in [{MIN_P:g}, 1) (p = 1 is the "
+                                     "reference)")
         for pl in self.placements:
             if pl not in PLACEMENTS:
                 raise ParameterError(f"placement={shown(pl)}: one of {', '.join(PLACEMENTS)}")
