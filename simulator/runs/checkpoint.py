@@ -51,6 +51,13 @@ def code_version():
     return f"{__version__}+{h.hexdigest()[:16]}"
 
 
+def identity():
+    """What decides whether results may be reused here: :func:`code_version` and the library versions.
+
+    A Dask worker reports its own (:func:`simulator.runs.cluster.check_workers`)."""
+    return {"code": code_version(), **_libraries()}
+
+
 def _libraries():
     """The versions that can change a number: Python, numpy, Numba, SciPy."""
     import platform

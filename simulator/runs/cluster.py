@@ -8,7 +8,9 @@ import logging
 import os
 import re
 
-from ..core.errors import ParameterError
+from ..core.errors import ParameterError, shown
+from ..core.interrupts import sigint_ignored
+from .checkpoint import identity
 
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://[^\s:/]+(:\d+)?/?$")
 
@@ -37,9 +39,35 @@ def _client(workers, scheduler):
             raise ParameterError(f"--scheduler {scheduler}: cannot connect ({type(e).__name__})") from None
     if int(workers) < 1:
         raise ParameterError(f"--workers {workers}: must be at least 1")
-    cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    # The workers start with Ctrl-C ignored (they inherit it): the terminal sends SIGINT to the whole process
+    # group, and the interrupt is this process's to handle (it closes the cluster); a worker would only
+    # print its KeyboardInterrupt traceback.
+    with sigint_ignored():
+        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
+
+
+def check_workers(client, expected=None):
+    """Refuse, in one line, a cluster whose workers run other code than this process (or other libraries).
+
+    ``expected`` is :func:`simulator.runs.checkpoint.identity` of this process by default; each worker
+    reports its own. A worker that cannot even import the package is refused the same way.
+    """
+    expected = identity() if expected is None else expected
+    try:
+        found = client.run(identity)
+    except Exception as e:  # noqa: BLE001 — a worker without the package (ImportError), or one that fails
+        raise ParameterError(f"the cluster's workers cannot run this program's code ({type(e).__name__}: "
+                             f"{shown(' '.join(str(e).split())[:200])}); install this version on them") from None
+    other = {address: ident for address, ident in found.items() if ident != expected}
+    if other:
+        address, ident = sorted(other.items())[0]
+        differs = ", ".join(f"{k} {ident.get(k)} here {expected.get(k)}" for k in sorted(expected)
+                            if ident.get(k) != expected.get(k))
+        raise ParameterError(f"{len(other)} of {len(found)} workers of the cluster run other code ({address}: "
+                             f"{differs}); install this version on them")
+    return found
 
 
 def worker_threads(workers, threads):
@@ -62,6 +90,13 @@ def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
     """
     as_completed = _distributed().as_completed
     client, cluster = _client(workers, scheduler)
+    try:
+        check_workers(client)
+    except BaseException:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise
     return _results(client, cluster, as_completed, tasks, run_point, worker_threads(workers, threads))
 
 
