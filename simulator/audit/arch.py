@@ -8,6 +8,7 @@ probability: PyTorch ``nn.Dropout(1 − P)``) and ``uout:BETA`` (Li et al. 2019)
 Statistics are gathered in train mode (noise on, BN on batch statistics) over the
 data, as training would; then the audit measures as :mod:`.torch_model` does.
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -28,12 +29,15 @@ from .measure import (
     LayerRecord,
     OutputRecord,
     mark_after,
+    mark_output,
     output_effect,
     summarize,
+    undecided_notes,
 )
 from .result import AuditResult
 
 WORDS = "linear:N, bn, relu, dropout:P (P = KEEP probability), uout:BETA"
+RANGES = "linear width an integer ≥ 1, dropout keep probability in (0, 1], uout beta in [0, 1]"
 NOISE = ("dropout", "uout")
 
 
@@ -53,6 +57,8 @@ def parse_arch(spec, n_in):
         where = f"--arch, layer {pos} ({shown(raw.strip())})"
         if word not in ("linear", "bn", "relu", "dropout", "uout"):
             raise ParameterError(f"{where}: unknown layer; valid layers: {WORDS}")
+        if word in ("linear", "dropout", "uout") and _not_finite(value):
+            raise ParameterError(f"{where}: {shown(value)} is not a finite number; {RANGES}")
         try:
             if word == "linear":
                 k = float(value)
@@ -74,9 +80,16 @@ def parse_arch(spec, n_in):
             else:
                 raise ValueError
         except ValueError:
-            raise ParameterError(f"{where}: bad value; valid layers: {WORDS} (linear width ≥ 1, dropout keep "
-                                 "probability in (0, 1], uout beta in [0, 1])") from None
+            raise ParameterError(f"{where}: bad value; valid layers: {WORDS} ({RANGES})") from None
     return layers
+
+
+def _not_finite(value):
+    """True for a number that is NaN, infinite or overflows a float (``inf``, ``nan``, ``1e400``)."""
+    try:
+        return not math.isfinite(float(value))
+    except (ValueError, OverflowError):
+        return False  # not a number at all: the word's own check says so
 
 
 def _check_memory(layers, n_in, batch, batches):
@@ -260,6 +273,8 @@ def _arch_data(data, n_in, rows):
     if data is None:
         return None, n_in
     arr = load_data(data, rows=rows) if isinstance(data, str) else np.asarray(data, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError("data: holds NaN or infinite values")
     if arr.ndim != 2:
         raise ParameterError(f"--data: --arch takes rows of features, got an array of shape {arr.shape}")
     if n_in is None:
@@ -330,13 +345,15 @@ def audit_arch(spec, n_in=None, *, data=None, batch=32, batches=50, seed=DEFAULT
     xs = batches_of(arr, int(batch), int(batches)) if arr is not None else \
         normal_batches(seed, (int(n_in),), int(batch), int(batches))
     has_bn = any(w == "bn" for w, _ in layers)
-    rows, out = _arch_rows(Net(layers, n_in, seed), ArchRun(xs, seed, int(mc), z_star, tolerance), fix)
-    notes = _arch_notes(rows, fix, has_bn, len(xs), int(batch))
+    with np.errstate(all="ignore"):  # overflowing or constant inputs: the rows say undecided, not a warning
+        rows, out = _arch_rows(Net(layers, n_in, seed), ArchRun(xs, seed, int(mc), z_star, tolerance), fix)
+    output = mark_output(rows, {"before": out})
+    notes = _arch_notes(rows, fix, has_bn, len(xs), int(batch)) + undecided_notes(rows, output)
     meta = {"model": f"--arch {spec}", "data": data if isinstance(data, str) else (
             "array" if data is not None else f"standard normal, {int(n_in)} features"), "batch": int(batch),
             "batches": len(xs), "seed": seed, "mc": int(mc), "fix": fix, "z_star": z_star, "tolerance": tolerance,
             "p_meaning": "dropout:P is the KEEP probability (PyTorch nn.Dropout(1 − P))"}
-    return AuditResult(rows, {"before": out}, meta, notes)
+    return AuditResult(rows, output, meta, notes)
 
 
 def arch_to_torch(spec, n_in, seed=DEFAULT_SEED):

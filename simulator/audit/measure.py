@@ -47,6 +47,10 @@ REMEDY_EVAL = ("noise called with training=True stays on at inference: pass trai
                "nn module); recalibrating the statistics cannot remove it")
 REMEDY_OTHER = ("re-estimate BN statistics with dropout off (--fix recalibrate); look upstream for "
                 "functional dropout (F.dropout) or other code that behaves differently in train mode")
+NOT_FINITE = "the statistics are not finite"
+CONSTANT = "the input is constant on these data"
+NO_MCSE = "the MCSE is zero (every batch gives the same statistics)"
+ROUNDING = 64  # a channel whose standard deviation is within this many rounding units of its mean is constant
 
 
 @dataclass
@@ -74,6 +78,7 @@ class LayerRecord:
     a0: float = 0.0
     train_N: int = None                  # samples per training batch
     train_L: int = 1                     # positions per sample
+    resolution: float = float(np.finfo(float).eps)  # rounding unit of the BN input's dtype
 
     def add(self, x2d_per_sample):
         """Add one batch: ``x`` of shape (N, C, L) in float64 (L = 1 for BatchNorm1d on (N, C))."""
@@ -128,10 +133,11 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
     """
     s1, s2 = np.array(rec.s1), np.array(rec.s2)
     B = len(s1)
-    _, v = _pooled(s1, s2, rec.n)                  # (B, C)
+    d, v = _pooled(s1, s2, rec.n)                  # (B, C)
     V = v.mean(0)
     R = np.asarray(rec.running_var, float)
     r = V / R
+    li = np.maximum(r, 1.0 / r)
     ratio_mean = float(r.mean())
     u = (v / R).mean(1)
     se_eval = _se(u)
@@ -145,7 +151,7 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
         "layer": rec.name, "kind": rec.kind, "channels": int(R.size),
         "ratio_median": float(np.median(r)), "ratio_min": float(r.min()), "ratio_max": float(r.max()),
         "ratio_mean": ratio_mean, "ratio_mcse": se,
-        "li_ratio": float(np.maximum(r, 1.0 / r).mean()),
+        "li_ratio": float(li.mean()),
         "sources": "; ".join(rec.upstream) or "none", "n_sources": len(rec.upstream),
         "structure": rec.structure or f"no prediction: {rec.why_not}",
         "predicted_mean": None, "predicted_median": None, "predicted_mcse": None, "z": None,
@@ -153,8 +159,36 @@ def summarize(rec, z_star=Z_STAR, tolerance=TOLERANCE):
     }
     if rec.structure is not None and rec.t:
         row.update(_prediction(rec, v, R, ratio_mean, se_train))
-    row.update(_verdict(rec, ratio_mean - 1.0, se, z_star, tolerance), batches=B, a0=float(rec.a0))
+    undecided = _undecided(V, R, li, rec.ref + d, rec.resolution, se)
+    row.update(_verdict(rec, ratio_mean - 1.0, se, z_star, tolerance, undecided), batches=B, a0=float(rec.a0))
     return row
+
+
+def _undecided(V, R, li, mean, resolution, se):
+    """Why a layer's statistics carry no verdict, as ``(reason, detail)``, or None.
+
+    Not finite: a variance or ratio of some channel is NaN or infinite (inputs that overflow or hold NaN, or
+    running_var 0). Constant: a channel whose eval-mode input varies by no more than rounding. Zero MCSE: the
+    batches agree exactly, so the batch means estimate no error (CONVENTIONS: undecided, never significant).
+    """
+    C = V.size
+    bad = ~(np.isfinite(V) & np.isfinite(R) & np.isfinite(li))
+    if bad.any() or not np.isfinite(se):
+        if not bad.any():
+            cause = "its MCSE is not finite"
+        elif not (np.isfinite(V) & np.isfinite(R)).all():
+            cause = "Var_eval or running_var NaN or infinite: the BN's input overflows or holds NaN"
+        elif (R[bad] == 0).any():
+            cause = "running_var 0: the BN's input is constant"
+        else:
+            cause = "Var_eval 0: the BN's input is constant in eval mode"
+        return NOT_FINITE, f"{int(bad.sum())} of {C} channels; {cause}"
+    constant = V <= (ROUNDING * resolution * np.abs(mean)) ** 2
+    if constant.any():
+        return CONSTANT, f"{int(constant.sum())} of {C} channels"
+    if se == 0.0:
+        return NO_MCSE, ""
+    return None
 
 
 def _prediction(rec, v, R, ratio_mean, se_train):
@@ -183,11 +217,13 @@ def _prediction(rec, v, R, ratio_mean, se_train):
             "z": float((ratio_mean - pred.mean()) / se_diff) if se_diff > 0 else None}
 
 
-def _verdict(rec, shift, se, z_star, tolerance):
-    """The verdict of one layer: never a percentage on statistics that have not converged."""
-    shifted = abs(shift) > max(z_star * se, tolerance)
+def _verdict(rec, shift, se, z_star, tolerance, undecided=None):
+    """The verdict of one layer: never a percentage on statistics that have not converged or are undecided."""
+    shifted = undecided is None and abs(shift) > max(z_star * se, tolerance)
     drops = rec.upstream
-    if rec.a0 > CONVERGED:
+    if undecided is not None:
+        verdict, remedy = f"undecided: {undecided[0]}" + (f" ({undecided[1]})" if undecided[1] else ""), ""
+    elif rec.a0 > CONVERGED:
         verdict, remedy = (f"not converged: more batches (weight {rec.a0:.2f} still on the initial value 1 of "
                            "running_var)"), ""
     elif not shifted:
@@ -202,14 +238,15 @@ def _verdict(rec, shift, se, z_star, tolerance):
     if rec.eval_noise:
         verdict += f"; {rec.eval_noise[0]} stays on in eval mode (a bug in the model: recalibration cannot remove it)"
         remedy = REMEDY_EVAL
-    return {"shift": shift, "shifted": bool(shifted and rec.a0 <= CONVERGED), "verdict": verdict, "remedy": remedy}
+    return {"shift": shift, "shifted": bool(shifted and rec.a0 <= CONVERGED), "verdict": verdict, "remedy": remedy,
+            "undecided": None if undecided is None else undecided[0]}
 
 
 def mark_after(rows):
     """Label rows measured after the fix: a remaining shift is not the dropout's (its noise was off)."""
     for r in rows:
         r["stage"] = "after"
-        if r["verdict"] != "no shift" and not r["verdict"].startswith("not converged"):
+        if r["verdict"] != "no shift" and not r["verdict"].startswith("not converged") and not r["undecided"]:
             r["verdict"] = (f"residual of {100 * r['shift']:+.1f}% after recalibration (BN upstream on batch "
                             "statistics while recalibrating; try a larger --batch)")
             r["remedy"] = ""
@@ -272,7 +309,40 @@ def output_effect(rec):
     _, va = _pooled(np.array(rec.a1)[:, None], np.array(rec.a2)[:, None], rec.n)
     vs = va[:, 0] - np.asarray(rec.within) / n - ve[:, 0]
     var_eval = float(ve.mean())
-    return {"mean_shift": float(md.mean()), "mean_shift_mcse": _se(md),
-            "var_shift": float(vs.mean()), "var_shift_mcse": _se(vs),
-            "var_eval": var_eval, "rms_diff": float(np.sqrt(np.sum(rec.d2) / n.sum())),
-            "mc_samples": rec.samples, "batches": len(n)}
+    out = {"mean_shift": float(md.mean()), "mean_shift_mcse": _se(md),
+           "var_shift": float(vs.mean()), "var_shift_mcse": _se(vs),
+           "var_eval": var_eval, "rms_diff": float(np.sqrt(np.sum(rec.d2) / n.sum())),
+           "mc_samples": rec.samples, "batches": len(n), "undecided": None}
+    if not all(np.isfinite(out[k]) for k in ("mean_shift", "mean_shift_mcse", "var_shift", "var_shift_mcse",
+                                              "var_eval", "rms_diff")):
+        out["undecided"] = NOT_FINITE
+    return out
+
+
+def mark_output(rows, output):
+    """The output effect is undecided too where a BN's statistics are not finite: a BN that divides by an
+    infinite variance makes the output look constant (a shift of 0 ± 0), which says nothing."""
+    if any(r["undecided"] == NOT_FINITE for r in rows):
+        for o in output.values():
+            if o is not None and not o.get("undecided"):
+                o["undecided"] = NOT_FINITE
+    return output
+
+
+def undecided_notes(rows, output):
+    """The notes that say why rows (and the output effect) carry no verdict."""
+    notes = []
+    reasons = {r["undecided"] for r in rows if r["undecided"]}
+    if NOT_FINITE in reasons:
+        notes.append("Undecided where the statistics are not finite (NaN or infinite: inputs that overflow, a "
+                     "forward that makes NaN, or running_var 0 on a constant input): such a layer is neither "
+                     "shifted nor without shift, and is left out of the counts and the median.")
+    if CONSTANT in reasons:
+        notes.append("Undecided where a BN's input is constant on these data (it varies by no more than "
+                     "rounding): its ratio says nothing about the noise.")
+    if NO_MCSE in reasons:
+        notes.append("Undecided where every batch gives the same statistics: the batch means estimate no MCSE.")
+    if any(o and o.get("undecided") for o in (output or {}).values()):
+        notes.append("The output effect is undecided: the model's output, or the statistics of a BN it passes "
+                     "through, are not finite (NaN or infinite) on these data.")
+    return notes

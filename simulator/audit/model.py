@@ -4,16 +4,31 @@ The passes are in :mod:`.torch_model`, where the noise runs in :mod:`.trace`, th
 the fix in :mod:`.fix`. PyTorch's ``nn.Dropout(p)`` takes the DROP probability; the audit reports the KEEP
 probability ``1 − p``.
 """
+import contextlib
+import sys
 from typing import NamedTuple
 
-from ..core.errors import ParameterError, shown
+import numpy as np
+
+from ..core.errors import ParameterError, SimulationError, shown
 from ..core.params import DEFAULT_SEED, check_seed
 from ..core.rng import stream_key
 from ..nn.batchnorm import running_weights
 from .data import batches_of, check_size, load_data, normal_batches
 from .fix import FIXES, recalibrate, recalibrate_exact
 from .load import check_state, load_factory, load_weights, torch_or_fail
-from .measure import FIX_NOTE, PREDICTION_NOTE, TOLERANCE, Z_STAR, LayerRecord, mark_after, output_effect, summarize
+from .measure import (
+    FIX_NOTE,
+    PREDICTION_NOTE,
+    TOLERANCE,
+    Z_STAR,
+    LayerRecord,
+    mark_after,
+    mark_output,
+    output_effect,
+    summarize,
+    undecided_notes,
+)
 from .result import AuditResult
 from .torch_model import batchnorms, gather, measure, save_state, structure_pass
 
@@ -28,9 +43,9 @@ def _as_batches(torch, model, data, input_shape, batch, batches, seed):
     if data is not None:
         arr = load_data(data, rows=batch * batches) if isinstance(data, str) else data
         if not isinstance(data, str):
-            import numpy as np
-
             arr = np.asarray(arr, dtype=float)
+            if not np.all(np.isfinite(arr)):
+                raise ParameterError("data: holds NaN or infinite values")
         arr = batches_of(arr, batch, batches)
     else:
         check_size(tuple(input_shape), batch * batches, "--input-shape " + ",".join(map(str, input_shape)))
@@ -38,6 +53,10 @@ def _as_batches(torch, model, data, input_shape, batch, batches, seed):
     p = next(iter(model.parameters()), None)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     device = p.device if p is not None and not isinstance(p, torch.nn.parameter.UninitializedTensorMixin) else "cpu"
+    top = float(np.abs(arr).max()) if arr.size else 0.0
+    if top > torch.finfo(dtype).max:
+        raise ParameterError(f"--data: values up to {top:.3g} overflow the model's {str(dtype).replace('torch.', '')} "
+                             f"(largest {torch.finfo(dtype).max:.3g}); rescale the data")
     return [torch.as_tensor(b, dtype=dtype, device=device) for b in arr]
 
 
@@ -106,7 +125,20 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
     Returns
     -------
     AuditResult
+
+    Notes
+    -----
+    While the model is loaded and run, what it prints goes to stderr (``contextlib.redirect_stdout``), so
+    that the program's stdout holds its own output only (``--format json``).
     """
+    with contextlib.redirect_stdout(sys.stderr):  # the model's own prints: stdout is the audit's output
+        return _audit_model(model, data, input_shape, weights, batch, batches, seed, mc, fix, save, threads,
+                            z_star, tolerance, model_args, progress)
+
+
+def _audit_model(model, data, input_shape, weights, batch, batches, seed, mc, fix, save, threads, z_star,
+                 tolerance, model_args, progress):
+    """:func:`audit_model`, with the model's prints going to stderr."""
     torch = torch_or_fail()
     seed = _check(seed, fix, save, mc, batch, batches, threads)
     model, label = _load(torch, model, model_args, weights, seed)
@@ -117,16 +149,27 @@ def audit_model(model, *, data=None, input_shape=None, weights=None, batch=32, b
     try:
         with torch.random.fork_rng(devices=[]):  # the masks of every pass depend on the seed alone
             torch.manual_seed(int(stream_key(seed, "audit-masks")[0]) % (1 << 63))
-            result = _audit(torch, model, xs, weights, Settings(int(mc), fix, z_star, tolerance, progress))
+            with np.errstate(all="ignore"):  # a forward that makes NaN: the rows say undecided, not a warning
+                result = _audit(torch, model, xs, weights, Settings(int(mc), fix, z_star, tolerance, progress))
     finally:
         torch.set_num_threads(threads_before)
     if save is not None:
+        _check_fixed(torch, model, save)
         save_state(model, save)
         result.notes.append(f"Recalibrated state dict written to {save}.")
     result.meta.update(model=label, data=data if isinstance(data, str) else ("array" if data is not None else
                        f"standard normal, shape {tuple(input_shape)}"), batch=int(batch), weights=weights,
                        seed=seed)
     return result
+
+
+def _check_fixed(torch, model, save):
+    """Refuse to write a "fixed" state dict whose recalibrated statistics are NaN or infinite."""
+    for n, m in batchnorms(model):
+        if not all(bool(torch.isfinite(t).all()) for t in (m.running_mean, m.running_var)):
+            raise SimulationError(f"--save {shown(save)}: the recalibrated statistics of {n} are not finite (NaN "
+                                  "or infinite: the model's activations are not finite on these data); nothing "
+                                  "written")
 
 
 class Settings(NamedTuple):
@@ -176,9 +219,11 @@ def _audit(torch, model, xs, weights, run):
         notes.append(PREDICTION_NOTE)
     if fix == "recalibrate" and len(rows) > 2:
         notes.append(FIX_NOTE)
+    output = mark_output(rows, {"before": output_effect(out)})
+    notes += undecided_notes(rows, output)
     meta.update(noise_sources=[op.label for op in tracer.ops], measured_in="linearized pass" if linear_is_eval
                 else "eval passes")
-    return AuditResult(rows, {"before": output_effect(out)}, meta, notes)
+    return AuditResult(rows, output, meta, notes)
 
 
 def _a0(m):
@@ -194,7 +239,8 @@ def _records(bns, train_info, tracer0):
     records = {}
     for n, m in bns:
         rec = LayerRecord(n, type(m).__name__, m.running_var.detach().double().cpu().numpy().copy(),
-                          m.running_mean.detach().double().cpu().numpy().copy())
+                          m.running_mean.detach().double().cpu().numpy().copy(),
+                          resolution=float(torch_or_fail().finfo(m.running_var.dtype).eps))
         if train_info is not None:
             v = train_info[n]
             rec.train_var, rec.a0 = v, 0.0

@@ -2,6 +2,7 @@
 
 Imported only when a figure is asked for (matplotlib, Agg backend).
 """
+import math
 import os
 
 from ..core.files import open_output
@@ -35,8 +36,8 @@ def plot_ratios(result, path):
     for k, (stage, what, label, colour, marker, filled) in enumerate(SERIES):
         xs, ys, es = [], [], []
         for r in result.stage(stage):
-            if r[what] is None:
-                continue
+            if r[what] is None or r.get("undecided") or not math.isfinite(r[what]):
+                continue  # no verdict, no point: the table says why
             xs.append(layers.index(r["layer"]) + offsets[k])
             ys.append(r[what])
             es.append(r["ratio_mcse" if what == "ratio_mean" else "predicted_mcse"] or 0.0)

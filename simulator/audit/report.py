@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import math
 
 from ..core.numbers import number
 
@@ -24,6 +25,9 @@ def _pm(x, se, digits=4):
 def _output_lines(stage, out):
     if not out:
         return []
+    if out.get("undecided"):
+        return [f"output ({stage}): undecided: {out['undecided']} (the output, or a BN it passes through, is NaN "
+                "or infinite on these data)"]
     return [(f"output ({stage}): eval vs Monte Carlo average of {out['mc_samples']} dropout-on passes "
             f"(BN on running statistics): mean shift {_pm(out['mean_shift'], out['mean_shift_mcse'])}, "
             f"variance shift {_pm(out['var_shift'], out['var_shift_mcse'])} (eval variance "
@@ -36,8 +40,19 @@ def _worst(rows, k):
 
 
 def _spread(rows):
-    ratios = sorted(r["ratio_mean"] for r in rows)
+    ratios = sorted(r["ratio_mean"] for r in rows if not r.get("undecided"))
     return f"median {ratios[len(ratios) // 2]:.3f} [{ratios[0]:.3f}, {ratios[-1]:.3f}]" if ratios else "—"
+
+
+def _undecided_rows(rows):
+    return [r for r in rows if r.get("undecided")]
+
+
+def _undecided(rows):
+    """``", 2 undecided (the statistics are not finite)"``, or nothing when every row has a verdict."""
+    mine = _undecided_rows(rows)
+    reasons = "; ".join(dict.fromkeys(r["undecided"] for r in mine))
+    return f", {len(mine)} undecided ({reasons})" if mine else ""
 
 
 def summary(result, worst=5):
@@ -45,8 +60,10 @@ def summary(result, worst=5):
     before, after = result.stage("before"), result.stage("after")
     n_shift = sum(bool(r.get("shifted")) for r in before)
     unconv = sum(r["verdict"].startswith("not converged") for r in before)
-    lines = [f"{len(before)} BatchNorm layers: {n_shift} shifted, {len(before) - n_shift - unconv} without shift"
-             + (f", {unconv} not converged (more batches)" if unconv else "")
+    undecided = _undecided(before)
+    lines = [f"{len(before)} BatchNorm layers: {n_shift} shifted, "
+             f"{len(before) - n_shift - unconv - len(_undecided_rows(before))} without shift"
+             + (f", {unconv} not converged (more batches)" if unconv else "") + undecided
              + f"; ratio Var_eval/running_var {_spread(before)}"]
     sources = result.meta.get("noise_sources", [])
     if sources:
@@ -67,8 +84,8 @@ def summary(result, worst=5):
     if after:
         n_after = sum(bool(r.get("shifted")) for r in after)
         fix = {"exact": "BN by BN, exact", "recalibrate": "one pass"}.get(result.meta.get("fix"), "")
-        lines.append(f"fix (BN recalibrated with every noise off, {fix}): shifted {n_shift} → {n_after}; ratio "
-                     f"{_spread(before)} → {_spread(after)}")
+        lines.append(f"fix (BN recalibrated with every noise off, {fix}): shifted {n_shift} → {n_after}"
+                     f"{_undecided(after)}; ratio {_spread(before)} → {_spread(after)}")
     return lines
 
 
@@ -124,10 +141,21 @@ def table(result, detailed=False):
     return "\n".join(lines) + "\n"
 
 
+def _strict(x):
+    """``x`` with every NaN or infinite float as None: strict JSON (the verdict says why a number is missing)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
+    return x
+
+
 def to_json(result):
     data = {"meta": result.meta, "rows": result.rows, "output": result.output, "notes": result.notes,
             "p": "KEEP probability (PyTorch's nn.Dropout(p) takes the drop probability 1 − p)"}
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    return json.dumps(_strict(data), indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
 
 
 FIELDS = ("stage", "layer", "kind", "channels", "ratio_median", "ratio_min", "ratio_max", "ratio_mean",

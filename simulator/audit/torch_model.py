@@ -172,10 +172,14 @@ def _increments(avg):
 
 
 def _same(a, b):
+    """Whether two passes agree; NaN where both have NaN agrees (the rows then say the statistics are not finite)."""
     if a is None or b is None or a.shape != b.shape:
         return a is None and b is None
-    scale = float(b.detach().double().abs().max()) if b.numel() else 0.0
-    return bool(torch_or_fail().allclose(a.double(), b.double(), rtol=1e-5, atol=1e-6 * max(scale, 1.0)))
+    torch = torch_or_fail()
+    a, b = a.detach().double(), b.detach().double()
+    finite = b[torch.isfinite(b)]
+    scale = float(finite.abs().max()) if finite.numel() else 0.0
+    return bool(torch.allclose(a, b, rtol=1e-5, atol=1e-6 * max(scale, 1.0), equal_nan=True))
 
 
 def measure(torch, model, bns, xs, records, mc, progress=None, trace=True):
