@@ -14,16 +14,22 @@ import warnings
 
 import click
 
-from simulator import ParameterError, SimulationError, simulate
-from simulator.core.errors import CheckpointNotice, OutputError
-from simulator.core.files import check_target, write_text
-from simulator.core.params import DEFAULT_ALPHA, DEFAULT_SEED
-from simulator.experiments import CATALOG
-from simulator.present.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json
-from simulator.runs import checkpoint as checkpoints
-from simulator.runs.sweep import sweep
-from simulator.runs.verify import verify
-from simulator.theory.verdict import expected
+try:
+    import simulator  # noqa: F401  (checks the NUMBA_* environment as it imports: simulator.core.environment)
+except ValueError as e:  # a setting Numba cannot run with: one line, exit 2, never a traceback
+    sys.stderr.write(f"error: {e}\n")
+    sys.exit(2)
+
+from simulator import ParameterError, SimulationError, simulate  # noqa: E402
+from simulator.core.errors import CheckpointNotice, OutputError, shown  # noqa: E402
+from simulator.core.files import check_target, output_lock, write_text  # noqa: E402
+from simulator.core.params import DEFAULT_ALPHA, DEFAULT_SEED  # noqa: E402
+from simulator.experiments import CATALOG  # noqa: E402
+from simulator.present.output import FORMATS, claim_lines, header, summary, sweep_csv, table, to_json  # noqa: E402
+from simulator.runs import checkpoint as checkpoints  # noqa: E402
+from simulator.runs.sweep import sweep  # noqa: E402
+from simulator.runs.verify import verify  # noqa: E402
+from simulator.theory.verdict import expected  # noqa: E402
 
 P_HELP = "KEEP probability in (0, 1], as in the document (PyTorch's nn.Dropout(p) takes the DROP probability 1-p)."
 
@@ -209,14 +215,14 @@ def sweep_cmd(experiment, grid, samples, seed, threads, sets, out, workers, sche
         raise ParameterError(f"--out {out}: must end in .csv or .json")
     check_out(out)
     partial = out + ".partial" if out else None
-    with Progress(progress) as progress:
+    with output_lock(out) if out else contextlib.nullcontext(), Progress(progress) as progress:
         result = sweep(experiment, list(grid), seed=seed, samples=samples, settings=parse_settings(sets),
                        threads=threads, progress=progress, checkpoint=partial, workers=workers,
                        scheduler=scheduler)
-    emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)
-    checkpoints.remove(partial)
+        emit(to_json(result) if out and out.endswith(".json") else sweep_csv(result), out)
+        checkpoints.remove(partial)
     if out:
-        click.echo(f"{len(result.checks)} rows written to {out}", err=True)
+        click.echo(f"{len(result.checks)} rows written to {shown(out)}", err=True)
 
 
 @cli.command("map")
@@ -260,14 +266,14 @@ def map_cmd(out, quick, tasks, rows, keep, placements, bn, lengths, steps, min_e
 
     check_folder(out, is_map)
     partial = out.rstrip("/") + ".partial"
-    with Progress(progress) as progress:
+    with output_lock(out), Progress(progress) as progress:
         result = regime_map(plan, seed=seed, threads=threads, checkpoint=partial, workers=workers,
                             scheduler=scheduler, progress=progress)
-    write_map(result, out, command=["cli.py"] + sys.argv[1:])
-    checkpoints.remove(partial)
+        write_map(result, out, command=["cli.py"] + sys.argv[1:])
+        checkpoints.remove(partial)
     for family, text in result.sentences.items():
         click.echo(f"{family}: {text}")
-    click.echo(f"map written: {out} ({result.meta['cells']} cells, {result.meta['runs']['final']:,} runs)")
+    click.echo(f"map written: {shown(out)} ({result.meta['cells']} cells, {result.meta['runs']['final']:,} runs)")
 
 
 @cli.command("report")
@@ -284,7 +290,7 @@ def report_cmd(out, quick, samples, seed, threads, progress):
     with Progress(progress) as progress:
         index = report(out=out, seed=seed, samples=samples, quick=quick, threads=threads, progress=progress,
                        command=["cli.py"] + sys.argv[1:])
-    click.echo(f"report written: {index}")
+    click.echo(f"report written: {shown(index)}")
 
 
 @cli.command("bench")
@@ -450,8 +456,9 @@ WIND_DOWN_SECONDS = 10.0
 
 def _interrupted(text):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while threads wind down stays quiet
-    click.echo(text, err=True)
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # after SIGHUP the terminal may be gone
+        click.echo(text, err=True)
+        sys.stderr.flush()
     watchdog = threading.Timer(WIND_DOWN_SECONDS, os._exit, (130,))
     watchdog.daemon = True
     watchdog.start()
@@ -459,13 +466,39 @@ def _interrupted(text):
 
 
 def _terminated(signum, frame):
-    """SIGTERM (``timeout``, a scheduler) ends the run as Ctrl-C does: what it started is cleaned up."""
+    """SIGTERM (``timeout``, a scheduler) and SIGHUP (a closed terminal, an ended ssh session) end the run as
+    Ctrl-C does: what it started is cleaned up."""
     raise KeyboardInterrupt
 
 
+# The exit status of a program whose reader closed the pipe (128 + SIGPIPE), as ``ls`` and ``git`` give it.
+BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def _reader_gone():
+    """Standard output's reader has gone (``| head``): point stdout at /dev/null so that the interpreter's
+    last flush stays quiet, and end with :data:`BROKEN_PIPE`, printing nothing."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    sys.exit(BROKEN_PIPE)
+
+
 def _fail(message, status):
-    click.echo(f"error: {' '.join(str(message).split())}", err=True)
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: the status alone says it
+        click.echo(f"error: {' '.join(str(message).split())}", err=True)
     sys.exit(status)
+
+
+def _run(argv):
+    """Click's own ``main`` without its handling of errors (which, among others, ends a broken pipe with
+    status 1): the errors are :func:`main`'s to report."""
+    try:
+        with cli.make_context("cli.py", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as e:  # --help, --version
+        sys.exit(e.exit_code)
 
 
 def main(argv=None):
@@ -474,8 +507,9 @@ def main(argv=None):
     warnings.simplefilter("always", CheckpointNotice)
     with contextlib.suppress(ValueError):  # not the main thread (a test runner's): no handler to install
         signal.signal(signal.SIGTERM, _terminated)
+        signal.signal(signal.SIGHUP, _terminated)
     try:
-        cli.main(args=argv, prog_name="cli.py", standalone_mode=False)
+        _run(argv)
     except click.exceptions.Abort as e:
         if isinstance(e.__context__, EOFError):  # click turns EOFError into Abort, as if Ctrl-C had been pressed
             _fail(f"unexpected end of input ({e.__context__ or 'EOF'})", 1)
@@ -485,6 +519,10 @@ def main(argv=None):
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help(), err=True)
         sys.exit(e.exit_code)
+    except EOFError as e:
+        _fail(f"unexpected end of input ({e or 'EOF'})", 1)
+    except BrokenPipeError:
+        _reader_gone()
     except click.exceptions.ClickException as e:
         _fail(e.format_message(), e.exit_code or 2)
     except ParameterError as e:

@@ -64,3 +64,28 @@ def test_the_map_on_a_local_cluster_is_byte_identical(tmp_path):
     there = rg.regime_map(plan, seed=5, workers=2, checkpoint=str(tmp_path / "map.partial"))
     assert there.table.to_json() == here.table.to_json()
     assert json.dumps(there.cells) == json.dumps(here.cells)
+
+
+def test_workers_start_with_ctrl_c_ignored():
+    """[dask] (issue 34) Ctrl-C reaches the whole process group: the workers leave it to this process, which
+    closes the cluster, instead of printing their KeyboardInterrupt tracebacks."""
+    from simulator.runs.cluster import _client
+    client, cluster = _client(2, None)
+    try:
+        assert set(client.run(signal.getsignal, signal.SIGINT).values()) == {signal.SIG_IGN}
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_workers_running_other_code_are_refused_in_one_line():
+    """[dask] (issue 34) A remote worker's code version is compared with this process's."""
+    from simulator.core.errors import ParameterError
+    from simulator.runs.checkpoint import identity
+    from simulator.runs.cluster import check_workers
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert list(check_workers(client).values()) == [identity()]
+        with pytest.raises(ParameterError, match=r"1 of 1 workers of the cluster run other code .*code") as e:
+            check_workers(client, expected={**identity(), "code": "0.0.0+other"})
+        assert "\n" not in str(e.value)

@@ -553,3 +553,262 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
                                 "verify (", signum=signal.SIGTERM)
     assert code == 130 and one_line(err).startswith("interrupted")
     assert os.listdir(tmp_path) in ([], ["rep.checkpoint"])
+
+
+# --- the second battery (issue 34): 32 failing cases of 225, each class replayed -----------------------
+# Classes: [cache] stale numbers from a fallback cache; [lock] two runs on one output; [before] refused
+# only after the work; [signal] SIGHUP and the leftovers of killed runs; [dask] Ctrl-C and other code on
+# a cluster; [names] newlines in names; [env] tracebacks from the environment; [audit] degenerate data
+# and a model that prints; [pipe] a closed stdout. The self-test at small budgets is in test_claims.py.
+
+IMPORT = "import numba, simulator; from simulator.core import jit; print(numba.config.CACHE_DIR, jit.OPTIONS['cache'])"
+
+
+def _python(code, env=None, args=()):
+    done = subprocess.run([sys.executable, *(("-c", code) if code else ()), *args], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_cache_an_unwritable_cache_folder_moves_to_the_user_folder_of_the_same_digest(tmp_path):
+    """[cache] A read-only NUMBA_CACHE_DIR: Numba would fall back to the in-tree cache (stale); here the
+    cache moves to the per-user folder named by the digest, and Numba is told to use no other."""
+    from simulator.core import cache
+    (tmp_path / "file").write_text("")
+    code, out, err = _python(IMPORT, {"NUMBA_CACHE_DIR": str(tmp_path / "file" / "cache"),
+                                      "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert code == 0 and err == "", err
+    folder, cached = out.split()
+    assert folder == str(tmp_path / "xdg" / cache.USER_FOLDER / (cache.PREFIX + cache.digest())) and cached == "True"
+
+
+def test_cache_numba_never_falls_back_to_a_cache_that_ignores_the_digest():
+    """[cache] The only locator is the user-provided one (the digest's folder): a kernel compiled here is
+    stored there, never beside its source file."""
+    import numba
+
+    from simulator.core import cache
+    from simulator.nn import chain
+    assert numba.config.CACHE_LOCATOR_CLASSES == "UserProvidedCacheLocator"
+    locator = chain._linear._cache._impl.locator
+    assert type(locator).__name__ == "UserProvidedCacheLocator"
+    assert os.path.basename(numba.config.CACHE_DIR) == cache.PREFIX + cache.digest()
+
+
+def test_cache_no_writable_folder_at_all_runs_without_a_cache_and_says_so(tmp_path, cli_run):
+    """[cache] Read-only package folder and HOME ("no locator available" before): the same numbers,
+    compiled without a cache, and one note."""
+    (tmp_path / "file").write_text("")
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "file" / "a"), "XDG_CACHE_HOME": str(tmp_path / "file" / "b")}
+    code, out, err = _python(None, env, ("cli.py", *SIM))
+    assert code == 0 and one_line(err).startswith("note: no writable folder for compiled kernels")
+    code2, expected, _ = cli_run(*SIM)
+    assert code2 == 0 and json.loads(out)["checks"] == json.loads(expected)["checks"]
+
+
+def test_cache_use_kernel_cache_without_a_folder_turns_caching_off(monkeypatch):
+    import numba
+
+    from simulator.core import cache, jit
+    notes = []
+    monkeypatch.setattr(cache, "writable", lambda folder: False)
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)
+    monkeypatch.setitem(jit.OPTIONS, "cache", True)
+    assert cache.use_kernel_cache(note=notes.append) is None
+    assert jit.OPTIONS["cache"] is False and len(notes) == 1 and "running without a cache" in notes[0]
+
+
+@pytest.mark.parametrize("setting,says", [("NUMBA_NUM_THREADS=0", "number of threads ≥ 1"),
+                                          ("NUMBA_NUM_THREADS=abc", "is not an integer"),
+                                          ("NUMBA_DISABLE_JIT=1", "NUMBA_DISABLE_JIT"),
+                                          ("NUMBA_OPT=fast", "NUMBA_OPT")])
+def test_env_numba_settings_that_cannot_run_are_one_line(setting, says):
+    """[env] A traceback at import, a warning with traceback text, an AttributeError: now one line, exit 2."""
+    name, _, value = setting.partition("=")
+    code, out, err = _python(None, {name: value}, ("cli.py", "list"))
+    assert code == 2 and out == "" and says in one_line(err) and one_line(err).startswith("error: environment")
+
+
+# [lock] ---------------------------------------------------------------------------------------------
+
+
+def test_lock_a_second_run_on_one_output_is_refused_naming_the_first(tmp_path, cli_run):
+    out = tmp_path / "s.csv"
+    partial = tmp_path / "s.csv.partial"
+    partial.write_text("the first run's checkpoint\n")
+    with files.output_lock(str(out)) as lock:
+        before = snapshot(tmp_path)
+        code, _, err = cli_run(*SWEEP, "--out", str(out))
+        assert code == 2 and f"another run (process {os.getpid()})" in one_line(err)
+        assert snapshot(tmp_path) == before  # the first run's checkpoint and lock untouched
+        with pytest.raises(ParameterError, match="another run"):
+            with files.output_lock(str(out)):
+                pass
+    assert not os.path.exists(lock)
+
+
+@pytest.mark.parametrize("command", [("map", "--quick", "--no-progress"), ("report", "--quick", "--no-progress")])
+def test_lock_map_and_report_take_the_same_lock(tmp_path, cli_run, command):
+    out = tmp_path / "folder"
+    with files.output_lock(str(out)):
+        before = snapshot(tmp_path)
+        code, _, err = cli_run(*command, "--out", str(out))
+        assert snapshot(tmp_path) == before
+    assert code == 2 and "another run" in one_line(err)
+
+
+def test_lock_left_by_a_killed_run_is_taken_over(tmp_path, cli_run):
+    out = tmp_path / "s.csv"
+    (tmp_path / "s.csv.lock").write_text(f"{files.LOCK_MARK}\npid {_dead_pid()}\n")  # SIGKILL: no unlock
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 0 and sorted(os.listdir(tmp_path)) == ["s.csv"]
+
+
+def test_lock_a_file_of_that_name_that_is_not_ours_is_refused_and_kept(tmp_path, cli_run):
+    (tmp_path / "s.csv.lock").write_text("my notes\n")
+    before = snapshot(tmp_path)
+    code, _, err = cli_run(*SWEEP, "--out", str(tmp_path / "s.csv"))
+    assert code == 2 and "not this program's lock file" in one_line(err)
+    assert snapshot(tmp_path) == before
+
+
+# [before] --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", ["file", "symlink", "empty name"])
+def test_before_map_onto_a_file_a_link_or_no_name_is_refused_before_training(tmp_path, cli_run, make, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mfile").write_text("mine")
+    (tmp_path / "mlink").symlink_to("mfile")
+    target = {"file": "mfile", "symlink": "mlink", "empty name": ""}[make]
+    before = snapshot(tmp_path)
+    code, _, err = cli_run("map", "--quick", "--no-progress", "--out", target)
+    assert code == 2 and one_line(err).startswith("error: --out")
+    assert snapshot(tmp_path) == before  # no mfile.partial, no .partial: nothing trained
+
+
+def test_before_a_bad_value_anywhere_in_a_list_is_refused_before_the_first_cell(tmp_path, cli_run):
+    code, _, err = cli_run("map", "--quick", "--keep", "0.5,1e-12", "--no-progress", "--out", str(tmp_path / "m"))
+    assert code == 2 and "p=1e-12" in one_line(err) and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [SWEEP, ("map", "--quick", "--no-progress"), SIM])
+def test_before_names_the_suffixes_would_make_too_long_are_refused_first(tmp_path, cli_run, command):
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    name = "n" * (limit - files.SUFFIX_BYTES - 3) + ".csv"  # fits itself; its temporary name would not
+    code, _, err = cli_run(*command, "--out", str(tmp_path / name))
+    assert code == 2 and "the name is" in one_line(err) and os.listdir(tmp_path) == []
+    fits = "n" * (limit - files.SUFFIX_BYTES - 4) + ".csv"
+    files.check_target(str(tmp_path / fits))  # the longest name that works passes
+
+
+# [signal] -------------------------------------------------------------------------------------------
+
+
+def _dead_pid():
+    """The id of a process that has ended (and been reaped)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_signal_sighup_during_report_cleans_up_like_sigterm(tmp_path):
+    out = tmp_path / "rep"
+    code, err = _interrupt_when(("report", "--quick", "--samples", "1000", "--progress", "--out", str(out)),
+                                "verify (", signum=signal.SIGHUP)
+    assert code == 130 and one_line(err).startswith("interrupted")
+    assert os.listdir(tmp_path) in ([], ["rep.checkpoint"])  # no .rep.XXXX.tmp
+
+
+def test_signal_leftovers_of_a_killed_run_are_removed_by_the_next_and_no_one_elses(tmp_path, cli_run):
+    dead = _dead_pid()
+    ours_file = tmp_path / f".s.csv.{dead}-abcd1234.tmp"        # SIGKILL during open_output's write
+    ours_file.write_text("half")
+    ours_dir = tmp_path / f".s.csv.{dead}-efgh5678.tmp"         # SIGKILL during a folder's write
+    ours_dir.mkdir()
+    (ours_dir / files.UNFINISHED).write_text(f"{dead}\n")
+    unmarked = tmp_path / f".s.csv.{dead}-ijkl9012.tmp"         # the same pattern, but not marked: kept
+    unmarked.mkdir()
+    (unmarked / "notes").write_text("mine")
+    alive = tmp_path / f".s.csv.{os.getppid()}-mnop3456.tmp"     # a live process's: kept
+    alive.write_text("being written")
+    other = tmp_path / ".s.csv.tmp"                             # another name: kept
+    other.write_text("mine")
+    code, _, err = cli_run(*SWEEP, "--out", str(tmp_path / "s.csv"))
+    assert code == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(["s.csv", unmarked.name, alive.name, other.name])
+
+
+def test_signal_killed_between_the_two_renames_the_previous_folder_comes_back(tmp_path):
+    out = tmp_path / "m"
+    dead = _dead_pid()
+    aside = tmp_path / f".m.{dead}-abcd1234.old"
+    (aside / "previous").mkdir(parents=True)
+    (aside / "previous" / "map.json").write_text("{}")
+    (aside / files.UNFINISHED).write_text(f"{dead}\n")
+    assert files.remove_leftovers(str(out)) == [aside.name]
+    assert sorted(os.listdir(tmp_path)) == ["m"] and (out / "map.json").read_text() == "{}"
+
+
+# [names] [pipe] ---------------------------------------------------------------------------------------
+
+
+def test_names_with_a_newline_are_quoted_in_the_message(tmp_path, cli_run):
+    out = tmp_path / "a\nb.csv"
+    code, _, err = cli_run(*SWEEP, "--out", str(out))
+    assert code == 0 and out.exists() and repr(str(out)) in one_line(err)
+
+
+def test_pipe_a_reader_that_closes_early_ends_the_program_quietly():
+    """[pipe] ``cli.py list | head -c 20``: exit 141 (128 + SIGPIPE) as ls and git give it, nothing on stderr."""
+    read, write = os.pipe()
+    proc = subprocess.Popen([sys.executable, "cli.py", "list"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    os.close(read)  # before the program prints its first line (its import takes a second)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and err == b""
+
+
+# [audit] --------------------------------------------------------------------------------------------
+
+NAN_MODEL = '''import torch, torch.nn as nn
+class M(nn.Module):
+    def __init__(self):
+        super().__init__(); self.l = nn.Linear(8, 16); self.d = nn.Dropout(0.5); self.bn = nn.BatchNorm1d(16)
+    def forward(self, x):
+        print("printed by the model")
+        return self.bn(self.d(torch.log(self.l(x))))
+def model():
+    print("printed at import")
+    return M()
+'''
+
+
+@pytest.mark.parametrize("data", ["zeros", "huge", "constant column"])
+def test_audit_degenerate_data_is_undecided_never_no_shift(tmp_path, cli_run, data):
+    import numpy as np
+    x = np.random.default_rng(0).normal(size=(640, 8))
+    x = {"zeros": np.zeros_like(x), "huge": 1e200 * x, "constant column": np.c_[np.full(640, 2.0), x[:, 1:]]}[data]
+    np.save(tmp_path / "x.npy", x)
+    arch = "dropout:0.5,bn" if data == "constant column" else "linear:16,dropout:0.5,bn,relu,linear:1"
+    code, out, err = cli_run("audit", "--arch", arch, "--data", str(tmp_path / "x.npy"), "--batches", "20",
+                             "--format", "json")
+    assert code == 0 and "Traceback" not in err
+    rows = json.loads(out)["rows"]  # strict JSON: no NaN in it
+    assert rows[0]["verdict"].startswith("undecided") and not rows[0]["shifted"]
+
+
+def test_audit_a_model_that_makes_nan_and_prints_keeps_stdout_for_the_json(tmp_path, cli_run):
+    pytest.importorskip("torch")
+    (tmp_path / "m.py").write_text(NAN_MODEL)
+    code, out, err = cli_run("audit", "--model", f"{tmp_path / 'm.py'}:model", "--input-shape", "8",
+                             "--batches", "10", "--format", "json")
+    assert code == 0 and "Traceback" not in err
+    result = json.loads(out)  # the model's prints went to stderr
+    assert result["rows"][0]["undecided"] and result["output"]["before"]["undecided"]
+    assert "printed by the model" in err and "printed at import" in err
+
+
+@pytest.mark.parametrize("width", ["inf", "1e400", "nan"])
+def test_audit_a_width_that_is_not_finite_is_bad_usage(cli_run, width):
+    code, _, err = cli_run("audit", "--arch", f"linear:{width},bn", "--in", "4")
+    assert code == 2 and "not a finite number" in one_line(err)
