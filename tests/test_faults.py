@@ -559,7 +559,7 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
 # Classes: [cache] stale numbers from a fallback cache; [lock] two runs on one output; [before] refused
 # only after the work; [signal] SIGHUP and the leftovers of killed runs; [dask] Ctrl-C and other code on
 # a cluster; [names] newlines in names; [env] tracebacks from the environment; [audit] degenerate data
-# and a model that prints; [pipe] a closed stdout. The self-test at small budgets is in test_claims.py.
+# and a model that prints; [pipe] a closed stdout; [budget] a false self-test failure at a small budget.
 
 IMPORT = "import numba, simulator; from simulator.core import jit; print(numba.config.CACHE_DIR, jit.OPTIONS['cache'])"
 
@@ -812,3 +812,24 @@ def test_audit_a_model_that_makes_nan_and_prints_keeps_stdout_for_the_json(tmp_p
 def test_audit_a_width_that_is_not_finite_is_bad_usage(cli_run, width):
     code, _, err = cli_run("audit", "--arch", f"linear:{width},bn", "--in", "4")
     assert code == 2 and "not a finite number" in one_line(err)
+
+
+# [budget] -------------------------------------------------------------------------------------------
+
+
+def test_budget_a_self_test_without_a_calibrated_mcse_is_inconclusive_not_failed():
+    """[budget] verify --samples 1000 --experiment relu-shift failed 'var growth (elementwise)' for 3 of 6
+    seeds (c = −1, v = 0.25: about 2 kept samples with h > 0): now inconclusive with the reason, and the
+    default budget keeps every cell judged."""
+    from simulator.experiments import CATALOG
+    from simulator.experiments.relu_shift import rare_events
+    from simulator.runs.verify import verify
+    for seed in range(1, 7):
+        v = verify(samples=1000, seed=seed, experiments=["relu-shift"], derivations=False)
+        assert not v.failed, (seed, v.failed)
+        rare = [r for r in v.checks if r["check"] == "var growth (elementwise)" and r["params"]["c"] == -1.0
+                and r["params"]["p"] == 0.1]
+        assert rare and all(r["verdict"] == "inconclusive" and "too few" in r["reason"] for r in rare)
+    default = CATALOG["relu-shift"].samples
+    assert all(rare_events(p, c, v, default) is None
+               for p in (0.1, 0.3, 0.5, 0.8, 0.9) for c, v in ((-1.0, 0.25), (0.0, 1.0), (0.5, 1.0)))
