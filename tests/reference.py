@@ -13,7 +13,7 @@ def splitmix64(x):
 
 
 class Xoshiro:
-    """xoshiro256** on Python integers, seeded as ``rng._block_state``."""
+    """xoshiro256** on Python integers, seeded as ``rng.block_state``."""
 
     def __init__(self, key, block):
         x = int(key[0]) ^ splitmix64((int(key[1]) + block) & MASK)
@@ -110,7 +110,7 @@ def weighted_sum_numpy(rng, n, c, v, rho, w, noise, p, beta=0.1):
 # --- network-shift / task-impact: the Linear → BN → ReLU chain (simulator.nn.chain) --------------
 
 def chain_uniform(g):
-    """``rng._uniform`` on a :class:`Xoshiro`: the top 53 bits of one draw over 2**53."""
+    """``rng.next_uniform`` on a :class:`Xoshiro`: the top 53 bits of one draw over 2**53."""
     return (g.next() >> 11) / 2.0 ** 53
 
 
@@ -178,7 +178,7 @@ class ChainNumpy:
 
 
 def shift_block_reference(W, placement, p, beta, eps, momentum, train_batches, eval_x, key, block):
-    """Per-layer ``[real, moving, Li max, ReLU train mean, ReLU eval mean]`` of one block of ``_shift_blocks``.
+    """Per-layer ``[real, moving, Li max, ReLU train mean, ReLU eval mean]`` of a block of ``shift_blocks``.
 
     ``train_batches`` and ``eval_x`` are the block's inputs (drawn with the
     kernel's own input generator); masks are replayed from ``Xoshiro(key, 3 block + 1)``.
@@ -214,7 +214,7 @@ def ridge_identity_numpy(rng, X, y, w, p, n):
 # --- relu-shift (C3) ---------------------------------------------------------
 
 def relu_fixed_values(key, plan, wx, p):
-    """Per-sample ``[ReLU(z') − ReLU(z), z' − z]`` of ``relu_shift._fixed_blocks`` on the same stream."""
+    """Per-sample ``[ReLU(z') − ReLU(z), z' − z]`` of ``relu_shift.fixed_blocks`` on the same stream."""
     z = sum(float(u) for u in wx)  # in order, as the kernel adds
     rows = []
     for b in range(plan.nblocks):
@@ -261,28 +261,28 @@ def dropout_sum_distribution(wx, p):
 # --- rng ziggurat, mask words and the lane-grouped dropout-gradient kernel (issue 6) ---------
 
 def zig_normal(g):
-    """``rng._draw_normal`` on a :class:`Xoshiro`: the 256-layer ziggurat, one step at a time."""
+    """``rng.draw_normal`` on a :class:`Xoshiro`: the 256-layer ziggurat, one step at a time."""
     import math
 
-    from simulator.core.rng import _ZIG_F, _ZIG_K, _ZIG_R, _ZIG_W
+    from simulator.core.rng import ZIG_F, ZIG_K, ZIG_R, ZIG_W
     while True:
         u = g.next()
         i, negative, a = u & 0xFF, (u >> 8) & 1, (u >> 9) & ((1 << 52) - 1)
-        x = a * float(_ZIG_W[i])
-        if a < int(_ZIG_K[i]):
+        x = a * float(ZIG_W[i])
+        if a < int(ZIG_K[i]):
             return -x if negative else x
         if i == 0:
             while True:
-                xx = -math.log1p(-chain_uniform(g)) / _ZIG_R
+                xx = -math.log1p(-chain_uniform(g)) / ZIG_R
                 yy = -math.log1p(-chain_uniform(g))
                 if yy + yy > xx * xx:
-                    return -(_ZIG_R + xx) if negative else _ZIG_R + xx
-        if (_ZIG_F[i - 1] - _ZIG_F[i]) * chain_uniform(g) + _ZIG_F[i] < math.exp(-0.5 * x * x):
+                    return -(ZIG_R + xx) if negative else ZIG_R + xx
+        if (ZIG_F[i - 1] - ZIG_F[i]) * chain_uniform(g) + ZIG_F[i] < math.exp(-0.5 * x * x):
             return -x if negative else x
 
 
 def mask_word(g, threshold):
-    """``rng._draw_mask`` on a :class:`Xoshiro`: 64 lanes' 53-bit integers U drawn bit by bit
+    """``rng.draw_mask`` on a :class:`Xoshiro`: 64 lanes' 53-bit integers U drawn bit by bit
     (most significant first), each compared with ``threshold`` in full."""
     threshold = int(threshold)
     if threshold >= 1 << 53:
@@ -303,7 +303,7 @@ def mask_word(g, threshold):
 
 
 def gradient_values_lanes(key, plan, w, I, p, t, random_inputs=False, c=0.0, sd=1.0):
-    """Per-sample values of ``dropout_gradient._gradient_blocks`` on the same stream.
+    """Per-sample values of ``dropout_gradient.gradient_blocks`` on the same stream.
 
     Groups of 64 samples: first the inputs of each sample of the group (n normals each, with
     random inputs), then one mask word per input; bit l is the gate of sample l.
@@ -328,7 +328,7 @@ def gradient_values_lanes(key, plan, w, I, p, t, random_inputs=False, c=0.0, sd=
 
 
 def task_block_reference(W, placement, p, beta, eps, momentum, train_batches, eval_x, key, block, teacher):
-    """``[MSE, accuracy, argmax accuracy, Σpt, Σpred, Σt, Σt²]`` (block means) of one network of ``_task_block``.
+    """``[MSE, accuracy, argmax accuracy, Σpt, Σpred, Σt, Σt²]`` (block means) of a network of ``task_block``.
 
     ``teacher = (rmT, rvT, A, mu, sd)``: targets ``(A ψ(x) − μ)/σ`` with ψ the
     noise-free chain in eval mode on the teacher's BN statistics. The head is

@@ -285,22 +285,23 @@ def test_arch_no_bn_and_data(tmp_path):
 
 
 def test_layer_kernels_against_torch():
-    from simulator.core.rng import _block_state, keep_threshold, stream_key
-    from simulator.nn.layers import _linear_bias, _relu
+    from simulator.core.rng import block_state, keep_threshold, stream_key
+    from simulator.nn.layers import linear_bias
+    from simulator.nn.layers import relu as relu_kernel
     from simulator.nn.noise.dropout import dropout as _dropout
     from simulator.nn.noise.uout import uout as _uout
 
     rng = np.random.default_rng(0)
     x, W, b = rng.standard_normal((5, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)
     out = np.empty((5, 3))
-    _linear_bias(x, W, b, out)
+    linear_bias(x, W, b, out)
     ref = F.linear(torch.from_numpy(x), torch.from_numpy(W), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     h = np.empty_like(x)
-    _relu(x, h)
+    relu_kernel(x, h)
     np.testing.assert_array_equal(h, F.relu(torch.from_numpy(x)).numpy())
     big = np.ones((400, 250))
-    s = _block_state(stream_key(0, "test-layers"), 0)
+    s = block_state(stream_key(0, "test-layers"), 0)
     d = np.empty_like(big)
     _dropout(s, big, keep_threshold(0.3), 1 / 0.3, d)
     kept = (d != 0).mean()

@@ -23,14 +23,14 @@ def test_primitives_match_numpy_reference_step_by_step(momentum, m, eps, rng):
     out, mean, var = np.empty((m, features)), np.empty(features), np.empty(features)
     for step in range(1, 26):
         x = rng.normal(2.0, 3.0, (m, features))
-        bn._bn_train(x, eps, out, mean, var)
+        bn.bn_train(x, eps, out, mean, var)
         np.testing.assert_allclose(out, ref.train_step(x), rtol=1e-12, atol=1e-12)
-        bn._update_running(rm, rv, mean, var, m, bn.momentum_code(momentum), step)
+        bn.update_running(rm, rv, mean, var, m, bn.momentum_code(momentum), step)
         np.testing.assert_allclose(rm, ref.running_mean, rtol=1e-13)
         np.testing.assert_allclose(rv, ref.running_var, rtol=1e-13)
     x = rng.normal(2.0, 3.0, (7, features))
     y = np.empty_like(x)
-    bn._bn_eval(x, rm, rv, eps, y)
+    bn.bn_eval(x, rm, rv, eps, y)
     np.testing.assert_allclose(y, ref.eval(x), rtol=1e-12, atol=1e-12)
 
 
@@ -45,8 +45,8 @@ def test_primitives_match_torch_if_available(momentum, rng):
     for step in range(1, 11):
         x = rng.normal(1.0, 2.0, (m, features))
         want = layer(torch.from_numpy(x)).detach().numpy()
-        bn._bn_train(x, eps, out, mean, var)
-        bn._update_running(rm, rv, mean, var, m, bn.momentum_code(momentum), step)
+        bn.bn_train(x, eps, out, mean, var)
+        bn.update_running(rm, rv, mean, var, m, bn.momentum_code(momentum), step)
         np.testing.assert_allclose(out, want, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(rv, layer.running_var.numpy(), rtol=1e-12)
         np.testing.assert_allclose(rm, layer.running_mean.numpy(), rtol=1e-12)
@@ -62,7 +62,7 @@ def test_running_weights_unroll_the_update(momentum):
         rm, rv = np.zeros(1), np.zeros(1)
         for step in range(1, steps + 1):
             stat = np.array([1.0 if step == k + 1 else 0.0])
-            bn._update_running(rm, rv, stat, stat * 0, 2, bn.momentum_code(momentum), step)
+            bn.update_running(rm, rv, stat, stat * 0, 2, bn.momentum_code(momentum), step)
         assert rm[0] == pytest.approx(a[k], rel=1e-14, abs=1e-300)
     if momentum is None:
         assert a0 == 0.0 and np.allclose(a, 1 / steps)
@@ -119,7 +119,7 @@ def test_kernel_agrees_with_numpy_training_runs():
     want = {"running-mean": ref.running_mean, "running-var": ref.running_var, "eval-mean": y.mean(0),
             "eval-second": (y ** 2).mean(0)}
     args = (c, math.sqrt(v), m, steps, momentum, eps, 1.0, exp.EVAL_BATCH)
-    got = run(exp._batchnorm_blocks, args, 5, runs, stream_key(3, "bn-test"), nmax=3)
+    got = run(exp.batchnorm_blocks, args, 5, runs, stream_key(3, "bn-test"), nmax=3)
     for k, name in ((0, "running-mean"), (1, "running-var"), (3, "eval-mean"), (4, "eval-second")):
         est = got.mean(k)
         ref_se = want[name].std() / math.sqrt(runs)
@@ -142,7 +142,7 @@ def test_wrong_identity_is_refuted(refuted, rng):
     m, eps = 8, 0.5
     x = rng.normal(0.0, 1.0, (m, 1))
     out, mean, var = np.empty_like(x), np.empty(1), np.empty(1)
-    bn._bn_train(x, eps, out, mean, var)
+    bn.bn_train(x, eps, out, mean, var)
     square = float((out ** 2).sum())
     assert not refuted(cf.normalized_square_sum(m, var[0], eps), square, 0.0)
     assert refuted(float(m), square, 0.0)
@@ -182,5 +182,5 @@ def test_thread_count_does_not_change_a_bit():
 def test_batch_variance_counts_every_batch():
     # The batch-variance variable gets every training batch of every run: runs × steps values.
     args = (0.0, 1.0, 3, 7, 0.1, 1e-5, 1.0, 4)
-    got = run(exp._batchnorm_blocks, args, 5, 2_000, stream_key(0, "count"), nmax=3)
+    got = run(exp.batchnorm_blocks, args, 5, 2_000, stream_key(0, "count"), nmax=3)
     assert got.total[2, 0] == 2_000 * 7 and got.total[0, 0] == 2_000

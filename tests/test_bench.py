@@ -11,11 +11,13 @@ import pytest
 from simulator import ParameterError, bench
 from simulator.bench import kernels, training
 from simulator.core.engine import Plan, run, set_threads
-from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.core.rng import block_state, keep_threshold, stream_key
 from simulator.core.stats import LANES
 from simulator.data import tasks
 from simulator.experiments import dropout_gradient as dg
 from simulator.nn import train
+from simulator.nn.train import config as tc
+from simulator.nn.train import kernels as tk
 from tests.reference import Xoshiro, central_moments, gradient_values_lanes, mask_word, zig_normal
 
 
@@ -40,7 +42,7 @@ def test_gradient_kernel_matches_reference_on_the_same_stream(random_inputs, sam
     p = [0.3, 0.5, 1.0]
     args = _gradient_args(p, random_inputs)
     key = stream_key(1, "lanes")
-    got = run(dg._gradient_blocks, args, 2 * 3 + 2, samples, key)
+    got = run(dg.gradient_blocks, args, 2 * 3 + 2, samples, key)
     values = gradient_values_lanes(key, Plan.of(samples), *args[:2], np.array(p), args[4], random_inputs,
                                    args[6], args[7])
     np.testing.assert_allclose(got.total, central_moments(values), rtol=1e-9, atol=1e-9)
@@ -52,7 +54,7 @@ def test_gradient_kernel_is_bit_identical_across_threads():
     runs = []
     for threads in (1, 2):
         set_threads(threads)
-        s = run(dg._gradient_blocks, args, 8, 300_001, key)
+        s = run(dg.gradient_blocks, args, 8, 300_001, key)
         runs.append((s.total, s.batches))
     set_threads(None)
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
@@ -60,7 +62,7 @@ def test_gradient_kernel_is_bit_identical_across_threads():
 
 
 def test_gradient_kernel_at_p_one_is_noiseless():
-    s = run(dg._gradient_blocks, _gradient_args([1.0, 1.0, 1.0], False), 8, 10_000, stream_key(3, "p1"))
+    s = run(dg.gradient_blocks, _gradient_args([1.0, 1.0, 1.0], False), 8, 10_000, stream_key(3, "p1"))
     assert np.all(s.total[:, 2:] == 0.0)
 
 
@@ -120,7 +122,7 @@ def generate_reference(key, block, size, normals, words, threshold):
 def test_generation_kernel_draws_what_the_workloads_draw(normals, words, p):
     key, size = stream_key(4, "generation"), 2 * LANES + 22  # two full groups and a short one
     z = np.zeros((max(normals, 1), LANES))
-    checksum = kernels.generate_block(_block_state(key, 5), size, normals, words, keep_threshold(p), z)
+    checksum = kernels.generate_block(block_state(key, 5), size, normals, words, keep_threshold(p), z)
     ref_z, bits = generate_reference(key, 5, size, normals, words, keep_threshold(p))
     np.testing.assert_array_equal(z, ref_z)
     assert checksum == pytest.approx(ref_z.sum() + float(bits >> 12), rel=1e-12)
@@ -205,7 +207,7 @@ def test_format_table_lists_every_workload_with_its_ceiling(tiny):
         assert ("gen " if w["name"] != "W3" else "dgemm ") in row
         assert (f"{w['name']}: below its target" in text) == (w["bound"] is not None)
     assert sum("alone, drawing runs at" in line for line in lines) == 3
-    assert sum(line.startswith("W3: products alone: chain._linear") for line in lines) == 1
+    assert sum(line.startswith("W3: products alone: chain.linear_rows") for line in lines) == 1
 
 
 def test_unknown_workload_is_rejected():
@@ -219,7 +221,7 @@ def test_unknown_workload_is_rejected():
 
 def test_w5_is_the_teacher_at_thirty_thousand_rows():
     big = bench.study_task("W5")
-    X, y = tasks._teacher(0, bench.W5_ROWS)
+    X, y = tasks.teacher_data(0, bench.W5_ROWS)
     np.testing.assert_array_equal(big.X, X)
     np.testing.assert_array_equal(big.y, y)
     assert big.X.shape == (bench.W5_ROWS, tasks.TEACHER_INPUTS) and big.kind == "regression"
@@ -343,24 +345,26 @@ def engine_first_step(task, config, placement, run_index, key):
     lay, nparams = train.layer_table(f, 1, depth, width, True)
     theta = _pack(tr.init, lay, nparams)
     Wt = np.empty(nparams)
-    train._transpose(theta, lay, Wt)
+    tk.transpose_weights(theta, lay, Wt)
     rows = tr.batches[0]
     m = len(rows)
     xb, yb = np.zeros((B, f)), np.zeros(B)
     xb[:m], yb[:m] = tr.Xtr[rows], tr.ytr[rows]
-    kinds = np.full(depth, train._K_DROPOUT if placement == "hidden" else train._K_NONE, dtype=np.int64)
+    kinds = np.full(depth, tc.K_DROPOUT if placement == "hidden" else tc.K_NONE, dtype=np.int64)
     rm, rv = np.zeros((depth, width)), np.ones((depth, width))
     Z, XH, H, NM = (np.zeros((depth, B, width)) for _ in range(4))
     bmean, bvar = np.zeros((depth, width)), np.zeros((depth, width))
     out, dout = np.zeros((B, 1)), np.zeros((B, 1))
-    train._forward_train(xb, m, theta, Wt, lay, True, kinds, _block_state(key, 4 * run_index + 3),
-                         keep_threshold(config.p), 1.0 / config.p, config.beta, rm, rv, MOMENTUM, 1,
-                         Z, XH, H, NM, bmean, bvar, out)
-    np.testing.assert_array_equal(NM[:, :m], tr.noise[0])  # the same noise as the traced run
-    loss = train._loss(out, yb, m, 1, dout)
     grad = np.zeros(nparams)
     dH, dY, dZ = (np.zeros((B, width)) for _ in range(3))
-    train._backward(xb, m, theta, lay, True, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ)
+    w = tk.Work(xb, np.empty(0), Z, XH, H, NM, bmean, bvar, out, dout, dH, dY, dZ)
+    spec = tc.Spec(0, 1, 0, nparams, True, 0, B, True, 0.0, 0.0, np.uint64(keep_threshold(config.p)),
+                   1.0 / config.p, float(config.beta), False, 0, 0)
+    net = tk.Net(theta, Wt, grad, np.empty(0), np.empty(0), rm, rv)
+    tk.forward_train(w, m, net, lay, spec, kinds, block_state(key, 4 * run_index + 3), MOMENTUM, 1)
+    np.testing.assert_array_equal(NM[:, :m], tr.noise[0])  # the same noise as the traced run
+    loss = tk.loss_and_grad(out, yb, m, 1, dout)
+    tk.backward(w, m, net, lay, True)
     return tr, loss, train.unpack(grad, lay)
 
 

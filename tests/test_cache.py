@@ -30,7 +30,7 @@ def test_digest_follows_the_kernel_modules_only(tmp_path):
 def test_kernels_are_cached_under_the_current_digest():
     folder = numba.config.CACHE_DIR
     assert os.path.basename(folder) == cache.PREFIX + cache.digest()
-    assert chain._linear._cache._cache_path.startswith(folder + os.sep)
+    assert chain.linear_rows._cache._cache_path.startswith(folder + os.sep)
 
 
 def test_other_digests_are_removed(tmp_path, monkeypatch):

@@ -69,8 +69,8 @@ def test_the_map_on_a_local_cluster_is_byte_identical(tmp_path):
 def test_workers_start_with_ctrl_c_ignored():
     """[dask] (issue 34) Ctrl-C reaches the whole process group: the workers leave it to this process, which
     closes the cluster, instead of printing their KeyboardInterrupt tracebacks."""
-    from simulator.runs.cluster import _client
-    client, cluster = _client(2, None)
+    from simulator.runs.cluster import start_client
+    client, cluster = start_client(2, None)
     try:
         assert set(client.run(signal.getsignal, signal.SIGINT).values()) == {signal.SIG_IGN}
     finally:

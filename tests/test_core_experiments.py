@@ -20,7 +20,7 @@ def test_gradient_kernel_matches_reference_on_the_same_stream():
     p = np.array([0.3, 0.5, 1.0])
     key = stream_key(1, "test")
     thr = np.array([keep_threshold(x) for x in p], dtype=np.uint64)
-    got = run(dg._gradient_blocks, (w, I, thr, p, t, False, 0.0, 1.0), 2 * n + 2, samples, key)
+    got = run(dg.gradient_blocks, (w, I, thr, p, t, False, 0.0, 1.0), 2 * n + 2, samples, key)
     ref = central_moments(gradient_values_lanes(key, Plan.of(samples), w, I, p, t))
     np.testing.assert_allclose(got.total, ref, rtol=1e-9, atol=1e-9)
 
@@ -31,7 +31,7 @@ def test_enumeration_equals_closed_form(p, n):
     w, I = dg.setup(3, n, 0.5, 2.0)
     pk = np.linspace(p, 1.0, n)
     m, M = cf.moments_fixed(I)
-    got = dg._enumerate_masks(w, I, pk, 0.3)
+    got = dg.enumerate_masks(w, I, pk, 0.3)
     want = np.concatenate([cf.dropout_gradient(w, m, M, pk, 0.3), [cf.dropout_loss(w, m, M, pk, 0.3)],
                            cf.inverted_dropout_gradient(w, m, M, pk, 0.3),
                            [cf.inverted_dropout_loss(w, m, M, pk, 0.3)]])
@@ -44,7 +44,7 @@ def test_wrong_regularizer_is_refuted_by_enumeration(refuted):
     p = np.full(4, 0.3)  # not 0.5, where p² = p(1−p)
     m, M = cf.moments_fixed(I)
     wrong = cf.ensemble_gradient(w, m, M, p, 1.0) + w * p ** 2 * np.diag(M)
-    enum = dg._enumerate_masks(w, I, p, 1.0)[:4]
+    enum = dg.enumerate_masks(w, I, p, 1.0)[:4]
     assert any(refuted(a, b, 0.0, kind="enumeration") for a, b in zip(wrong, enum))
 
 

@@ -418,7 +418,7 @@ def test_checkpoint_notices_are_warnings_in_the_library(tmp_path):
 def test_the_report_checkpoint_is_checked_like_any_other(tmp_path):
     from simulator.present import report as rep
     from simulator.runs.verify import verify
-    folder = rep._checkpoint_folder(str(tmp_path / "rep"))
+    folder = rep.checkpoint_folder(str(tmp_path / "rep"))
     path = os.path.join(folder, "verify.jsonl")
     verify(quick=True, samples=2000, experiments=["inverted-dropout"], checkpoint=path)
     _edit(path, 1, DAMAGE["an estimate edited"])
@@ -590,7 +590,7 @@ def test_cache_numba_never_falls_back_to_a_cache_that_ignores_the_digest():
     from simulator.core import cache
     from simulator.nn import chain
     assert numba.config.CACHE_LOCATOR_CLASSES == "UserProvidedCacheLocator"
-    locator = chain._linear._cache._impl.locator
+    locator = chain.linear_rows._cache._impl.locator
     assert type(locator).__name__ == "UserProvidedCacheLocator"
     assert os.path.basename(numba.config.CACHE_DIR) == cache.PREFIX + cache.digest()
 

@@ -3,7 +3,7 @@ import pytest
 
 from simulator import ParameterError, simulate
 from simulator.core.engine import run, set_threads
-from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.core.rng import block_state, keep_threshold, stream_key
 from simulator.experiments import network_shift as ns
 from simulator.nn import chain as net
 from simulator.theory import closed_forms as cf
@@ -20,7 +20,7 @@ def _buffers(m, d, depth):
 def _inputs(s, m, d, c, a, b):
     """The next batch of the kernel's own input stream, without advancing ``s``."""
     x = np.empty((m, d))
-    net._draw_inputs(s.copy(), x, c, a, b)
+    net.draw_inputs(s.copy(), x, c, a, b)
     return x
 
 
@@ -31,14 +31,14 @@ def test_running_statistics_match_numpy_step_by_step(placement, momentum):
     c, (a, b) = 0.4, net.input_scales(1.5, 0.3)
     W = net.he_weights(7, d, depth)
     key = stream_key(7, "chain-reference")
-    s_in, s_mask = _block_state(key, 0), _block_state(key, 1)
+    s_in, s_mask = block_state(key, 0), block_state(key, 1)
     g = Xoshiro(key, 1)
     ref = ChainNumpy(W, placement, p, beta, eps, momentum)
     buf = _buffers(m, d, depth)
     mom = -1.0 if momentum is None else momentum
     for t in range(steps):
         x = _inputs(s_in, m, d, c, a, b)
-        net._train_chain(s_in, s_mask, W, net.CODES[placement], keep_threshold(p), 1.0 / p, beta, c, a, b, eps,
+        net.train_chain(s_in, s_mask, W, net.CODES[placement], keep_threshold(p), 1.0 / p, beta, c, a, b, eps,
                          mom, 1, t, buf["rm"], buf["rv"], buf["x"], buf["h"], buf["z"], buf["y"], buf["bmean"],
                          buf["bvar"], buf["relu"])
         h_ref, _ = ref.train_batch(x, g)
@@ -47,10 +47,10 @@ def test_running_statistics_match_numpy_step_by_step(placement, momentum):
         np.testing.assert_allclose(buf["rv"], ref.rv, rtol=1e-12)
         np.testing.assert_allclose(buf["h"], h_ref, rtol=1e-12, atol=1e-12)
     # Eval mode on fresh rows: features, BN inputs and post-ReLU sums.
-    x = _inputs(_block_state(key, 2), 7, d, c, a, b)
+    x = _inputs(block_state(key, 2), 7, d, c, a, b)
     zstats, relu = np.zeros((depth, d, 2)), np.zeros(depth)
     h, z, y = np.empty((7, d)), np.empty((7, d)), np.empty((7, d))
-    net._eval_rows(x, W, eps, buf["rm"], buf["rv"], h, z, y, zstats, relu)
+    net.eval_rows(x, W, eps, buf["rm"], buf["rv"], h, z, y, zstats, relu)
     h_ref, zs, sums = ref.eval(x)
     np.testing.assert_allclose(h, h_ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(relu, sums, rtol=1e-12)
@@ -68,14 +68,14 @@ def test_block_matches_numpy_reference(momentum):
     codes = np.array([net.CODES[x] for x in placements])
     out = np.empty((len(codes) * depth * ns.NQ, 5))
     blk = 2
-    states = [_block_state(key, 3 * blk + i) for i in range(3)]
-    ns._shift_block(*states, n_eval, W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
+    states = [block_state(key, 3 * blk + i) for i in range(3)]
+    ns.shift_block(*states, n_eval, W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
                     -1.0 if momentum is None else momentum, out)
     s_in = states[0].copy()
     train = []
     for _ in range(steps):
         train.append(_inputs(s_in, m, d, c, a, b))
-        net._draw_inputs(s_in, np.empty((m, d)), c, a, b)
+        net.draw_inputs(s_in, np.empty((m, d)), c, a, b)
     eval_x = _inputs(states[2], n_eval, d, c, a, b)
     for i, pl in enumerate(placements):
         want = shift_block_reference(W, pl, p, beta, eps, momentum, train, eval_x, key, blk)
@@ -167,7 +167,7 @@ def test_benchmark_size_is_callable_directly():
     W = net.he_weights(1, d, depth)
     codes = np.array([net.BEFORE])
     a, b = net.input_scales(1.0, 0.0)
-    sample = run(ns._shift_blocks, (W, codes, keep_threshold(0.5), 2.0, 0.1, 0.0, a, b, m, 2, 1e-5, 0.1),
+    sample = run(ns.shift_blocks, (W, codes, keep_threshold(0.5), 2.0, 0.1, 0.0, a, b, m, 2, 1e-5, 0.1),
                  depth * ns.NQ, 1_000, stream_key(1, "bench"))
     assert sample.n == 64 and np.isfinite(sample.total).all()
     real, moving = ns.layer_one_forms(W[0], "before-bn", 0.5, 0.1, 0.0, 1.0, 0.0, 0.1, 2)

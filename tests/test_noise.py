@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulator.core.errors import ParameterError
-from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.core.rng import block_state, keep_threshold, stream_key
 from simulator.nn import layers, noise
 from simulator.nn.noise import channel, dropout, gaussian, uout
 from tests.conftest import assert_matches, require_torch
@@ -14,7 +14,7 @@ KEY = stream_key(20, "test-noise")
 
 
 def state(block=0):
-    return _block_state(KEY, block)
+    return block_state(KEY, block)
 
 
 def variance_and_mcse(x):

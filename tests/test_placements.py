@@ -1,9 +1,11 @@
 """The one placement vocabulary (simulator.nn.placements) and the names the chain and the trainer derive from it."""
+import numpy as np
 import pytest
 
 from simulator.core.errors import ParameterError
-from simulator.nn import chain, placements, train
+from simulator.nn import chain, placements
 from simulator.nn.placements import CHAIN, TRAINER
+from simulator.nn.train import config as train_config
 
 
 def test_the_names_of_today_are_kept():
@@ -13,14 +15,14 @@ def test_the_names_of_today_are_kept():
     assert chain.PLACEMENTS == ("before-bn", "after-bn", "recalibrated", "uout")
     assert chain.CODES == {"none": 0, "before-bn": 1, "after-bn": 2, "recalibrated": 3, "uout": 4}
     assert (chain.NONE, chain.BEFORE, chain.AFTER, chain.RECAL, chain.UOUT) == (0, 1, 2, 3, 4)
-    assert train.PLACEMENTS == placements.TRAINER_NAMES
+    assert train_config.PLACEMENTS == placements.TRAINER_NAMES
 
 
 def test_trainer_modes_and_variants_are_those_of_before():
-    assert train._MODE_VARIANT == {
+    assert train_config.MODE_VARIANT == {
         "none": (0, 0), "hidden": (1, 0), "head": (2, 0), "recalibrated": (1, 1),
         "recalibrated-dropout-on": (1, 2), "uout": (3, 0)}
-    assert (train._K_NONE, train._K_DROPOUT, train._K_UOUT) == (0, 1, 2)
+    assert (train_config.K_NONE, train_config.K_DROPOUT, train_config.K_UOUT) == (0, 1, 2)
 
 
 def test_twins_map_both_ways():
@@ -53,3 +55,22 @@ def test_unknown_names_are_refused():
         placements.get("hidden", CHAIN)
     with pytest.raises(ParameterError, match="unknown placement"):
         placements.canonical("sideways")
+
+
+def test_an_unknown_noise_code_raises_and_never_runs_another_kind():
+    """The kernels' and the closed forms' last branch is an error, not Uout's or dropout's formula."""
+    from simulator.core.rng import block_state, keep_threshold, stream_key
+    from simulator.nn.train.kernels import noise_multipliers
+    from simulator.theory import closed_forms as cf
+
+    s = block_state(stream_key(1, "noise"), 0)
+    nm = np.empty((4, 8))
+    for code in (train_config.K_NONE, train_config.K_DROPOUT, train_config.K_UOUT):
+        noise_multipliers(s, nm, 4, code, keep_threshold(0.5), 2.0, 0.1)  # the codes it runs
+    with pytest.raises(ValueError, match="noise codes"):
+        noise_multipliers(s, nm, 4, 7, keep_threshold(0.5), 2.0, 0.1)
+    with pytest.raises(ValueError, match="noise codes"):
+        chain.apply_noise(s, np.ones((4, 8)), 7, keep_threshold(0.5), 2.0, 0.1)
+    assert cf.noise_variance("gaussian", 0.5) == cf.noise_variance("bernoulli", 0.5) == 1.0
+    with pytest.raises(ValueError, match="unknown noise 'channel'"):
+        cf.noise_variance("channel", 0.5)

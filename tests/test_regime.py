@@ -8,9 +8,11 @@ import pytest
 
 import cli
 from simulator.core.errors import ParameterError
+from simulator.core.params import DEFAULT_ALPHA
 from simulator.present import regime as present
 from simulator.runs import regime as rg
 from simulator.runs.sweep import run_point
+from simulator.theory.verdict import z_threshold
 
 TINY = rg.Plan(tasks=("teacher",), rows=(100, 200), keep=(0.5,), placements=("hidden",), bn=("true",),
                lengths=("budget",), steps=20, min_epochs=1, pilot=2, cap=8)
@@ -112,16 +114,16 @@ def test_a_chunk_trains_runs_of_its_own():
     plain = rg.cell_settings(cell, TINY, 2)
     assert "chunk" not in plain
     own = run_point("training", {"p": "0.5"}, "0.5", {k: v for k, v in plain.items() if k != "p"}, None, 11,
-                    rg.DEFAULT_ALPHA)
+                    DEFAULT_ALPHA)
     zero = run_point("training", {"p": "0.5"}, "0.5", {**{k: v for k, v in plain.items() if k != "p"}, "chunk": "0"},
-                     None, 11, rg.DEFAULT_ALPHA)
+                     None, 11, DEFAULT_ALPHA)
     assert json.dumps(own) == json.dumps(zero)
     from simulator.experiments.training import EXPERIMENT
 
     assert "chunk" not in EXPERIMENT.keyed(EXPERIMENT.resolve({"chunk": "3"}))  # chunk 0's key: the same as before
     one = rg.cell_settings(cell, TINY, 2, chunk=1)
     other = run_point("training", {"p": "0.5"}, "0.5", {k: v for k, v in one.items() if k != "p"}, None, 11,
-                      rg.DEFAULT_ALPHA)
+                      DEFAULT_ALPHA)
     assert [r["estimate"] for r in other] != [r["estimate"] for r in own]
 
 
@@ -156,14 +158,14 @@ def test_a_wrong_rule_would_be_caught():
 def test_z_star_is_bonferroni():
     from scipy.stats import norm
 
-    assert rg.z_star(0.05, 1) == pytest.approx(norm.isf(0.025))
-    assert rg.z_star(0.05, 48) == pytest.approx(norm.isf(0.05 / 96))
+    assert z_threshold(0.05, 1) == pytest.approx(norm.isf(0.025))
+    assert z_threshold(0.05, 48) == pytest.approx(norm.isf(0.05 / 96))
 
 
 def test_root_interpolates_in_log_n():
     n = np.log([100.0, 1000.0])
-    assert rg._root(n, np.array([-1.0, 1.0])) == pytest.approx(math.sqrt(100 * 1000))
-    assert rg._root(n, np.array([1.0, 2.0])) is None
+    assert rg.crossing_n(n, np.array([-1.0, 1.0])) == pytest.approx(math.sqrt(100 * 1000))
+    assert rg.crossing_n(n, np.array([1.0, 2.0])) is None
 
 
 def test_crossover_needs_both_signs_decided():
@@ -230,7 +232,7 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
     sizes = frame.groupby("family").size()
     sizing = rg.sizing_z(rg.cells(TINY), TINY)
     for r in frame.itertuples():
-        assert r.z_star == pytest.approx(rg.z_star(TINY.alpha, sizes[r.family]))
+        assert r.z_star == pytest.approx(z_threshold(TINY.alpha, sizes[r.family]))
         assert r.z_star == sizing[r.quantity]  # the cells were sized at the z* they are judged at
     assert set(tiny.sentences) == {"C6-regression", "C6-classification", "C6-shift"}
     assert tiny.meta["runs"]["final"] == sum(tiny.table.drop_duplicates(["rows"])["runs"])
@@ -239,7 +241,7 @@ def test_the_tiny_map_has_every_cell_and_quantity(tiny):
 def _chunk(cell, runs, k):
     settings = rg.cell_settings(cell, TINY, runs, k)
     return run_point("training", {"p": str(cell["p"])}, str(cell["p"]), {k: v for k, v in settings.items() if k != "p"},
-                     None, 11, rg.DEFAULT_ALPHA)
+                     None, 11, DEFAULT_ALPHA)
 
 
 def test_cells_grow_until_their_resolution_or_the_cap(tiny):

@@ -48,7 +48,7 @@ def test_gaussian_shift_edge_cases():
 def test_fixed_kernel_matches_reference_on_the_same_stream():
     w, x = rs.setup(4, 5, 0.5, 1.0)
     key, samples, p = stream_key(4, "test-relu"), 1280, 0.3
-    got = run(rs._fixed_blocks, (w * x, keep_threshold(p), p), 2, samples, key)
+    got = run(rs.fixed_blocks, (w * x, keep_threshold(p), p), 2, samples, key)
     ref = central_moments(relu_fixed_values(key, Plan.of(samples), w * x, p))
     np.testing.assert_allclose(got.total, ref, rtol=1e-9, atol=1e-12)
 
@@ -58,7 +58,7 @@ def test_inputs_kernel_statistically_matches_numpy(p):
     # Different generators (xoshiro/ziggurat vs PCG64) and an independent formula (scipy): agree within MCSE.
     c, v, n = 0.5, 1.0, 200_000
     w, _ = rs.setup(2, 16, c, v)
-    got = run(rs._inputs_blocks, (w, c, 1.0, keep_threshold(p), p, (1 - p) / p), 4, n, stream_key(2, "t"))
+    got = run(rs.inputs_blocks, (w, c, 1.0, keep_threshold(p), p, (1 - p) / p), 4, n, stream_key(2, "t"))
     ref = relu_inputs_numpy(np.random.default_rng(7), n, w, c, v, p)
     for k_kernel, k_ref in ((0, 0), (1, 1), (3, 2)):
         est = got.mean(k_kernel)
@@ -68,7 +68,7 @@ def test_inputs_kernel_statistically_matches_numpy(p):
 
 def test_elementwise_kernel_statistically_matches_numpy():
     c, v, p, n = 0.5, 2.0, 0.3, 400_000
-    got = run(rs._elementwise_blocks, (c, np.sqrt(v), keep_threshold(p), p), 3, n, stream_key(3, "t"), nmax=2)
+    got = run(rs.elementwise_blocks, (c, np.sqrt(v), keep_threshold(p), p), 3, n, stream_key(3, "t"), nmax=2)
     ref = relu_elementwise_numpy(np.random.default_rng(8), n, c, v, p)
     for k in (0, 1):
         est = got.mean(k)
@@ -81,7 +81,7 @@ def test_elementwise_kernel_statistically_matches_numpy():
 @pytest.mark.parametrize("d", [1, 3, 10])
 def test_enumeration_equals_closed_forms_and_itertools(p, d):
     w, x = rs.setup(5, d, 0.5, 1.0)
-    m1, m2 = rs._enumerate_sum(w * x, p)
+    m1, m2 = rs.enumerate_sum(w * x, p)
     mu, s = cf.dropout_sum_moments(w, x, p)
     values, probs = dropout_sum_distribution(w * x, p)
     scale = np.sum(np.abs(w * x))
@@ -176,13 +176,13 @@ def _wrong_variance_checks(ratio_of, width=256, p=0.5, samples=100_000):
     c, v = 0.5, 1.0
     w, x = rs.setup(7, width, c, v)
     ratio = ratio_of(p)
-    sample = run(rs._inputs_blocks, (w, c, 1.0, keep_threshold(p), p, ratio), 4, samples, stream_key(9, "wrong"))
+    sample = run(rs.inputs_blocks, (w, c, 1.0, keep_threshold(p), p, ratio), 4, samples, stream_key(9, "wrong"))
     m2 = (c * c + v) * float(w @ w)
     m4 = (c ** 4 + 6 * c * c * v + 3 * v * v) * float(np.sum(w ** 4))
     inputs = rs.gauss_check("inputs", sample.mean(1).value, sample.mean(0).value, sample.mean(2).mcse,
                             rs.gauss_error_bound(m2, m4, p), {}, "")
     u = w * x
-    fixed_sample = run(rs._fixed_blocks, (u, keep_threshold(p), p), 2, samples, stream_key(9, "wrong-fixed"))
+    fixed_sample = run(rs.fixed_blocks, (u, keep_threshold(p), p), 2, samples, stream_key(9, "wrong-fixed"))
     form = rs.relu_gaussian_shift(float(np.sum(u)), np.sqrt(ratio * float(u @ u)))
     est = fixed_sample.mean(0)
     fixed = rs.gauss_check("fixed", form, est.value, est.mcse,

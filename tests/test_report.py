@@ -159,7 +159,7 @@ def test_manifest_and_no_leftovers(report_dir):
 def test_report_resumes_byte_identical(report_dir, tmp_path):
     # An interrupted report leaves its checkpoints: here, half of the verify grid and one figure.
     target = tmp_path / "rep"
-    checkpoints = rep._checkpoint_folder(str(target))  # as the interrupted report made it: with its mark
+    checkpoints = rep.checkpoint_folder(str(target))  # as the interrupted report made it: with its mark
     verify(quick=True, samples=2000, experiments=["inverted-dropout"],
            checkpoint=os.path.join(checkpoints, "verify.jsonl"))
     from simulator.present.figures import FIGURES

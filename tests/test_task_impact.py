@@ -3,7 +3,7 @@ import pytest
 
 from simulator import ParameterError, simulate
 from simulator.core.engine import set_threads
-from simulator.core.rng import _block_state, keep_threshold, stream_key
+from simulator.core.rng import block_state, keep_threshold, stream_key
 from simulator.experiments import task_impact as ti
 from simulator.nn import chain as net
 from simulator.theory import closed_forms as cf
@@ -15,7 +15,7 @@ PLACEMENTS = ["none", "before-bn", "after-bn", "recalibrated", "uout"]
 
 def _inputs(s, m, d, c, a, b):
     x = np.empty((m, d))
-    net._draw_inputs(s, x, c, a, b)
+    net.draw_inputs(s, x, c, a, b)
     return x
 
 
@@ -29,8 +29,8 @@ def test_block_matches_numpy_reference(momentum):
     codes = np.array([net.CODES[x] for x in PLACEMENTS])
     out = np.empty((len(codes) * ti.NQ, 5))
     blk = 1
-    states = [_block_state(key, 3 * blk + i) for i in range(3)]
-    ti._task_block(*states, n_eval, (W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
+    states = [block_state(key, 3 * blk + i) for i in range(3)]
+    ti.task_block(*states, n_eval, (W, codes, keep_threshold(p), 1.0 / p, beta, c, a, b, m, steps, eps,
                                      -1.0 if momentum is None else momentum), tuple(teacher), out)
     s_in = states[0].copy()
     train = [_inputs(s_in, m, d, c, a, b) for _ in range(steps)]
@@ -44,11 +44,11 @@ def test_teacher_targets_are_standardized():
     W = net.he_weights(2, 8, 3)
     a, b = net.input_scales(1.0, 0.0)
     rmT, rvT, A, mu, sd = ti.teacher(2, W, 3, 0.0, a, b, 1e-5)
-    s = _block_state(stream_key(2, "teacher-check"), 0)
+    s = block_state(stream_key(2, "teacher-check"), 0)
     x = _inputs(s, 4096, 8, 0.0, a, b)
     T, labels = np.empty((4096, 3)), np.empty(4096, dtype=np.int64)
     scratch = np.empty((4096, 8))
-    ti._teacher_batch(x, W, 1e-5, rmT, rvT, A, mu, sd, T, labels, scratch.copy(), scratch.copy(), scratch.copy(),
+    ti.teacher_batch(x, W, 1e-5, rmT, rvT, A, mu, sd, T, labels, scratch.copy(), scratch.copy(), scratch.copy(),
                       np.zeros((3, 8, 2)), np.zeros(3))
     assert np.all(np.abs(T.mean(axis=0)) < 0.1) and np.all(np.abs(T.std(axis=0) - 1) < 0.1)
     assert np.array_equal(labels, np.argmax(T, axis=1))
@@ -59,7 +59,7 @@ def test_teacher_targets_are_standardized():
 @pytest.mark.parametrize("rows,cols", [(1, 1), (8, 4), (9, 7)])
 def test_ridge_enumeration_equals_closed_forms(p, rows, cols):
     X, y, w = ti.ridge_setup(3, rows, cols)
-    loss, G, hv = ti._ridge_enumerate(X, y, w, p)
+    loss, G, hv = ti.ridge_enumerate(X, y, w, p)
     assert loss == pytest.approx(cf.dropout_regression_loss(X, y, w, p), rel=1e-12)
     np.testing.assert_allclose(np.linalg.solve(G, hv), cf.dropout_ridge_minimizer(X, y, p), rtol=1e-9, atol=1e-12)
     XtX = X.T @ X

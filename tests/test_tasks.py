@@ -83,15 +83,15 @@ def test_unknown_name_lists_the_valid_ones(bad):
 def test_stored_copy_is_scikit_learns_data_bit_for_bit(name, tmp_path, monkeypatch):
     path = tmp_path / f"{name}.npz"
     monkeypatch.setattr(tasks, "_cache_file", lambda n: path)
-    tasks._sklearn.cache_clear()
+    tasks.sklearn_data.cache_clear()
     try:
-        first = tasks._sklearn(name)  # through scikit-learn's loader; stores the arrays
+        first = tasks.sklearn_data(name)  # through scikit-learn's loader; stores the arrays
         assert path.exists()
-        tasks._sklearn.cache_clear()
+        tasks.sklearn_data.cache_clear()
         monkeypatch.setattr(tasks, "_from_sklearn", lambda n: pytest.fail("the stored copy was not used"))
-        second = tasks._sklearn(name)
+        second = tasks.sklearn_data(name)
     finally:
-        tasks._sklearn.cache_clear()
+        tasks.sklearn_data.cache_clear()
     import sklearn.datasets as datasets
     bunch = getattr(datasets, "load_" + name.replace("-", "_"))()
     for got in (first, second):
@@ -104,11 +104,11 @@ def test_an_unwritable_store_falls_back_to_the_loader(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("")
     monkeypatch.setattr(tasks, "_cache_file", lambda n: blocker / "sub" / "x.npz")  # parent is a file
-    tasks._sklearn.cache_clear()
+    tasks.sklearn_data.cache_clear()
     try:
-        X, y = tasks._sklearn("wine")
+        X, y = tasks.sklearn_data("wine")
     finally:
-        tasks._sklearn.cache_clear()
+        tasks.sklearn_data.cache_clear()
     assert X.shape == (178, 13) and not list(tmp_path.glob("**/*.tmp.npz"))
 
 
@@ -116,11 +116,11 @@ def test_a_damaged_stored_copy_is_replaced(tmp_path, monkeypatch):
     path = tmp_path / "wine.npz"
     path.write_bytes(b"PK\x03\x04 not a zip file")
     monkeypatch.setattr(tasks, "_cache_file", lambda n: path)
-    tasks._sklearn.cache_clear()
+    tasks.sklearn_data.cache_clear()
     try:
-        X, _ = tasks._sklearn("wine")
+        X, _ = tasks.sklearn_data("wine")
     finally:
-        tasks._sklearn.cache_clear()
+        tasks.sklearn_data.cache_clear()
     assert X.shape == (178, 13)
     with np.load(path) as stored:
         np.testing.assert_array_equal(stored["X"], X)
@@ -133,7 +133,7 @@ def test_diamonds_is_ggplot2s_table_coded_by_grade():
     """The whole table, checked against the CSV read naively (csv module, no pandas)."""
     import csv
 
-    X, y = tasks._diamonds(0, tasks.DIAMONDS_ROWS)
+    X, y = tasks.diamonds_sample(0, tasks.DIAMONDS_ROWS)
     assert X.shape == (53_940, 9) and y.shape == (53_940,)
     with open(tasks.diamonds_file(), newline="") as f:
         rows = list(csv.DictReader(f))
@@ -151,7 +151,7 @@ def test_diamonds_subsample_is_a_function_of_seed_and_rows():
     a, b, c = tasks.load("diamonds", 5, 1000), tasks.load("diamonds", 5, 1000), tasks.load("diamonds", 6, 1000)
     np.testing.assert_array_equal(a.X, b.X)
     assert not np.array_equal(a.X, c.X)
-    X, y = tasks._diamonds_all()
+    X, y = tasks.diamonds_table()
     rng = np.random.default_rng(tasks.stream_key(5, "diamonds-rows", 1000))
     pick = np.sort(rng.choice(53_940, 1000, replace=False))
     np.testing.assert_array_equal(a.X, X[pick])
@@ -169,14 +169,14 @@ def test_diamonds_without_plotnine_names_the_install(monkeypatch):
     import importlib.util
 
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    tasks._diamonds_all.cache_clear()
-    tasks._diamonds.cache_clear()
+    tasks.diamonds_table.cache_clear()
+    tasks.diamonds_sample.cache_clear()
     try:
         with pytest.raises(ParameterError, match=r"plotnine.*pip install"):
             tasks.load("diamonds", 0, 100)
     finally:
-        tasks._diamonds_all.cache_clear()
-        tasks._diamonds.cache_clear()
+        tasks.diamonds_table.cache_clear()
+        tasks.diamonds_sample.cache_clear()
 
 
 def test_a_foreign_diamonds_file_is_refused(tmp_path):
@@ -184,8 +184,8 @@ def test_a_foreign_diamonds_file_is_refused(tmp_path):
     bad.write_text('"carat","cut","color","clarity","depth","table","price","x","y","z"\n'
                    '0.23,"Ideal","E","XX",61.5,55,326,3.95,3.98,2.43\n')
     with pytest.raises(ParameterError, match="unknown clarity grade"):
-        tasks._read_diamonds(bad)
+        tasks.read_diamonds(bad)
     bad.write_text('"carat","cut","color","clarity","depth","table","price","x","y","z"\n'
                    '0.23,"Ideal","E","SI2",61.5,55,326,3.95,3.98,2.43\n')
     with pytest.raises(ParameterError, match="not ggplot2's diamonds"):
-        tasks._read_diamonds(bad)
+        tasks.read_diamonds(bad)

@@ -49,8 +49,8 @@ def test_unit_kernel_agrees_with_numpy_reference(noise):
     # Same law, different generators: estimates agree within their joint MCSE.
     p, c, v, rho, n = 0.3, 0.7, 1.5, 0.4, 300_000
     w = vs.weights(5, 4, 0.6)
-    args = vs._unit_args(noise, p, 0.3, c, v, rho, w) + (c * w.sum(),)
-    got = run(vs._shift_blocks, args, 5, n, stream_key(5, noise))
+    args = vs.unit_args(noise, p, 0.3, c, v, rho, w) + (c * w.sum(),)
+    got = run(vs.shift_blocks, args, 5, n, stream_key(5, noise))
     train, test = weighted_sum_numpy(np.random.default_rng(6), n, c, v, rho, w, noise, p, beta=0.3)
     ref = central_moments(np.stack([train, test], axis=1))
     for k in range(2):
@@ -81,7 +81,7 @@ def test_enumeration_with_fixed_inputs_gives_the_mask_variance():
     # M = x xᵀ: the sum over masks is the mask-only variance ((1−p)/p) Σ w_i² x_i² (docs/theory.md, C3).
     p, x = 0.3, np.array([0.5, -1.2, 2.0, 0.1])
     w = vs.weights(1, 4, 0.4)
-    first, second = vs._enumerate_masks(w, p, x, np.outer(x, x))
+    first, second = vs.enumerate_masks(w, p, x, np.outer(x, x))
     mean, sd = cf.dropout_sum_moments(w, x, p)
     assert first == pytest.approx(mean, rel=1e-13)
     assert second - first ** 2 == pytest.approx(sd ** 2, rel=1e-11)
@@ -170,8 +170,8 @@ def test_thread_count_does_not_change_a_bit():
 @pytest.mark.parametrize("noise,p", [("bernoulli", 0.2), ("gaussian", 0.5), ("uout", 0.5)])
 def test_delta_method_error_agrees_with_batch_means(noise, p):
     w = vs.weights(1, 3, 0.7)
-    args = vs._unit_args(noise, p, 0.1, 1.0, 1.0, 0.3, w) + (w.sum(),)
-    sample = run(vs._shift_blocks, args, 5, 400_000, stream_key(2, noise))
+    args = vs.unit_args(noise, p, 0.1, 1.0, 1.0, 0.3, w) + (w.sum(),)
+    sample = run(vs.shift_blocks, args, 5, 400_000, stream_key(2, noise))
     delta = vs.shift_estimate(sample)
     batch = sample.derived(lambda t: t[1, 2] / t[0, 2])
     assert delta.value == pytest.approx(batch.value, rel=1e-12)

@@ -15,9 +15,9 @@ import numpy as np
 
 from ..core.errors import ParameterError, shown
 from ..core.params import DEFAULT_SEED, check_seed
-from ..core.rng import _block_state, keep_threshold, stream_key
-from ..nn.batchnorm import EPS, MOMENTUM, _bn_eval, _bn_train, _update_running, running_weights
-from ..nn.layers import _linear_bias, _relu
+from ..core.rng import block_state, keep_threshold, stream_key
+from ..nn.batchnorm import EPS, MOMENTUM, bn_eval, bn_train, running_weights, update_running
+from ..nn.layers import linear_bias, relu
 from ..nn.noise.dropout import dropout
 from ..nn.noise.uout import uout
 from .data import batches_of, check_bytes, load_data, normal_batches
@@ -146,21 +146,21 @@ class Net:
             if word == "linear":
                 W, b = self.params[i]
                 out = np.empty((m, W.shape[0]))
-                _linear_bias(h, W, b, out)
+                linear_bias(h, W, b, out)
             elif word == "bn":
                 rm, rv = self.params[i]
                 out = np.empty_like(h)
                 if bn_mode == "train":
                     mean, var = np.empty(h.shape[1]), np.empty(h.shape[1])
-                    _bn_train(h, EPS, out, mean, var)
-                    _update_running(rm, rv, mean, var, m, momentum, step)
+                    bn_train(h, EPS, out, mean, var)
+                    update_running(rm, rv, mean, var, m, momentum, step)
                 else:
-                    _bn_eval(h, rm, rv, EPS, out)
+                    bn_eval(h, rm, rv, EPS, out)
             elif word == "relu":
                 out = np.empty_like(h)
-                _relu(h, out)
+                relu(h, out)
             elif noise:
-                s = _block_state(s_key, block * len(self.layers) + i)
+                s = block_state(s_key, block * len(self.layers) + i)
                 out = np.empty_like(h)
                 if word == "dropout":
                     dropout(s, h, keep_threshold(value), 1.0 / value, out)

@@ -6,7 +6,7 @@
 - ``W1F``: the same with one fixed input vector (only the masks random).
 - ``W2``: variance-shift weighted sum: d = 64, p = 0.8, i.i.d. N(1, 1) inputs;
   moments of ``X_train = w·(δ∘x)/p``, ``X_test = w·x`` (paired) and of the
-  squared deviations ``variance_shift._shift_blocks`` adds for Δ's error.
+  squared deviations ``variance_shift.shift_blocks`` adds for Δ's error.
 - ``W3``: network-shift: d = 256, depth 4, batches of 64, dropout before every
   BN; 64 training runs of ``W3_STEPS`` batches, then eval rows; per layer the
   real variance of the BN input, running_var, Li's ratio and the post-ReLU means.

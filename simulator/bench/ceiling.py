@@ -7,7 +7,7 @@
   and does nothing else with them. A workload's fraction of it is the share of
   its time spent drawing; the rest is its own arithmetic.
 - Moments alone (W1, W1F, W2): an engine kernel that only keeps the streaming
-  moments of the workload's values per sample (``stats._accumulate_lanes``).
+  moments of the workload's values per sample (``stats.accumulate_lanes``).
   With generation, it splits a workload's time: drawing, keeping statistics,
   and the rest (its own arithmetic).
 - dgemm (W3, W4, W5): :func:`measure.gemm_rate` on the workload's product shapes.
@@ -16,7 +16,7 @@ import math
 import time
 
 from ..core.engine import run
-from ..core.rng import _block_state, keep_threshold, stream_key
+from ..core.rng import block_state, keep_threshold, stream_key
 from .kernels import (
     generate_blocks,
     masks_then_state,
@@ -30,21 +30,21 @@ SEED = 6
 
 def draws_per_normal(count=200_000):
     """Raw draws one ziggurat normal consumes on average (measured by replaying the stream)."""
-    start = _block_state(stream_key(SEED, "bench", "draws"), 0)
+    start = block_state(stream_key(SEED, "bench", "draws"), 0)
     end = normals_then_state(start, count)
     return steps_between(start, end, 2 * count) / count
 
 
 def draws_per_mask_word(p, count=20_000):
     """Raw draws one 64-gate mask word consumes at keep probability p (measured)."""
-    start = _block_state(stream_key(SEED, "bench", "draws"), 1)
+    start = block_state(stream_key(SEED, "bench", "draws"), 1)
     end = masks_then_state(start, count, keep_threshold(p))
     return steps_between(start, end, 60 * count) / count
 
 
 def raw_generator_speed(draws=200_000_000):
     """Raw xoshiro256** draws per second on one core (the ceiling of every kernel)."""
-    state = _block_state(stream_key(SEED, "bench", "raw"), 0)
+    state = block_state(stream_key(SEED, "bench", "raw"), 0)
     raw_draws(state, 1000)
     best = math.inf
     for _ in range(3):

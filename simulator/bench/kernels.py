@@ -10,9 +10,9 @@ with kernels, so edits elsewhere in the benchmark do not invalidate it.
 import numpy as np
 
 from ..core.jit import kernel, threaded
-from ..core.rng import _block_state, _draw, _draw_mask, _draw_normal
-from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
-from ..nn.chain import _linear
+from ..core.rng import block_state, draw_mask, draw_normal, draw_raw
+from ..core.stats import HALF, LANES, accumulate_lanes, finish_lanes
+from ..nn.chain import linear_rows
 
 
 @kernel
@@ -21,7 +21,7 @@ def raw_draws(state, count):
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     acc = np.uint64(0)
     for _ in range(count):
-        r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+        r, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
         acc ^= r
     return acc
 
@@ -33,7 +33,7 @@ def steps_between(a, b, limit):
     for k in range(limit + 1):
         if s0 == b[0] and s1 == b[1] and s2 == b[2] and s3 == b[3]:
             return k
-        _, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+        _, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
     return -1
 
 
@@ -42,7 +42,7 @@ def normals_then_state(state, count):
     """The state after ``count`` ziggurat normals."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):
-        _, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+        _, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
     return np.array([s0, s1, s2, s3])
 
 
@@ -51,7 +51,7 @@ def masks_then_state(state, count, threshold):
     """The state after ``count`` 64-gate mask words at ``threshold``."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     for _ in range(count):
-        _, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+        _, s0, s1, s2, s3 = draw_mask(s0, s1, s2, s3, threshold)
     return np.array([s0, s1, s2, s3])
 
 
@@ -70,9 +70,9 @@ def generate_block(state, size, normals, words, threshold, z):
         lanes = min(LANES, size - done)
         for l in range(lanes):
             for i in range(normals):
-                z[i, l], s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+                z[i, l], s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
         for i in range(words):
-            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+            word, s0, s1, s2, s3 = draw_mask(s0, s1, s2, s3, threshold)
             bits ^= word
         done += lanes
     return z.sum() + float(np.int64(bits >> np.uint64(12)))
@@ -92,12 +92,12 @@ def generate_blocks(key, first, count, base, rem, normals, words, threshold, out
         size = base + (1 if b < rem else 0)
         out[j, 0, :] = 0.0
         out[j, 0, 0] = size
-        out[j, 0, 1] = generate_block(_block_state(key, b), size, normals, words, threshold, z)
+        out[j, 0, 1] = generate_block(block_state(key, b), size, normals, words, threshold, z)
 
 
 @threaded
 def moments_blocks(key, first, count, base, rem, nvars, out, maxima):
-    """An engine kernel that only keeps statistics: the streaming moments (``stats._accumulate_lanes``)
+    """An engine kernel that only keeps statistics: the streaming moments (``stats.accumulate_lanes``)
     of ``nvars`` values per sample, per group of LANES samples, as the workloads' kernels keep them.
 
     The values are made once per block (cheap and deterministic, no random numbers) and kept again for
@@ -115,14 +115,14 @@ def moments_blocks(key, first, count, base, rem, nvars, out, maxima):
                 V[q, l] = 1e-6 * b + 1e-3 * (q + l)
         done = 0
         while done < size:
-            _accumulate_lanes(V, shift, S)
+            accumulate_lanes(V, shift, S)
             done += min(LANES, size - done)
-        _finish_lanes(S, shift, size, out[j])
+        finish_lanes(S, shift, size, out[j])
 
 
 @kernel
 def products_reps(h, W, z, offsets, reps):
-    """``reps`` times, every product of one training step through the trainer's own ``chain._linear``.
+    """``reps`` times, every product of one training step through the trainer's own ``chain.linear_rows``.
 
     Product q multiplies the (m, k) block of ``h`` at ``offsets[q]`` by the (k, n) block of ``W`` into the
     (m, n) block of ``z`` (the three flat buffers hold every product's operands, C order).
@@ -130,6 +130,6 @@ def products_reps(h, W, z, offsets, reps):
     for _ in range(reps):
         for q in range(offsets.shape[0]):
             m, k, n, oh, ow, oz = offsets[q]
-            _linear(h[oh:oh + m * k].reshape((m, k)), W[ow:ow + k * n].reshape((k, n)),
+            linear_rows(h[oh:oh + m * k].reshape((m, k)), W[ow:ow + k * n].reshape((k, n)),
                     z[oz:oz + m * n].reshape((m, n)))
     return z[0]

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.engine import Plan, run, set_threads
 from ..core.errors import ParameterError
 from ..core.rng import keep_threshold, stream_key
-from ..core.stats import MOM_WIDTH, Sample, _merge
+from ..core.stats import MOM_WIDTH, Sample, merge_moments
 from ..experiments import dropout_gradient as dg
 from ..experiments import network_shift as ns
 from ..experiments import variance_shift as vs
@@ -108,17 +108,17 @@ def engine_call(name, samples, seed):
         p = np.full(W1_N, W1_P)
         thr = np.array([keep_threshold(x) for x in p], dtype=np.uint64)
         args = (w, I, thr, p, W1_T, name == "W1", 0.0, 1.0)
-        return dg._gradient_blocks, args, 2 * W1_N + 2, samples, key
+        return dg.gradient_blocks, args, 2 * W1_N + 2, samples, key
     if name == "W2":
         w = _w2_weights(seed)
-        args = vs._unit_args("bernoulli", W2_P, 0.1, W2_C, W2_V, 0.0, w) + (W2_C * float(w.sum()),)
-        return vs._shift_blocks, args, 5, samples, key
+        args = vs.unit_args("bernoulli", W2_P, 0.1, W2_C, W2_V, 0.0, w) + (W2_C * float(w.sum()),)
+        return vs.shift_blocks, args, 5, samples, key
     if name == "W3":
         W, (a, b) = _w3_setup(seed)
         codes = np.array([net.BEFORE], dtype=np.int64)
         args = (W, codes, keep_threshold(W3_P), 1.0 / W3_P, 0.1, 0.0, a, b, W3_M, W3_STEPS, 1e-5, 0.1)
         # The engine's samples are W3's eval rows; each of its W3_RUNS blocks is one training run.
-        return ns._shift_blocks, args, W3_DEPTH * ns.NQ, _w3_eval_rows(samples), key
+        return ns.shift_blocks, args, W3_DEPTH * ns.NQ, _w3_eval_rows(samples), key
     raise ParameterError(f"unknown workload {name!r}; valid: {', '.join(REFERENCE_WORKLOADS)}")
 
 
@@ -182,7 +182,7 @@ def gradient_numpy(rng, samples, w, I, p, t, random_inputs, chunk=2048):
         np.multiply(gx * ip, -ri[:, None], out=v[:, n + 1:2 * n + 1])
         v[:, n] = 0.5 * r * r
         v[:, 2 * n + 1] = 0.5 * ri * ri
-        _merge(total, _chunk_moments(v))
+        merge_moments(total, _chunk_moments(v))
     return total
 
 
@@ -190,7 +190,7 @@ def weighted_sum_numpy(rng, samples, w, p, c, v, chunk=2048):
     """W2 in numpy: moments of [X_train, X_test, A, B, A − B] (shape (5, 5)).
 
     ``X_train = w·(δ∘x)/p``, ``X_test = w·x``, ``A = (X_test − μ)²``, ``B = (X_train − μ)²``,
-    ``μ = c Σw``: the variables of ``variance_shift._shift_blocks``.
+    ``μ = c Σw``: the variables of ``variance_shift.shift_blocks``.
     """
     total = np.zeros((5, MOM_WIDTH))
     wp = w / p
@@ -208,7 +208,7 @@ def weighted_sum_numpy(rng, samples, w, p, c, v, chunk=2048):
         np.square(v_[:, 1] - mu, out=v_[:, 2])
         np.square(v_[:, 0] - mu, out=v_[:, 3])
         np.subtract(v_[:, 2], v_[:, 3], out=v_[:, 4])
-        _merge(total, _chunk_moments(v_))
+        merge_moments(total, _chunk_moments(v_))
     return total
 
 
@@ -216,7 +216,7 @@ def chain_numpy(rng, W, p, m, steps, runs, eval_rows, eps=1e-5, momentum=0.1):
     """W3 in numpy: per run, train the chain with dropout before every BN, evaluate, and take the
     moments over runs of [real var, running_var, Li max, ReLU mean train, ReLU mean eval] per layer.
 
-    The same statistics as ``network_shift._shift_block`` (placement ``before-bn``, c = 0, v = 1, ρ = 0).
+    The same statistics as ``network_shift.shift_block`` (placement ``before-bn``, c = 0, v = 1, ρ = 0).
     """
     depth, d = W.shape[0], W.shape[1]
     total = np.zeros((depth * ns.NQ, MOM_WIDTH))
@@ -254,7 +254,7 @@ def chain_numpy(rng, W, p, m, steps, runs, eval_rows, eps=1e-5, momentum=0.1):
         q[:, ns.LI] = np.maximum(real / rv, rv / real).mean(axis=1)
         q[:, ns.RELU_TRAIN] = relu_train / (steps * m * d)
         q[:, ns.RELU_EVAL] = relu_eval / (n_eval * d)
-        _merge(total, np.column_stack([np.ones(depth * ns.NQ), row[0], np.zeros((depth * ns.NQ, 3))]))
+        merge_moments(total, np.column_stack([np.ones(depth * ns.NQ), row[0], np.zeros((depth * ns.NQ, 3))]))
     return total
 
 

@@ -72,7 +72,7 @@ def format_sampling(result):
             lines.append(f"{w['name']}: engine {c['gflops']:.2f} GFLOP/s in its products; numpy dgemm on the same "
                          f"shapes: {_gemm_text(c['gemm'])}")
             if c.get("products_fraction") is not None:
-                lines.append(f"{w['name']}: products alone: chain._linear on the same shapes, one thread: "
+                lines.append(f"{w['name']}: products alone: chain.linear_rows on the same shapes, one thread: "
                              f"{c['products_gflops']:.2f} GFLOP/s = {_pct(c['products_fraction'])} of numpy dgemm "
                              "on one thread")
         if w["bound"]:
@@ -110,7 +110,7 @@ def format_study(w):
                  f"the engine's whole step runs its products at {_pct(w['gemm_fraction'])} of it on {used} thread(s)")
     if w.get("products_fraction") is not None:
         met = f" (target {_met(w['products_fraction'], target, '%')})" if target is not None else ""
-        lines.append(f"products alone: the trainer's chain._linear on the step's shapes, dense, one thread: "
+        lines.append(f"products alone: the trainer's chain.linear_rows on the step's shapes, dense, one thread: "
                      f"{w['products_gflops']:.2f} GFLOP/s = {_pct(w['products_fraction'])} of numpy dgemm on one "
                      f"thread{met}")
     if w.get("bound"):

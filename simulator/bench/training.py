@@ -93,7 +93,7 @@ def step_products(n_in, config):
 
 
 def products_rate(shapes, seed=SEED, seconds=0.3, repeats=3):
-    """The trainer's own product routine (``nn.chain._linear``) alone, on one thread, on the products
+    """The trainer's own product routine (``nn.chain.linear_rows``) alone, on one thread, on the products
     ``shapes`` of one step with dense operands: flop/s, the fastest of ``repeats`` timings.
 
     What W4's and W5's products reach against numpy's dgemm on the same shapes (``gemm["1"]``), apart from

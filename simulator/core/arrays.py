@@ -9,7 +9,7 @@ from .jit import kernel
 
 
 @kernel
-def _copy(src, dst):
+def copy_into(src, dst):
     """``dst[...] = src`` for C-contiguous arrays of the same size."""
     a, b = src.ravel(), dst.ravel()
     for q in range(a.size):
@@ -17,14 +17,14 @@ def _copy(src, dst):
 
 
 @kernel
-def _copy_column(V, col, dst):
+def copy_column(V, col, dst):
     """``dst[:] = V[:, col]``."""
     for k in range(dst.size):
         dst[k] = V[k, col]
 
 
 @kernel
-def _set_column(V, col, src):
+def set_column(V, col, src):
     """``V[:, col] = src``."""
     for k in range(src.size):
         V[k, col] = src[k]

@@ -6,7 +6,7 @@ A *kernel* is a ``@threaded`` function (:mod:`simulator.core.jit`) with the sign
 
 It simulates blocks ``first .. first+count-1`` of the stream ``key`` (block
 ``b`` has ``base + (b < rem)`` samples and the generator state
-``rng._block_state(key, b)``), writes the central moments of each block into
+``rng.block_state(key, b)``), writes the central moments of each block into
 ``out[j]`` (shape ``(K, 5)``) and the largest value of each monitored quantity
 into ``maxima[j]``. The engine calls it on chunks of blocks, each chunk cut into
 one contiguous run of blocks per thread (Python threads: the kernel releases the
@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from .errors import ParameterError, SimulationError
-from .stats import MOM_WIDTH, Sample, _merge_blocks, merge_all
+from .stats import MOM_WIDTH, Sample, merge_all, merge_blocks
 
 BLOCK_MAX = 16384
 NBATCH = 64
@@ -171,7 +171,7 @@ def run(kernel, args, nvars, samples, key, *, nmax=0, where="", progress=None):
         if not (np.isfinite(out).all() and not np.isnan(ext).any()):
             raise SimulationError(f"non-finite value in {where or 'a kernel'}: "
                                   "the parameters overflow float64")
-        _merge_blocks(batches, out, first, per_batch)
+        merge_blocks(batches, out, first, per_batch)
         if nmax:
             maxima = np.maximum(maxima, ext.max(axis=0))
         first += count

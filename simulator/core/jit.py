@@ -6,7 +6,8 @@
 
 Every one is cached on disk (:mod:`simulator.core.cache` chooses where) and uses numpy's error model
 (``x / 0.0`` gives ``inf`` or ``nan`` as in numpy, without a ``ZeroDivisionError`` check in the loop).
-A kernel keeps a leading underscore only where it is private to its module.
+A leading underscore means private to its module; a kernel another module calls is public and documented
+where it is defined (``tests/test_api.py`` fails on a private name used across modules).
 """
 from numba import njit
 

@@ -67,5 +67,6 @@ def check_seed(seed):
 
 
 def versions():
+    """The versions a result records in its meta: this program, Python, numpy, numba, scipy."""
     return {"simulator": __version__, "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "scipy": scipy.__version__}

@@ -14,7 +14,7 @@ xoshiro256** (Blackman & Vigna 2018) is seeded with four splitmix64 outputs of
 A Bernoulli(p) gate compares a 53-bit uniform integer U with
 ``t = round(p * 2**53)``: keep when ``U < t``. The effective keep probability
 ``t / 2**53`` differs from p by less than 2**-53 and p = 1 keeps every unit.
-:func:`_keep` draws U from one raw draw; :func:`_mask_word` makes 64 such gates
+:func:`next_keep` draws U from one raw draw; :func:`next_mask_word` makes 64 such gates
 at once, bit-sliced: word k of the stream holds bit ``52 − k`` of all 64 lanes'
 U, and a lane is decided at the first bit where its U differs from t. That is
 the same comparison, exactly, with far fewer draws: one for p = 1/2, at most m
@@ -117,8 +117,8 @@ def _ziggurat_tables(n=256, r="3.6541528853610088"):
 
 
 # Index i of these tables is numpy's layer i; layer 0 is the base with the tail.
-_ZIG_K, _ZIG_W, _ZIG_F, _ZIG_R = _ziggurat_tables()
-_ZIG_INV_R = 1.0 / _ZIG_R
+ZIG_K, ZIG_W, ZIG_F, ZIG_R = _ziggurat_tables()
+_ZIG_INV_R = 1.0 / ZIG_R
 
 
 @kernel
@@ -130,7 +130,7 @@ def _splitmix64(x):
 
 
 @kernel
-def _block_state(key, block):
+def block_state(key, block):
     """xoshiro256** state of block ``block`` of the stream ``key``."""
     s = np.empty(4, dtype=np.uint64)
     x = key[0] ^ _splitmix64(key[1] + np.uint64(block))
@@ -145,13 +145,13 @@ def _rotl(x, k):
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-# The generator works on a state held in four local variables: ``_draw*`` functions
+# The generator works on a state held in four local variables: ``draw_*`` functions
 # take (s0, s1, s2, s3) and return (value, s0, s1, s2, s3). LLVM then keeps the
 # state in registers across a kernel's loop; an array state goes through memory
-# on every draw. The array forms (``_next``, ``_normal`` ...) load and store it.
+# on every draw. The array forms (``next_raw``, ``next_normal`` ...) load and store it.
 
 @kernel
-def _draw(s0, s1, s2, s3):
+def draw_raw(s0, s1, s2, s3):
     """One raw 64-bit xoshiro256** draw: ``(draw, s0, s1, s2, s3)``."""
     result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
     t = s1 << np.uint64(17)
@@ -165,26 +165,26 @@ def _draw(s0, s1, s2, s3):
 
 
 @kernel
-def _draw_uniform(s0, s1, s2, s3):
+def draw_uniform(s0, s1, s2, s3):
     """Uniform on [0, 1) with 53 random bits: ``(u, s0, s1, s2, s3)``."""
-    r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+    r, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
     # Through int64: exact (< 2**53) and much faster than a uint64 conversion.
     return float(np.int64(r >> np.uint64(11))) * _INV53, s0, s1, s2, s3
 
 
 @kernel
-def _draw_keep(s0, s1, s2, s3, threshold):
+def draw_keep(s0, s1, s2, s3, threshold):
     """A Bernoulli gate: ``(g, s0, s1, s2, s3)``, g = 1.0 with probability threshold / 2**53, else 0.0."""
-    r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+    r, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
     return (1.0 if (r >> np.uint64(11)) < threshold else 0.0), s0, s1, s2, s3
 
 
 @kernel
-def _draw_mask(s0, s1, s2, s3, threshold):
+def draw_mask(s0, s1, s2, s3, threshold):
     """64 independent Bernoulli gates in one word: ``(word, s0, s1, s2, s3)``.
 
     Bit k of ``word`` is 1 with probability ``threshold / 2**53``: lane k keeps when
-    its 53-bit integer U_k < threshold, exactly as :func:`_keep`. The bits of all
+    its 53-bit integer U_k < threshold, exactly as :func:`next_keep`. The bits of all
     U_k are drawn most significant first, one raw draw per bit position; drawing
     stops once every lane is decided or the remaining bits of the threshold are
     zero (then every undecided lane has U_k >= threshold).
@@ -196,7 +196,7 @@ def _draw_mask(s0, s1, s2, s3, threshold):
     bit = np.uint64(1 << 52)
     rest = threshold  # bits of the threshold at and below ``bit``
     while open_ != 0 and rest != 0:
-        r, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+        r, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
         if threshold & bit:
             keep |= open_ & ~r
             open_ &= r
@@ -212,35 +212,35 @@ def _normal_rare(s0, s1, s2, s3, i, x):
     """The 1.2% of ziggurat draws outside the inner rectangles: the tail or a wedge test.
 
     Returns ``(|x|, s0, s1, s2, s3)`` with the accepted |x|, or −1.0 for a rejection
-    (then a fresh draw starts over). Kept out of :func:`_draw_normal` so that the
+    (then a fresh draw starts over). Kept out of :func:`draw_normal` so that the
     fast path stays small enough to be inlined.
     """
     if i == 0:
         # Marsaglia's tail beyond r: x = r + E1/r, accepted when 2 E2 > (E1/r)² (E1, E2 exponential).
         while True:
-            u1, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
-            u2, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u1, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
+            u2, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             xx = -_ZIG_INV_R * np.log1p(-u1)
             yy = -np.log1p(-u2)
             if yy + yy > xx * xx:
-                return _ZIG_R + xx, s0, s1, s2, s3
+                return ZIG_R + xx, s0, s1, s2, s3
     # The wedge of layer i: accept when a uniform height in the strip lies under the density.
-    u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
-    if (_ZIG_F[i - 1] - _ZIG_F[i]) * u + _ZIG_F[i] < np.exp(-0.5 * x * x):
+    u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
+    if (ZIG_F[i - 1] - ZIG_F[i]) * u + ZIG_F[i] < np.exp(-0.5 * x * x):
         return x, s0, s1, s2, s3
     return -1.0, s0, s1, s2, s3
 
 
 @kernel
-def _draw_normal(s0, s1, s2, s3):
+def draw_normal(s0, s1, s2, s3):
     """One standard normal (ziggurat; see the Notes of the module): ``(x, s0, s1, s2, s3)``."""
     while True:
-        u, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+        u, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
         # Signed integers: uint64 → float conversions and unsigned indexing are slow in Numba.
         i = np.intp(u & np.uint64(0xFF))
         a = np.int64((u >> np.uint64(9)) & _LOW52)
-        x = float(a) * _ZIG_W[i]
-        if a >= _ZIG_K[i]:
+        x = float(a) * ZIG_W[i]
+        if a >= ZIG_K[i]:
             x, s0, s1, s2, s3 = _normal_rare(s0, s1, s2, s3, i, x)
             if x < 0.0:
                 continue
@@ -248,60 +248,60 @@ def _draw_normal(s0, s1, s2, s3):
 
 
 @inline
-def _next(s):
+def next_raw(s):
     """One raw 64-bit draw; advances ``s`` in place."""
-    r, s[0], s[1], s[2], s[3] = _draw(s[0], s[1], s[2], s[3])
+    r, s[0], s[1], s[2], s[3] = draw_raw(s[0], s[1], s[2], s[3])
     return r
 
 
 @inline
-def _uniform(s):
+def next_uniform(s):
     """Uniform on [0, 1) with 53 random bits."""
-    u, s[0], s[1], s[2], s[3] = _draw_uniform(s[0], s[1], s[2], s[3])
+    u, s[0], s[1], s[2], s[3] = draw_uniform(s[0], s[1], s[2], s[3])
     return u
 
 
 @inline
-def _keep(s, threshold):
+def next_keep(s, threshold):
     """A Bernoulli gate: 1.0 with probability threshold / 2**53, else 0.0."""
-    g, s[0], s[1], s[2], s[3] = _draw_keep(s[0], s[1], s[2], s[3], threshold)
+    g, s[0], s[1], s[2], s[3] = draw_keep(s[0], s[1], s[2], s[3], threshold)
     return g
 
 
 @inline
-def _mask_word(s, threshold):
-    """64 Bernoulli gates in one word (see :func:`_draw_mask`)."""
-    m, s[0], s[1], s[2], s[3] = _draw_mask(s[0], s[1], s[2], s[3], threshold)
+def next_mask_word(s, threshold):
+    """64 Bernoulli gates in one word (see :func:`draw_mask`)."""
+    m, s[0], s[1], s[2], s[3] = draw_mask(s[0], s[1], s[2], s[3], threshold)
     return m
 
 
 @inline
-def _normal(s):
+def next_normal(s):
     """One standard normal."""
-    x, s[0], s[1], s[2], s[3] = _draw_normal(s[0], s[1], s[2], s[3])
+    x, s[0], s[1], s[2], s[3] = draw_normal(s[0], s[1], s[2], s[3])
     return x
 
 
 @inline
-def _normal_pair(s):
+def next_normal_pair(s):
     """Two independent standard normals."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
-    a, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
-    b, s[0], s[1], s[2], s[3] = _draw_normal(s0, s1, s2, s3)
+    a, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
+    b, s[0], s[1], s[2], s[3] = draw_normal(s0, s1, s2, s3)
     return a, b
 
 
 @inline
-def _draw_fill_normal(s0, s1, s2, s3, out, mean, sd):
+def draw_fill_normal(s0, s1, s2, s3, out, mean, sd):
     """Fill ``out`` with N(mean, sd**2) draws; returns the state ``(s0, s1, s2, s3)``."""
     for i in range(out.size):
-        x, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+        x, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
         out[i] = mean + sd * x
     return s0, s1, s2, s3
 
 
 @inline
-def _fill_normal(s, out, mean, sd):
+def fill_normal(s, out, mean, sd):
     """Fill ``out`` with N(mean, sd**2) draws."""
-    s[0], s[1], s[2], s[3] = _draw_fill_normal(s[0], s[1], s[2], s[3], out, mean, sd)
+    s[0], s[1], s[2], s[3] = draw_fill_normal(s[0], s[1], s[2], s[3], out, mean, sd)
 

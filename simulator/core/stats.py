@@ -1,8 +1,8 @@
 """Streaming statistics: per-block moments, Chan/Pébay merging, estimates with MCSE.
 
 A kernel accumulates, per block and per variable, shifted power sums (shift =
-the block's first value of that variable; :func:`_push` one value at a time, or
-:func:`_accumulate_lanes` 64 samples at a time for kernels that work on groups), turns them into central moments
+the block's first value of that variable; :func:`push_value` one value at a time, or
+:func:`accumulate_lanes` 64 samples at a time for kernels that work on groups), turns them into central moments
 ``(n, mean, M2, M3, M4)`` and hands them over; blocks are merged in index order
 with the pairwise formulas of Chan et al. (1979) and Pébay (2008). Everything is
 float64.
@@ -35,7 +35,7 @@ MOM_WIDTH = 5
 
 
 @kernel
-def _push(acc, k, x):
+def push_value(acc, k, x):
     """Add value ``x`` of variable ``k`` to the accumulator ``acc``."""
     if acc[k, 0] == 0.0:
         acc[k, 1] = x
@@ -49,7 +49,7 @@ def _push(acc, k, x):
 
 
 @kernel
-def _finish(acc, out):
+def finish_moments(acc, out):
     """Central moments ``(n, mean, M2, M3, M4)`` of each accumulator row into ``out``."""
     for k in range(acc.shape[0]):
         n = acc[k, 0]
@@ -74,7 +74,7 @@ HALF = LANES // 2
 
 
 @kernel
-def _accumulate_lanes(V, shift, S):
+def accumulate_lanes(V, shift, S):
     """Add the LANES values of each variable (rows of V, shape (K, LANES)) to the partial sums.
 
     ``S[k, q, l]`` (shape (4, K, HALF)) holds the sums of ``y**(k+1)``, ``y = x − shift[q]``,
@@ -94,8 +94,8 @@ def _accumulate_lanes(V, shift, S):
 
 
 @kernel
-def _finish_lanes(S, shift, count, out):
-    """Central moments of a block from its partial sums (:func:`_finish` layout)."""
+def finish_lanes(S, shift, count, out):
+    """Central moments of a block from its partial sums (:func:`finish_moments` layout)."""
     K = shift.size
     acc = np.zeros((K, ACC_WIDTH))
     for q in range(K):
@@ -104,11 +104,11 @@ def _finish_lanes(S, shift, count, out):
         for k in range(4):
             for l in range(HALF):
                 acc[q, 2 + k] += S[k, q, l]
-    _finish(acc, out)
+    finish_moments(acc, out)
 
 
 @kernel
-def _merge(a, b):
+def merge_moments(a, b):
     """Merge moment rows ``b`` into ``a`` in place (Pébay 2008, eq. 2.1-2.4)."""
     for k in range(a.shape[0]):
         na, nb = a[k, 0], b[k, 0]
@@ -132,17 +132,17 @@ def _merge(a, b):
 
 
 @kernel
-def _merge_blocks(batches, blocks, first, blocks_per_batch):
+def merge_blocks(batches, blocks, first, blocks_per_batch):
     """Merge per-block moments, in block order, into their batches."""
     for j in range(blocks.shape[0]):
-        _merge(batches[(first + j) // blocks_per_batch], blocks[j])
+        merge_moments(batches[(first + j) // blocks_per_batch], blocks[j])
 
 
 def merge_all(rows):
     """Merge a sequence of moment arrays in order; returns a new array."""
     total = np.zeros_like(rows[0])
     for r in rows:
-        _merge(total, r)
+        merge_moments(total, r)
     return total
 
 

@@ -105,7 +105,7 @@ def _cache_file(name):
 
 
 @functools.lru_cache(maxsize=None)
-def _sklearn(name):
+def sklearn_data(name):
     """``(X, y)`` of a scikit-learn bundled data set as float64 (read-only, cached).
 
     The first load goes through scikit-learn's loader and stores the arrays
@@ -145,7 +145,7 @@ def diamonds_file():
     return path
 
 
-def _read_diamonds(path):
+def read_diamonds(path):
     """``(X, y)`` of the whole file: the 9 inputs of :data:`DIAMONDS_INPUTS` and log(price), float64."""
     import pandas as pd
 
@@ -168,22 +168,22 @@ def _read_diamonds(path):
 
 
 @functools.lru_cache(maxsize=1)
-def _diamonds_all():
+def diamonds_table():
     """The whole diamonds table (read once per process; about 0.1 s)."""
-    X, y = _read_diamonds(diamonds_file())
+    X, y = read_diamonds(diamonds_file())
     X.flags.writeable = False
     y.flags.writeable = False
     return X, y
 
 
 @functools.lru_cache(maxsize=16)
-def _diamonds(seed, rows):
+def diamonds_sample(seed, rows):
     """``rows`` rows of the diamonds table, drawn without replacement by ``seed`` (all of them, in order,
     for the full table)."""
     if not 2 <= rows <= DIAMONDS_ROWS:
         raise ParameterError(f"rows={shown(rows)}: the diamonds table has {DIAMONDS_ROWS:,} rows; "
                              f"choose 2 to {DIAMONDS_ROWS:,}")
-    X, y = _diamonds_all()
+    X, y = diamonds_table()
     if rows < DIAMONDS_ROWS:
         rng = np.random.default_rng(stream_key(seed, "diamonds-rows", rows))
         pick = np.sort(rng.choice(DIAMONDS_ROWS, size=rows, replace=False))
@@ -202,7 +202,7 @@ def _torch_linear_init(rng, fan_in, fan_out):
 
 
 @functools.lru_cache(maxsize=16)
-def _teacher(seed, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
+def teacher_data(seed, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
     """``(X, y)`` of the teacher task with ``rows`` rows and noise SD ``noise`` (see the module Notes)."""
     rng = np.random.default_rng(stream_key(seed, "teacher-task", rows, TEACHER_INPUTS, TEACHER_HIDDEN))
     X = rng.standard_normal((rows, TEACHER_INPUTS))
@@ -217,12 +217,12 @@ def _teacher(seed, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
 
 # Each regression task and its median twin: (X, y) from (seed, rows, noise), the source, the target, the label.
 _TWINS = {
-    "diabetes": (lambda seed, rows, noise: _sklearn("diabetes"), "scikit-learn load_diabetes, {n} × {f}",
+    "diabetes": (lambda seed, rows, noise: sklearn_data("diabetes"), "scikit-learn load_diabetes, {n} × {f}",
                  "disease progression after one year", "progression"),
-    "teacher": (lambda seed, rows, noise: _teacher(int(seed), int(rows), float(noise)),
+    "teacher": (lambda seed, rows, noise: teacher_data(int(seed), int(rows), float(noise)),
                 "synthetic, {n} × {f}", "a random ReLU teacher 10-32-1 plus N(0, {noise:g}²) noise", "teacher output"),
-    "diamonds": (lambda seed, rows, noise: _diamonds(int(seed), int(rows)), "ggplot2's diamonds (plotnine), {n} × {f}",
-                 "log price", "log price"),
+    "diamonds": (lambda seed, rows, noise: diamonds_sample(int(seed), int(rows)),
+                 "ggplot2's diamonds (plotnine), {n} × {f}", "log price", "log price"),
 }
 
 
@@ -259,7 +259,7 @@ def load(name, seed=0, rows=TEACHER_ROWS, noise=TEACHER_NOISE):
                 return Task(name, "regression", X, y, 1, False, base + "-class",
                             f"{source}: {target.format(noise=noise)}")
             return Task(name, "classification", X, y, 2, True, None, f"{source}: {label} above the training median")
-    X, y = _sklearn(name)
+    X, y = sklearn_data(name)
     n, f = X.shape
     classes = int(y.max()) + 1
     what = {"digits": "the digit 0-9 of an 8 × 8 image",

@@ -15,8 +15,8 @@ from scipy.integrate import quad
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import inline, threaded
-from ..core.rng import _block_state, _fill_normal
-from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..core.rng import block_state, fill_normal
+from ..core.stats import ACC_WIDTH, finish_moments, mean_of, push_value
 from ..nn import batchnorm as bn
 from ..theory import closed_forms as cf
 from ..theory.verdict import Check, Facts
@@ -58,8 +58,8 @@ def _violations(x, xhat, mean, var, eps, bound):
 def _eval_moments(s, xe, ye, rm, rv, c, sd, eps, gamma):
     """Mean of y and of y² over one eval batch ``xe`` ~ N(c, sd²), BN in eval mode with (rm, rv), scaled by γ."""
     neval = xe.shape[0]
-    _fill_normal(s, xe[:, 0], c, sd)
-    bn._bn_eval(xe, rm, rv, eps, ye)
+    fill_normal(s, xe[:, 0], c, sd)
+    bn.bn_eval(xe, rm, rv, eps, ye)
     y1, y2 = 0.0, 0.0
     for i in range(neval):
         y = gamma * ye[i, 0]
@@ -69,7 +69,7 @@ def _eval_moments(s, xe, ye, rm, rv, c, sd, eps, gamma):
 
 
 @threaded
-def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, eps, gamma, neval,
+def batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, eps, gamma, neval,
                       out, maxima):
     """Per run: [running_mean, running_var, σ_B² (every batch), mean y_eval, mean y_eval²].
 
@@ -79,7 +79,7 @@ def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, e
     bound = np.sqrt(m - 1.0)
     for j in range(count):
         b = first + j
-        s = _block_state(key, b)
+        s = block_state(key, b)
         acc = np.zeros((5, ACC_WIDTH))
         x = np.empty(m)
         xhat = np.empty(m)
@@ -94,21 +94,21 @@ def _batchnorm_blocks(key, first, count, base, rem, c, sd, m, steps, momentum, e
             rm[0] = 0.0
             rv[0] = 1.0
             for step in range(1, steps + 1):
-                _fill_normal(s, x, c, sd)
-                # bn._bn_train of one unit, written out: the same numbers, without its per-unit arrays.
-                mean[0], var[0] = bn._unit_moments(x)
+                fill_normal(s, x, c, sd)
+                # bn.bn_train of one unit, written out: the same numbers, without its per-unit arrays.
+                mean[0], var[0] = bn.unit_moments(x)
                 v_sum, v_sq, v_bound = _violations(x, xhat, mean[0], var[0], eps, bound)
                 worst_sum = max(worst_sum, v_sum)
                 worst_sq = max(worst_sq, v_sq)
                 worst_bound = max(worst_bound, v_bound)
-                _push(acc, 2, var[0])
-                bn._update_running(rm, rv, mean, var, m, momentum, step)
-            _push(acc, 0, rm[0])
-            _push(acc, 1, rv[0])
+                push_value(acc, 2, var[0])
+                bn.update_running(rm, rv, mean, var, m, momentum, step)
+            push_value(acc, 0, rm[0])
+            push_value(acc, 1, rv[0])
             y1, y2 = _eval_moments(s, xe, ye, rm, rv, c, sd, eps, gamma)
-            _push(acc, 3, y1)
-            _push(acc, 4, y2)
-        _finish(acc, out[j])
+            push_value(acc, 3, y1)
+            push_value(acc, 4, y2)
+        finish_moments(acc, out[j])
         maxima[j, 0] = worst_sum
         maxima[j, 1] = worst_sq
         maxima[j, 2] = worst_bound
@@ -207,10 +207,28 @@ def _validate(values):
 
 
 def run(p, q, ctx):
+    """Measure C4: a BatchNorm1d unit trained on batches of m: Σx̂ = 0, Σx̂² = m, the batch variance's
+    bias, the running statistics and the eval-mode output against their closed forms.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        ``sum-xhat``, ``sum-xhat²``, ``samuelson``, ``batch-var``, ``running-mean``, ``running-var``,
+        ``eval-mean``, ``eval-var`` and ``eval-var-limit``.
+    """
     c, v, m, steps, momentum, eps, gamma = (q[k] for k in ("c", "v", "m", "steps", "momentum", "eps", "gamma"))
     args = (float(c), math.sqrt(v), int(m), int(steps), bn.momentum_code(momentum), float(eps), float(gamma),
             EVAL_BATCH)
-    sample = run_engine(_batchnorm_blocks, args, 5, ctx.samples, ctx.key("runs"), nmax=3,
+    sample = run_engine(batchnorm_blocks, args, 5, ctx.samples, ctx.key("runs"), nmax=3,
                         where=ctx.where(), progress=ctx.bar("runs"))
     params = {"p": p, **q}
     worst = sample.maxima

@@ -7,19 +7,19 @@ and for inverted dropout (``O = Σ δ_i w_i I_i / p_i``). With a fixed input the
 expectation is a finite sum over the 2ⁿ masks, which is also computed exactly.
 
 The sampling kernel works on groups of 64 samples: one mask word per input
-(``rng._draw_mask``) gives the gates of the whole group, the outputs and the
+(``rng.draw_mask``) gives the gates of the whole group, the outputs and the
 2n + 2 values are vectors over the group, and the shifted power sums go into 32
 partial sums per variable, so the loops vectorize without reordering any sum
 in a way that depends on threads or timing.
 """
 import numpy as np
 
-from ..core.arrays import _copy_column, _set_column
+from ..core.arrays import copy_column, set_column
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import kernel, threaded
-from ..core.rng import _block_state, _draw_mask, _draw_normal, keep_threshold, stream_key
-from ..core.stats import HALF, LANES, _accumulate_lanes, _finish_lanes
+from ..core.rng import block_state, draw_mask, draw_normal, keep_threshold, stream_key
+from ..core.stats import HALF, LANES, accumulate_lanes, finish_lanes
 from ..theory import closed_forms as cf
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
@@ -29,7 +29,7 @@ ENUM_MAX_N = 20
 
 @kernel
 def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, out):
-    """Moments of one block of ``size`` samples; see :func:`_gradient_blocks`.
+    """Moments of one block of ``size`` samples; see :func:`gradient_blocks`.
 
     Per group of LANES samples the stream gives, in this order: the inputs of every
     sample (``random_inputs``: n normals per sample), then one mask word per input i,
@@ -57,12 +57,12 @@ def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, o
         if random_inputs:
             for l in range(lanes):
                 for i in range(n):
-                    z, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+                    z, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
                     x[i, l] = c + sd * z
         o[:] = 0.0
         oi[:] = 0.0
         for i in range(n):
-            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, thresholds[i])
+            word, s0, s1, s2, s3 = draw_mask(s0, s1, s2, s3, thresholds[i])
             mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
             wi, wpi = w[i], wp[i]
             for l in range(LANES):
@@ -79,16 +79,16 @@ def _gradient_block(state, size, w, I, thresholds, p, t, random_inputs, c, sd, o
             V[n, l] = 0.5 * (t - o[l]) ** 2
             V[2 * n + 1, l] = 0.5 * (t - oi[l]) ** 2
         if done == 0:
-            _copy_column(V, 0, shift)
+            copy_column(V, 0, shift)
         for l in range(lanes, LANES):
-            _set_column(V, l, shift)
-        _accumulate_lanes(V, shift, S)
+            set_column(V, l, shift)
+        accumulate_lanes(V, shift, S)
         done += lanes
-    _finish_lanes(S, shift, size, out)
+    finish_lanes(S, shift, size, out)
 
 
 @threaded
-def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
+def gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, random_inputs, c, sd,
                      out, maxima):
     """Moments of [grad_1..grad_n, loss, inv_grad_1..inv_grad_n, inv_loss] per block.
 
@@ -97,13 +97,13 @@ def _gradient_blocks(key, first, count, base, rem, w, I, thresholds, p, t, rando
     """
     for j in range(count):
         b = first + j
-        _gradient_block(_block_state(key, b), base + (1 if b < rem else 0), w, I, thresholds, p, t,
+        _gradient_block(block_state(key, b), base + (1 if b < rem else 0), w, I, thresholds, p, t,
                         random_inputs, c, sd, out[j])
 
 
 @kernel
-def _enumerate_masks(w, I, p, t):
-    """Exact expectations over all 2ⁿ masks, same layout as :func:`_gradient_blocks`.
+def enumerate_masks(w, I, p, t):
+    """Exact expectations over all 2ⁿ masks, same layout as :func:`gradient_blocks`.
 
     Sums in two levels (1024 masks at a time) to keep rounding error small.
     """
@@ -171,6 +171,25 @@ _VECTORS = ("grad", "inv-grad")  # one check per weight
 
 
 def run(p, q, ctx):
+    """Measure C1: the expected dropout gradient and loss of one linear unit against the weight-scaled
+    network plus the regularizer ``w_i p_i(1−p_i) I_i²``.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        ``grad[i]``, ``reg[i]``, ``loss``, ``inv-grad[i]``, ``inv-loss`` (Monte Carlo over the masks, with
+        MCSE) and, for n ≤ 20 with a fixed input, the same identities summed exactly over all 2ⁿ masks
+        (``enum-*``).
+    """
     n, t, c, v = q["n"], q["t"], q["c"], q["v"]
     fixed = q["inputs"] == "fixed"
     pk = np.full(n, float(p)) if q["p_units"] is None else np.array(q["p_units"], dtype=float)
@@ -180,7 +199,7 @@ def run(p, q, ctx):
     if fixed:
         params["I"] = I.round(6).tolist()
     thresholds = np.array([keep_threshold(x) for x in pk], dtype=np.uint64)
-    sample = run_engine(_gradient_blocks, (w, I, thresholds, pk, float(t), not fixed, float(c), float(np.sqrt(v))),
+    sample = run_engine(gradient_blocks, (w, I, thresholds, pk, float(t), not fixed, float(c), float(np.sqrt(v))),
                         2 * n + 2, ctx.samples, ctx.key("masks"), where=ctx.where(), progress=ctx.bar("masks"))
     forms = [
         ("grad", cf.dropout_gradient(w, m, M, pk, t), "∂E_N/∂w_i + w_i p_i(1−p_i) I_i²", 0),
@@ -189,7 +208,7 @@ def run(p, q, ctx):
         ("inv-loss", [cf.inverted_dropout_loss(w, m, M, pk, t)], "½(t−w·I)² + ½Σ w_i² I_i² (1−p_i)/p_i", 2 * n + 1),
     ]
     exact = fixed and n <= ENUM_MAX_N
-    enum = _enumerate_masks(w, I, pk, float(t)) if exact else None
+    enum = enumerate_masks(w, I, pk, float(t)) if exact else None
     checks = _regularizer_checks(w, m, M, pk, t, sample, params)
     for name, values, formula, offset in forms:
         scale = float(np.max(np.abs(values)))

@@ -10,8 +10,8 @@ import numpy as np
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import kernel, threaded
-from ..core.rng import _block_state, _keep, _normal, _uniform, keep_threshold
-from ..core.stats import ACC_WIDTH, _finish, _push
+from ..core.rng import block_state, keep_threshold, next_keep, next_normal, next_uniform
+from ..core.stats import ACC_WIDTH, finish_moments, push_value
 from ..theory import closed_forms as cf
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
@@ -23,10 +23,10 @@ DISTS = ("normal", "uniform", "relu-normal")
 def _draw(s, dist, a, b):
     """One input: normal N(a, b²), uniform on [a − b, a + b], or max(0, N(a, b²))."""
     if dist == 0:
-        return a + b * _normal(s)
+        return a + b * next_normal(s)
     if dist == 1:
-        return a + b * (2.0 * _uniform(s) - 1.0)
-    return max(0.0, a + b * _normal(s))
+        return a + b * (2.0 * next_uniform(s) - 1.0)
+    return max(0.0, a + b * next_normal(s))
 
 
 @threaded
@@ -34,14 +34,14 @@ def _inverted_blocks(key, first, count, base, rem, dist, a, b, threshold, p, out
     """Moments of [h', (h' − h)²] per block."""
     for j in range(count):
         blk = first + j
-        s = _block_state(key, blk)
+        s = block_state(key, blk)
         acc = np.zeros((2, ACC_WIDTH))
         for _ in range(base + (1 if blk < rem else 0)):
             h = _draw(s, dist, a, b)
-            hp = _keep(s, threshold) * h / p
-            _push(acc, 0, hp)
-            _push(acc, 1, (hp - h) ** 2)
-        _finish(acc, out[j])
+            hp = next_keep(s, threshold) * h / p
+            push_value(acc, 0, hp)
+            push_value(acc, 1, (hp - h) ** 2)
+        finish_moments(acc, out[j])
 
 
 def relu_normal_parameters(c, v):
@@ -89,6 +89,23 @@ def _validate(values):
 
 
 def run(p, q, ctx):
+    """Measure C2: mean and variance of inverted dropout ``h' = δ h / p`` for each input distribution,
+    against ``μ_h`` and ``σ²/p + ((1−p)/p) μ²`` (and the document's erratum ``− μ_h``).
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        ``mean``, ``var``, ``mask-var`` and the erratum ``var-as-written`` for each distribution of ``dist``.
+    """
     c, v = q["c"], q["v"]
     checks = []
     for dist in q["dist"]:

@@ -18,12 +18,12 @@ where the networks coincide (p = 1, or a remedy that keeps noise from every BN).
 """
 import numpy as np
 
-from ..core.arrays import _copy
+from ..core.arrays import copy_into
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import inline, kernel, threaded
-from ..core.rng import _block_state
-from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..core.rng import block_state
+from ..core.stats import ACC_WIDTH, finish_moments, mean_of, push_value
 from ..nn import chain as net
 from ..nn.batchnorm import EPS, MOMENTUM
 from ..theory import closed_forms as cf
@@ -47,8 +47,8 @@ def _eval_chain(s_eval, n_eval, W, c, a, b, eps, rm, rv, x, h, z, y, zstats, rel
     done = 0
     while done < n_eval:
         r = min(m, n_eval - done)
-        net._draw_inputs(s_eval, x[:r], c, a, b)
-        net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_eval)
+        net.draw_inputs(s_eval, x[:r], c, a, b)
+        net.eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_eval)
         done += r
 
 
@@ -71,15 +71,15 @@ def _push_layers(acc, i, zstats, rv, relu_train, relu_eval, n_eval, eps, rows):
             r = (real + eps) / (moving + eps)
             li_sum += max(r, 1.0 / r)
         row = (i * depth + layer) * NQ
-        _push(acc, row + REAL, real_sum / d)
-        _push(acc, row + MOVING, moving_sum / d)
-        _push(acc, row + LI, li_sum / d)
-        _push(acc, row + RELU_TRAIN, relu_train[layer] / (rows * d))
-        _push(acc, row + RELU_EVAL, relu_eval[layer] / (n_eval * d))
+        push_value(acc, row + REAL, real_sum / d)
+        push_value(acc, row + MOVING, moving_sum / d)
+        push_value(acc, row + LI, li_sum / d)
+        push_value(acc, row + RELU_TRAIN, relu_train[layer] / (rows * d))
+        push_value(acc, row + RELU_EVAL, relu_eval[layer] / (n_eval * d))
 
 
 @kernel
-def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
+def shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, out):
     """One block: train every network in ``codes`` on the same batches, evaluate on the same n_eval inputs.
 
@@ -121,30 +121,30 @@ def _shift_block(s_in0, s_mask0, s_eval0, n_eval, W, codes, threshold, inv_p, be
     acc = np.zeros((nnet * depth * NQ, ACC_WIDTH))
     for i in range(nnet):
         code = codes[i]
-        _copy(s_in0, s_in)
-        _copy(s_mask0, s_mask)
+        copy_into(s_in0, s_in)
+        copy_into(s_mask0, s_mask)
         rm[:, :] = 0.0
         rv[:, :] = 1.0
         relu_train[:] = 0.0
-        net._train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, momentum, steps, 0,
+        net.train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, momentum, steps, 0,
                          rm, rv, x, h, z, y, bmean, bvar, relu_train)
         if code == net.RECAL:
-            net._recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
+            net.recalibrate_chain(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
                              x, h, z, y, bmean, bvar, scratch)
-        _copy(s_eval0, s_eval)
+        copy_into(s_eval0, s_eval)
         _eval_chain(s_eval, n_eval, W, c, a, b, eps, rm, rv, x, h, z, y, zstats, relu_eval)
         _push_layers(acc, i, zstats, rv, relu_train, relu_eval, n_eval, eps, steps * m)
-    _finish(acc, out)
+    finish_moments(acc, out)
 
 
 @threaded
-def _shift_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
+def shift_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                   momentum, out, maxima):
     """Engine kernel: block b is one training run (streams ``3b``, ``3b + 1``, ``3b + 2`` of ``key``
-    for inputs, masks and eval inputs) with ``base + (b < rem)`` eval inputs; see :func:`_shift_block`."""
+    for inputs, masks and eval inputs) with ``base + (b < rem)`` eval inputs; see :func:`shift_block`."""
     for j in range(count):
         blk = first + j
-        _shift_block(_block_state(key, 3 * blk), _block_state(key, 3 * blk + 1), _block_state(key, 3 * blk + 2),
+        shift_block(block_state(key, 3 * blk), block_state(key, 3 * blk + 1), block_state(key, 3 * blk + 2),
                      base + (1 if blk < rem else 0), W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                      momentum, out[j])
 
@@ -225,11 +225,29 @@ def _facts(quantity, layer, placement):
 
 
 def run(p, q, ctx):
+    """Measure C5 in a trained chain: per layer, the variance shift between the running statistics and
+    the test-time activations for the placement, against Li et al.'s bound.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        Per layer and placement: the variance ``ratio`` and ``running_var`` against Li et al.'s closed form,
+        ``Li max`` and the ``ReLU shift``; the ``none`` placement's ratios as the control.
+    """
     depth, steps = q["depth"], q["steps"]
     c, v, rho, beta, momentum = q["c"], q["v"], q["rho"], q["beta"], q["momentum"]
     placements = q["placement"]
     W, codes, _, _, args = net.chain(ctx.seed, p, q)
-    sample = run_engine(_shift_blocks, args, len(codes) * depth * NQ, ctx.samples, ctx.key("chain"),
+    sample = run_engine(shift_blocks, args, len(codes) * depth * NQ, ctx.samples, ctx.key("chain"),
                         where=ctx.where(), progress=ctx.bar("chain"))
     params = {"p": p, **q, "placement": list(placements), "init": "He normal N(0, 2/d), seed-fixed",
               "training_runs": sample.n}

@@ -16,6 +16,7 @@ normal z with R − 1 degrees of freedom. Without the committed map (an installe
 ``reports/`` folder) the experiment yields no checks and says so in its notes.
 """
 from ..data import c6map
+from ..data.c6map import MARGIN
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, by_facts
 
@@ -23,7 +24,6 @@ KINDS = {"dmse": ("ΔMSE", "effect", "C6-regression"),
          "drop": ("accuracy drop", "equivalence", "C6-classification"),
          "dmse_shift": ("ΔMSE shift", "effect", "C6-shift"), "dce_shift": ("ΔCE shift", "effect", "C6-shift"),
          "dacc_shift": ("accuracy lost to the shift", "equivalence", "C6-shift")}
-MARGIN = 0.01
 FORMULA = {"dmse": "test MSE with dropout − without, paired over runs; the document: > 0",
            "drop": "test accuracy without dropout − with, paired; the document: ≤ 0.01",
            "dmse_shift": "the same weights, BN as trained − recalibrated with dropout off: test MSE; > 0",
@@ -67,6 +67,23 @@ def cell_check(row, source, crossovers=()):
 
 
 def run(p, q, ctx):
+    """Read the committed C6 regime map: its cells are findings about the document, measured and judged
+    when the map was made (``cli.py map``); nothing is sampled here.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        One check per cell of the committed map (:mod:`simulator.data.c6map`); empty without one.
+    """
     committed = c6map.load()
     if committed is None:
         return []

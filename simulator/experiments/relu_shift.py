@@ -18,8 +18,8 @@ import numpy as np
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import kernel, threaded
-from ..core.rng import _block_state, _draw_fill_normal, _draw_keep, _keep, _normal_pair, keep_threshold, stream_key
-from ..core.stats import ACC_WIDTH, _finish, _push, var_of
+from ..core.rng import block_state, draw_fill_normal, draw_keep, keep_threshold, next_keep, next_normal_pair, stream_key
+from ..core.stats import ACC_WIDTH, finish_moments, push_value, var_of
 from ..theory import closed_forms as cf
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
@@ -61,34 +61,34 @@ def relu_gaussian_shift(mu, s):
 
 
 @threaded
-def _elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, maxima):
+def elementwise_blocks(key, first, count, base, rem, c, sd, threshold, p, out, maxima):
     """Moments of [ReLU(h'), ReLU(h), ReLU(h') − ReLU(h)] per block.
 
     ``maxima[j]``: [largest |ReLU(δh/p) − δ ReLU(h)/p|, largest ReLU(h')].
     """
     for j in range(count):
         b = first + j
-        s = _block_state(key, b)
+        s = block_state(key, b)
         acc = np.zeros((3, ACC_WIDTH))
         worst = 0.0
         top = 0.0
         for _ in range(base + (1 if b < rem else 0)):
-            h = c + sd * _normal_pair(s)[0]
-            g = _keep(s, threshold)
+            h = c + sd * next_normal_pair(s)[0]
+            g = next_keep(s, threshold)
             r_train = max(g * h / p, 0.0)
             r_test = max(h, 0.0)
-            _push(acc, 0, r_train)
-            _push(acc, 1, r_test)
-            _push(acc, 2, r_train - r_test)
+            push_value(acc, 0, r_train)
+            push_value(acc, 1, r_test)
+            push_value(acc, 2, r_train - r_test)
             worst = max(worst, abs(r_train - g * r_test / p))
             top = max(top, r_train)
         maxima[j, 0] = worst
         maxima[j, 1] = top
-        _finish(acc, out[j])
+        finish_moments(acc, out[j])
 
 
 @threaded
-def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
+def fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), z' − z] per block, for the fixed products ``wx = w * x``."""
     n = wx.size
     z = 0.0
@@ -97,21 +97,21 @@ def _fixed_blocks(key, first, count, base, rem, wx, threshold, p, out, maxima):
     r_test = max(z, 0.0)
     for j in range(count):
         b = first + j
-        s = _block_state(key, b)
-        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]  # the state in registers (rng._keep keeps it in memory)
+        s = block_state(key, b)
+        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]  # the state in registers (rng.next_keep keeps it in memory)
         acc = np.zeros((2, ACC_WIDTH))
         for _ in range(base + (1 if b < rem else 0)):
             zt = 0.0
             for i in range(n):
-                g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+                g, s0, s1, s2, s3 = draw_keep(s0, s1, s2, s3, threshold)
                 zt += g * wx[i] / p
-            _push(acc, 0, max(zt, 0.0) - r_test)
-            _push(acc, 1, zt - z)
-        _finish(acc, out[j])
+            push_value(acc, 0, max(zt, 0.0) - r_test)
+            push_value(acc, 1, zt - z)
+        finish_moments(acc, out[j])
 
 
 @threaded
-def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, out, maxima):
+def inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, out, maxima):
     """Moments of [ReLU(z') − ReLU(z), Gaussian shift | x, their difference, z' − z] per block.
 
     ``x ~ N(c, sd²)`` i.i.d. per sample; the Gaussian shift given x is
@@ -122,32 +122,32 @@ def _inputs_blocks(key, first, count, base, rem, w, c, sd, threshold, p, ratio, 
     n = w.size
     for j in range(count):
         b = first + j
-        s = _block_state(key, b)
-        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]  # the state in registers (rng._keep keeps it in memory)
+        s = block_state(key, b)
+        s0, s1, s2, s3 = s[0], s[1], s[2], s[3]  # the state in registers (rng.next_keep keeps it in memory)
         acc = np.zeros((4, ACC_WIDTH))
         x = np.empty(n)
         for _ in range(base + (1 if b < rem else 0)):
-            s0, s1, s2, s3 = _draw_fill_normal(s0, s1, s2, s3, x, c, sd)
+            s0, s1, s2, s3 = draw_fill_normal(s0, s1, s2, s3, x, c, sd)
             z = 0.0
             zt = 0.0
             q = 0.0
             for i in range(n):
                 wx = w[i] * x[i]
                 z += wx
-                g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+                g, s0, s1, s2, s3 = draw_keep(s0, s1, s2, s3, threshold)
                 zt += g * wx / p
                 q += wx * wx
             diff = max(zt, 0.0) - max(z, 0.0)
             f = relu_gaussian_shift(z, math.sqrt(ratio * q))
-            _push(acc, 0, diff)
-            _push(acc, 1, f)
-            _push(acc, 2, diff - f)
-            _push(acc, 3, zt - z)
-        _finish(acc, out[j])
+            push_value(acc, 0, diff)
+            push_value(acc, 1, f)
+            push_value(acc, 2, diff - f)
+            push_value(acc, 3, zt - z)
+        finish_moments(acc, out[j])
 
 
 @kernel
-def _enumerate_sum(wx, p):
+def enumerate_sum(wx, p):
     """Exact ``(E[z'], E[(z' − μ)²])`` over all 2^d masks, ``z' = Σ δ_i wx_i / p``, ``μ = Σ wx_i``."""
     n = wx.size
     mu = 0.0
@@ -250,9 +250,9 @@ def _run_width(case, width, p, q, ctx):
     w, x = setup(ctx.seed, width, c, v)
     thr = keep_threshold(p)
     if case == "fixed":
-        args, nvars, blocks = (w * x, thr, float(p)), 2, _fixed_blocks
+        args, nvars, blocks = (w * x, thr, float(p)), 2, fixed_blocks
     else:
-        args, nvars, blocks = (w, float(c), float(np.sqrt(v)), thr, float(p), (1.0 - p) / p), 4, _inputs_blocks
+        args, nvars, blocks = (w, float(c), float(np.sqrt(v)), thr, float(p), (1.0 - p) / p), 4, inputs_blocks
     sample = run_engine(blocks, args, nvars, ctx.samples, ctx.key(case, width=width),
                         where=ctx.where(case=case, width=width), progress=ctx.bar(f"{case} d={width}"))
     return w, x, sample
@@ -264,7 +264,7 @@ def _facts(quantity, case, width=None):
 
 
 def _elementwise_checks(p, c, v, ctx):
-    sample = run_engine(_elementwise_blocks, (float(c), float(np.sqrt(v)), keep_threshold(p), float(p)), 3,
+    sample = run_engine(elementwise_blocks, (float(c), float(np.sqrt(v)), keep_threshold(p), float(p)), 3,
                         ctx.samples, ctx.key("elementwise"), nmax=2, where=ctx.where(case="elementwise"),
                         progress=ctx.bar("elementwise"))
     params = {"p": p, "c": c, "v": v}
@@ -316,7 +316,7 @@ def _width_d_checks(p, q, runs):
     params = {"p": p, "c": c, "v": v, "d": d, "w": w.round(6).tolist(), "x": x.round(6).tolist()}
     checks = []
     if d <= ENUM_MAX_D:
-        m1, m2 = _enumerate_sum(w * x, float(p))
+        m1, m2 = enumerate_sum(w * x, float(p))
         scale = float(np.sum(np.abs(w * x)))
         checks += [
             Check(f"enum E[z'] (fixed, d={d})", "enumeration", mu, m1, 0.0, params,
@@ -363,6 +363,25 @@ def _gauss_checks(case, width, p, q, w, x, sample):
 
 
 def run(p, q, ctx):
+    """Measure C3: the shift of the mean and variance after ReLU that dropout before it causes, elementwise
+    and for a linear unit of d inputs, against the Gaussian approximation.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        The elementwise ``identity``, ``mean shift`` and ``var growth`` (inconclusive where too few samples
+        have h > 0); per width d, ``shift >= 0`` for fixed and random inputs, ``linear mean`` and the exact
+        ``enum`` rows.
+    """
     widths = sorted({int(wd) for wd in q["widths"]})
     runs = {(case, width): _run_width(case, width, p, q, ctx)
             for case in ("fixed", "inputs") for width in sorted(set(widths) | {q["d"]})}

@@ -26,12 +26,12 @@ enumerating them.
 """
 import numpy as np
 
-from ..core.arrays import _copy
+from ..core.arrays import copy_into
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError
 from ..core.jit import inline, kernel, threaded
-from ..core.rng import _block_state, _keep, keep_threshold, stream_key
-from ..core.stats import ACC_WIDTH, _finish, _push, mean_of
+from ..core.rng import block_state, keep_threshold, next_keep, stream_key
+from ..core.stats import ACC_WIDTH, finish_moments, mean_of, push_value
 from ..nn import chain as net
 from ..theory import closed_forms as cf
 from ..theory.verdict import Check, Facts
@@ -47,13 +47,13 @@ ENUM_MAX_COLS = 16
 
 
 @kernel
-def _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, h, z, y, zstats, relu_sum):
+def teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, h, z, y, zstats, relu_sum):
     """Teacher targets of the rows of x: ``T[r] = (A ψ(x_r) − μ)/σ``, ``labels[r] = argmax T[r]``.
 
     ψ is the noise-free chain in eval mode with the teacher's BN statistics
     ``rmT``, ``rvT``; h, z, y, zstats, relu_sum are work arrays.
     """
-    net._eval_rows(x, W, eps, rmT, rvT, h, z, y, zstats, relu_sum)
+    net.eval_rows(x, W, eps, rmT, rvT, h, z, y, zstats, relu_sum)
     C, d = A.shape
     for r in range(x.shape[0]):
         best = 0
@@ -81,13 +81,13 @@ def _teacher_stats(s, W, A, c, a, b, eps, batches, m):
     bmean, bvar = np.empty(d), np.empty(d)
     rm, rv = np.zeros((depth, d)), np.ones((depth, d))
     scratch = np.zeros(depth)
-    net._train_chain(s, s, W, np.int64(net.NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, -1.0, batches, 0,
+    net.train_chain(s, s, W, np.int64(net.NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, -1.0, batches, 0,
                      rm, rv, x, h, z, y, bmean, bvar, scratch)
     zstats = np.zeros((depth, d, 2))
     s1, s2 = np.zeros(C), np.zeros(C)
     for _ in range(batches):
-        net._draw_inputs(s, x, c, a, b)
-        net._eval_rows(x, W, eps, rm, rv, h, z, y, zstats, scratch)
+        net.draw_inputs(s, x, c, a, b)
+        net.eval_rows(x, W, eps, rm, rv, h, z, y, zstats, scratch)
         for r in range(m):
             for o in range(C):
                 u = 0.0
@@ -133,9 +133,9 @@ def _fit_head(s_in, s_mask, chain, teach, code, rm, rv, G, B, work):
     x, h, hT, z, y, T, labels, bmean, bvar, zstats, relu_sum, f, pred = work
     nf = G.shape[0]
     for step in range(steps):
-        net._draw_inputs(s_in, x, c, a, b)
-        _teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, hT, z, y, zstats, relu_sum)
-        net._train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step + 1, rm, rv,
+        net.draw_inputs(s_in, x, c, a, b)
+        teacher_batch(x, W, eps, rmT, rvT, A, mu, sd, T, labels, hT, z, y, zstats, relu_sum)
+        net.train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step + 1, rm, rv,
                          h, z, y, bmean, bvar, relu_sum)
         _accumulate_head(h, T, labels, G, B, f)
     for k1 in range(nf):
@@ -184,24 +184,24 @@ def _evaluate(s_eval, n_eval, chain, teach, rm, rv, head, work):
     done = 0
     while done < n_eval:
         r = min(m, n_eval - done)
-        net._draw_inputs(s_eval, x[:r], c, a, b)
-        _teacher_batch(x[:r], W, eps, rmT, rvT, A, mu, sd, T[:r], labels[:r], hT[:r], z[:r], y[:r],
+        net.draw_inputs(s_eval, x[:r], c, a, b)
+        teacher_batch(x[:r], W, eps, rmT, rvT, A, mu, sd, T[:r], labels[:r], hT[:r], z[:r], y[:r],
                        zstats, relu_sum)
-        net._eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_sum)
+        net.eval_rows(x[:r], W, eps, rm, rv, h[:r], z[:r], y[:r], zstats, relu_sum)
         sums = _score_rows(r, h, head, T, labels, pred, sums)
         done += r
     return sums
 
 
 @kernel
-def _task_block(s_in0, s_mask0, s_eval0, n_eval, chain, teach, out):
+def task_block(s_in0, s_mask0, s_eval0, n_eval, chain, teach, out):
     """One block: for every network, train, fit the head, evaluate on the same n_eval inputs.
 
     Parameters
     ----------
     chain : tuple
         ``(W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps, momentum)`` as in
-        ``network_shift._shift_block``.
+        ``network_shift.shift_block``.
     teach : tuple
         ``(rmT, rvT, A, mu, sd)``: the teacher's BN statistics (depth × d), its readout A (classes × d) and
         the mean and SD (classes) that standardize its outputs.
@@ -226,39 +226,39 @@ def _task_block(s_in0, s_mask0, s_eval0, n_eval, chain, teach, out):
     acc = np.zeros((codes.size * NQ, ACC_WIDTH))
     for i in range(codes.size):
         code = codes[i]
-        _copy(s_in0, s_in)
-        _copy(s_mask0, s_mask)
+        copy_into(s_in0, s_in)
+        copy_into(s_mask0, s_mask)
         rm[:, :] = 0.0
         rv[:, :] = 1.0
         G[:, :] = 0.0
         B[:, :] = 0.0
         _fit_head(s_in, s_mask, chain, teach, code, rm, rv, G, B, work)
         if code == net.RECAL:
-            net._recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
+            net.recalibrate_chain(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv,
                              x, h, z, y, bmean, bvar, relu_sum)
         # Minimum-norm least squares: a feature can be constant on every training row (d = 1, small p).
         head = np.linalg.lstsq(G, B)[0]
-        _copy(s_eval0, s_eval)
+        copy_into(s_eval0, s_eval)
         se, correct, agree, spt, sp, st, stt = _evaluate(s_eval, n_eval, chain, teach, rm, rv, head, work)
         n = n_eval * C
-        _push(acc, i * NQ + MSE, se / n)
-        _push(acc, i * NQ + ACC, correct / n_eval)
-        _push(acc, i * NQ + ARGMAX, agree / n_eval)
-        _push(acc, i * NQ + PT, spt / n)
-        _push(acc, i * NQ + PRED, sp / n)
-        _push(acc, i * NQ + TGT, st / n)
-        _push(acc, i * NQ + TT, stt / n)
-    _finish(acc, out)
+        push_value(acc, i * NQ + MSE, se / n)
+        push_value(acc, i * NQ + ACC, correct / n_eval)
+        push_value(acc, i * NQ + ARGMAX, agree / n_eval)
+        push_value(acc, i * NQ + PT, spt / n)
+        push_value(acc, i * NQ + PRED, sp / n)
+        push_value(acc, i * NQ + TGT, st / n)
+        push_value(acc, i * NQ + TT, stt / n)
+    finish_moments(acc, out)
 
 
 @threaded
 def _task_blocks(key, first, count, base, rem, W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                  momentum, rmT, rvT, A, mu, sd, out, maxima):
-    """Engine kernel: block b is one training run, streams as in ``network_shift._shift_blocks``;
-    see :func:`_task_block`."""
+    """Engine kernel: block b is one training run, streams as in ``network_shift.shift_blocks``;
+    see :func:`task_block`."""
     for j in range(count):
         blk = first + j
-        _task_block(_block_state(key, 3 * blk), _block_state(key, 3 * blk + 1), _block_state(key, 3 * blk + 2),
+        task_block(block_state(key, 3 * blk), block_state(key, 3 * blk + 1), block_state(key, 3 * blk + 2),
                     base + (1 if blk < rem else 0), (W, codes, threshold, inv_p, beta, c, a, b, m, steps, eps,
                                                      momentum), (rmT, rvT, A, mu, sd), out[j])
 
@@ -269,7 +269,7 @@ def _ridge_blocks(key, first, count, base, rem, X, y, w, threshold, inv_p, out, 
     n, k = X.shape
     for j in range(count):
         blk = first + j
-        s = _block_state(key, blk)
+        s = block_state(key, blk)
         acc = np.zeros((1 + k * k + k, ACC_WIDTH))
         Xt = np.empty((n, k))
         for _ in range(base + (1 if blk < rem else 0)):
@@ -277,27 +277,27 @@ def _ridge_blocks(key, first, count, base, rem, X, y, w, threshold, inv_p, out, 
             for r in range(n):
                 o = 0.0
                 for col in range(k):
-                    Xt[r, col] = X[r, col] * _keep(s, threshold) * inv_p
+                    Xt[r, col] = X[r, col] * next_keep(s, threshold) * inv_p
                     o += Xt[r, col] * w[col]
                 e = y[r] - o
                 loss += e * e
-            _push(acc, 0, loss)
+            push_value(acc, 0, loss)
             for c1 in range(k):
                 for c2 in range(k):
                     g = 0.0
                     for r in range(n):
                         g += Xt[r, c1] * Xt[r, c2]
-                    _push(acc, 1 + c1 * k + c2, g)
+                    push_value(acc, 1 + c1 * k + c2, g)
             for col in range(k):
                 g = 0.0
                 for r in range(n):
                     g += Xt[r, col] * y[r]
-                _push(acc, 1 + k * k + col, g)
-        _finish(acc, out[j])
+                push_value(acc, 1 + k * k + col, g)
+        finish_moments(acc, out[j])
 
 
 @kernel
-def _ridge_enumerate(X, y, w, p):
+def ridge_enumerate(X, y, w, p):
     """Exact ``E‖y − X̃w‖²``, ``E[X̃ᵀX̃]`` and ``E[X̃ᵀy]`` summing, row by row, over all 2^k masks of a row.
 
     Rows have independent masks and every term is a sum over rows, so the
@@ -349,7 +349,7 @@ def teacher(seed, W, classes, c, a, b, eps):
     key = stream_key(seed, "task-teacher", d, depth, classes, c, a, b, eps)
     A = np.random.default_rng(key).normal(0.0, 1.0, (classes, d))
     A /= np.linalg.norm(A, axis=1, keepdims=True)
-    rm, rv, mu, sd = _teacher_stats(_block_state(key, 1), W, A, float(c), a, b, float(eps), TEACHER_BATCHES,
+    rm, rv, mu, sd = _teacher_stats(block_state(key, 1), W, A, float(c), a, b, float(eps), TEACHER_BATCHES,
                                     TEACHER_M)
     return rm, rv, A, mu, sd
 
@@ -439,7 +439,7 @@ def _ridge_checks(sample, X, y, w, p, params):
         checks.append(Check(f"ridge w*[{a + 1}]", "exact", float(w_form[a]), est.value, est.mcse, params,
                             formula="argmin of the mask-averaged loss vs (XᵀX + ((1−p)/p) diag XᵀX)⁻¹ Xᵀy",
                             scale=scale, facts=Facts("C6-ridge", "ridge w*", index=a + 1)))
-    loss, G, hv = _ridge_enumerate(X, y, w, float(p))
+    loss, G, hv = ridge_enumerate(X, y, w, float(p))
     w_enum = np.linalg.solve(G, hv)
     checks.append(Check("enum ridge loss", "enumeration", loss_form, float(loss), 0.0, params,
                         formula="E‖y − X̃w‖² summed over all masks of each row",
@@ -452,6 +452,24 @@ def _ridge_checks(sample, X, y, w, p, params):
 
 
 def run(p, q, ctx):
+    """Measure C6 in closed form and by sampling: the shifted BN chain's effect on a regression head's
+    MSE and a classifier's accuracy, and dropout-as-ridge enumerated exactly.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        Per setting, each task quantity (MSE, accuracy, …) of the shifted chain; dropout-as-ridge's
+        ``ridge loss`` and ``ridge w*[i]``, sampled and enumerated exactly (``enum``).
+    """
     placements = q["placement"]
     W, codes, a, b, args = net.chain(ctx.seed, p, q)
     args = (*args, *teacher(ctx.seed, W, q["classes"], q["c"], a, b, q["eps"]))

@@ -33,6 +33,7 @@ import numpy as np
 from ..core.errors import ParameterError, SimulationError
 from ..data.tasks import SIZED, TASK_NAMES, TEACHER_NOISE, TEACHER_ROWS, load
 from ..nn import train as tr
+from ..nn.train.loop import run_task
 from ..theory.verdict import Check, Facts
 from .catalog import CheckSpec, Experiment, Param
 
@@ -188,6 +189,25 @@ def _shift_cost_checks(task, result, names, q, base):
 
 
 def run(p, q, ctx):
+    """Measure C6 on trained networks: paired runs of the placement against no dropout on a regression
+    task and its classification twin, their ΔMSE, ΔCE and accuracy with MCSE.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        Per placement and task: the test metrics, ``ΔMSE`` (regression) and ``accuracy drop`` (its
+        classification twin) against no dropout, the ``best epoch``, the BN layers' variance ``ratio`` and
+        the metrics per epoch.
+    """
     config = _config(p, q)
     placements = _placements(q)
     params = {"p": p, "epochs": q["epochs"], "bn": q["bn"] == "true", "depth": q["depth"], "width": q["width"],
@@ -317,5 +337,5 @@ EXPERIMENT = Experiment(
     quick=_quick,
     p_grid=(0.5,),
     runs_param="runs",
-    kernels=(tr._run_task,),
+    kernels=(run_task,),
 )

@@ -17,18 +17,18 @@ import math
 
 import numpy as np
 
-from ..core.arrays import _copy_column, _set_column
+from ..core.arrays import copy_column, set_column
 from ..core.engine import MIN_SAMPLES
 from ..core.engine import run as run_engine
 from ..core.errors import ParameterError, SimulationError
 from ..core.jit import inline, kernel, threaded
 from ..core.rng import (
-    _block_state,
-    _draw_fill_normal,
-    _draw_keep,
-    _draw_mask,
-    _draw_normal,
-    _draw_uniform,
+    block_state,
+    draw_fill_normal,
+    draw_keep,
+    draw_mask,
+    draw_normal,
+    draw_uniform,
     keep_threshold,
     stream_key,
 )
@@ -37,11 +37,11 @@ from ..core.stats import (
     HALF,
     LANES,
     Estimate,
-    _accumulate_lanes,
-    _finish,
-    _finish_lanes,
-    _push,
+    accumulate_lanes,
+    finish_lanes,
+    finish_moments,
     mean_of,
+    push_value,
     var_of,
 )
 from ..nn import batchnorm as bn
@@ -73,7 +73,7 @@ def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     one per input.
     """
     d = w.size
-    s0, s1, s2, s3 = _draw_fill_normal(s0, s1, s2, s3, z, 0.0, 1.0)
+    s0, s1, s2, s3 = draw_fill_normal(s0, s1, s2, s3, z, 0.0, 1.0)
     common = sr * z[d] if sr > 0.0 else 0.0
     gauss = z.size - d
     noisy = 0.0
@@ -81,10 +81,10 @@ def _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv, sr, sq, w, z):
     for i in range(d):
         wx = w[i] * (c + sv * (common + sq * z[i]))
         if noise == 0:
-            g, s0, s1, s2, s3 = _draw_keep(s0, s1, s2, s3, threshold)
+            g, s0, s1, s2, s3 = draw_keep(s0, s1, s2, s3, threshold)
             f = g / p
         elif noise == 1:
-            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             f = 1.0 + spread * (2.0 * u - 1.0)
         elif noise == 2:
             f = 1.0 + spread * z[gauss + i]
@@ -107,17 +107,17 @@ def _draw_lane(s0, s1, s2, s3, l, noise, spread, sr, z, common, f):
     """Lane ``l``'s d input normals, its common factor (ρ > 0) and its d noise draws (Uout, Gaussian)."""
     d = z.shape[0]
     for i in range(d):
-        z[i, l], s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+        z[i, l], s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
     if sr > 0.0:
-        g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+        g, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
         common[l] = sr * g
     if noise == 1:
         for i in range(d):
-            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             f[i, l] = 1.0 + spread * (2.0 * u - 1.0)
     elif noise == 2:
         for i in range(d):
-            g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+            g, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
             f[i, l] = 1.0 + spread * g
     return s0, s1, s2, s3
 
@@ -131,7 +131,7 @@ def _lane_sums(s0, s1, s2, s3, noise, threshold, ip, c, sv, sr, sq, w, z, common
     for i in range(w.size):
         wi = w[i]
         if noise == 0:
-            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+            word, s0, s1, s2, s3 = draw_mask(s0, s1, s2, s3, threshold)
             mask = np.int64(word)  # signed: Numba vectorizes int64 shifts and conversions, not uint64 ones
             for l in range(LANES):
                 # With ρ = 0 (common 0, sq 1) this is c + sv z, bit for bit.
@@ -149,13 +149,13 @@ def _lane_sums(s0, s1, s2, s3, noise, threshold, ip, c, sv, sr, sq, w, z, common
 
 @kernel
 def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out):
-    """Moments of one block of ``size`` samples; see :func:`_shift_blocks`.
+    """Moments of one block of ``size`` samples; see :func:`shift_blocks`.
 
     Samples go in groups of LANES (as in ``dropout_gradient``). Per group the stream
     gives, lane by lane, the sample's d input normals, its common factor (ρ > 0),
     then its d noise draws (Gaussian normals or Uout uniforms); for Bernoulli noise
     then one mask word per input i, whose bit l is the gate of sample l
-    (``rng._draw_mask``: 64 gates for a few raw draws instead of one each).
+    (``rng.draw_mask``: 64 gates for a few raw draws instead of one each).
     Both sums add their d terms in the order i = 0..d−1, and a gate is ``1/p`` or
     0: at p = 1 the noisy sum is the clean one bit for bit.
     """
@@ -181,16 +181,16 @@ def _shift_block(state, size, noise, threshold, p, spread, c, sv, sr, sq, w, mu,
             V[3, l] = b
             V[4, l] = a - b
         if done == 0:
-            _copy_column(V, 0, shift)
+            copy_column(V, 0, shift)
         for l in range(lanes, LANES):
-            _set_column(V, l, shift)  # lanes past the end add exactly zero
-        _accumulate_lanes(V, shift, S)
+            set_column(V, l, shift)  # lanes past the end add exactly zero
+        accumulate_lanes(V, shift, S)
         done += lanes
-    _finish_lanes(S, shift, size, out)
+    finish_lanes(S, shift, size, out)
 
 
 @threaded
-def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
+def shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, sv, sr, sq, w, mu, out, maxima):
     """Moments of [X_train, X_test, A, B, A − B] per block, paired on the same inputs.
 
     ``A = (X_test − mu)²`` and ``B = (X_train − mu)²`` with ``mu = E[X]`` give the
@@ -199,12 +199,12 @@ def _shift_blocks(key, first, count, base, rem, noise, threshold, p, spread, c, 
     """
     for j in range(count):
         b = first + j
-        _shift_block(_block_state(key, b), base + (1 if b < rem else 0), noise, threshold, p, spread, c, sv, sr,
+        _shift_block(block_state(key, b), base + (1 if b < rem else 0), noise, threshold, p, spread, c, sv, sr,
                      sq, w, mu, out[j])
 
 
 def shift_estimate(sample):
-    """Δ = Var_test/Var_train from the moments of :func:`_shift_blocks`, MCSE by the delta method.
+    """Δ = Var_test/Var_train from the moments of :func:`shift_blocks`, MCSE by the delta method.
 
     Notes
     -----
@@ -229,7 +229,7 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
     d = w.size
     for j in range(count):
         b = first + j
-        s = _block_state(key, b)
+        s = block_state(key, b)
         s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
         acc = np.zeros((8, ACC_WIDTH))
         z = np.empty(_buffer_size(noise, d, sr))
@@ -249,29 +249,29 @@ def _mechanism_blocks(key, first, count, base, rem, noise, threshold, p, spread,
                 for i in range(m):
                     xn[i], xc[i], s0, s1, s2, s3 = _draw_sum(s0, s1, s2, s3, noise, threshold, p, spread, c, sv,
                                                              sr, sq, w, z)
-                mean[0], var[0] = bn._unit_moments(xn)
-                bn._update_running(rms[0], rvs[0], mean, var, m, momentum, step)
-                mean[0], var[0] = bn._unit_moments(xc)
-                bn._update_running(rms[1], rvs[1], mean, var, m, momentum, step)
+                mean[0], var[0] = bn.unit_moments(xn)
+                bn.update_running(rms[0], rvs[0], mean, var, m, momentum, step)
+                mean[0], var[0] = bn.unit_moments(xc)
+                bn.update_running(rms[1], rvs[1], mean, var, m, momentum, step)
             for i in range(neval):
                 _, xe[i, 0], s0, s1, s2, s3 = _draw_sum(s0, s1, s2, s3, _NONE, threshold, p, spread, c, sv, sr, sq,
                                                         w, ze)
             for k in range(2):
-                bn._bn_eval(xe, rms[k], rvs[k], eps, ye)
+                bn.bn_eval(xe, rms[k], rvs[k], eps, ye)
                 y1, y2 = 0.0, 0.0
                 for i in range(neval):
                     y = gamma * ye[i, 0]
                     y1 += y
                     y2 += y * y
-                _push(acc, 4 * k, rvs[k, 0])
-                _push(acc, 4 * k + 1, rms[k, 0])
-                _push(acc, 4 * k + 2, y1 / neval)
-                _push(acc, 4 * k + 3, y2 / neval)
-        _finish(acc, out[j])
+                push_value(acc, 4 * k, rvs[k, 0])
+                push_value(acc, 4 * k + 1, rms[k, 0])
+                push_value(acc, 4 * k + 2, y1 / neval)
+                push_value(acc, 4 * k + 3, y2 / neval)
+        finish_moments(acc, out[j])
 
 
 @kernel
-def _enumerate_masks(w, p, mu, M):
+def enumerate_masks(w, p, mu, M):
     """``(E[X], E[X²])`` of ``X = Σ w_i a_i x_i / p`` summed over all 2^d masks.
 
     The inputs enter only through ``mu = E[x]`` and ``M = E[x xᵀ]`` (for fixed inputs
@@ -315,7 +315,7 @@ def input_moments(d, c, v, rho):
 def enumerated_variances(w, p, c, v, rho):
     """``(Var_train, Var_test)`` of Bernoulli dropout by summing over all 2^d masks (exact)."""
     mu, M = input_moments(w.size, c, v, rho)
-    first, second = _enumerate_masks(w, float(p), mu, M)
+    first, second = enumerate_masks(w, float(p), mu, M)
     mean = float(w @ mu)
     return second - first * first, float(w @ M @ w) - mean * mean
 
@@ -347,7 +347,9 @@ def squared_cosine(w):
     return float(w.sum() ** 2 / (w.size * (w @ w)))
 
 
-def _unit_args(noise, p, beta, c, v, rho, w):
+def unit_args(noise, p, beta, c, v, rho, w):
+    """The argument tuple :func:`shift_blocks` takes for one unit: noise code, keep threshold, p, the
+    noise's spread (β for Uout, √((1−p)/p) for dropout), c, √v, √ρ, √(1−ρ) and the weights ``w``."""
     spread = beta if noise == "uout" else math.sqrt((1 - p) / p)
     return (_CODE[noise], keep_threshold(p), float(p), float(spread), float(c), math.sqrt(v),
             math.sqrt(rho), math.sqrt(1 - rho), np.ascontiguousarray(w, dtype=float))
@@ -360,13 +362,13 @@ def _progress(ctx, label, total):
         "compiling kernels (first run only)" if compiling else f"{ctx.experiment} {label}", done, total)
 
 
-def _unit_moments(ctx, p, q, noise, w, rho, samples, tag):
+def _unit_shift(ctx, p, q, noise, w, rho, samples, tag):
     """Sampled moments of the unit (noise on and off, paired), its Δ, and the closed-form variances."""
     c, v = q["c"], q["v"]
     s2 = cf.noise_variance(noise, p, q["beta"])
     vtrain, vtest = cf.weighted_sum_variances(c, v, s2, rho, w)
-    args = _unit_args(noise, p, q["beta"], c, v, rho, w) + (c * float(np.sum(w)),)
-    sample = run_engine(_shift_blocks, args, 5, samples,
+    args = unit_args(noise, p, q["beta"], c, v, rho, w) + (c * float(np.sum(w)),)
+    sample = run_engine(shift_blocks, args, 5, samples,
                         ctx.key("unit", noise=noise, tag=tag, rho=rho), where=ctx.where(noise=noise, tag=tag),
                         progress=_progress(ctx, f"{noise} {tag}", samples))
     if sample.total[0, 2] == 0.0:
@@ -384,7 +386,7 @@ def _mechanism_checks(ctx, p, q, noise, w, vtrain, vtest, params):
     """
     c, m, steps, momentum, eps, gamma = (q[k] for k in ("c", "m", "steps", "momentum", "eps", "gamma"))
     runs = max(MIN_SAMPLES, ctx.samples // RUN_DIVISOR)
-    args = _unit_args(noise, p, q["beta"], c, q["v"], q["rho"], w) + (
+    args = unit_args(noise, p, q["beta"], c, q["v"], q["rho"], w) + (
         int(m), int(steps), bn.momentum_code(momentum), float(eps), float(gamma), EVAL_BATCH)
     sample = run_engine(_mechanism_blocks, args, 8, runs, ctx.key("mechanism", noise=noise),
                         where=ctx.where(noise=noise), progress=_progress(ctx, f"{noise} BN runs", runs))
@@ -433,6 +435,24 @@ def _validate(values):
 
 
 def run(p, q, ctx):
+    """Measure C5 for one unit: the variance a BN sees after dropout (or Uout) in training against eval
+    mode, the ratio Li et al. predict, and its growth with the width d.
+
+    Parameters
+    ----------
+    p : float
+        Keep probability.
+    q : dict
+        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
+    ctx : Context
+        Seed, stream keys, sample budget, threads and progress of the run.
+
+    Returns
+    -------
+    list of Check
+        ``running-var``, ``eval-var``, ``eval-ratio`` and ``eval-mean`` of the BN; per width, ``var-train``,
+        ``var-test``, ``shift`` and, for small d, their ``enum-*`` sums over all masks; ``shift[d=…]``.
+    """
     c, v, d, rho = q["c"], q["v"], q["d"], q["rho"]
     w = weights(ctx.seed, d, q["cos2"])
     params = {"p": p, **{k: x for k, x in q.items() if k != "noise"}, "cos2_actual": round(squared_cosine(w), 6)}
@@ -441,7 +461,7 @@ def run(p, q, ctx):
     checks = []
     for noise in q["noise"]:
         pn = {**params, "noise": noise}
-        sample, shift, vtrain, vtest = _unit_moments(ctx, p, q, noise, w, rho, ctx.samples, f"d={d}")
+        sample, shift, vtrain, vtest = _unit_shift(ctx, p, q, noise, w, rho, ctx.samples, f"d={d}")
         train, test = sample.var(0), sample.var(1)
         n = f" ({noise})"
         checks += [
@@ -479,7 +499,7 @@ def _width_checks(ctx, p, q, params):
         pw = {**params, "noise": noise, "d": WIDTH_DEMO, "rho": rho, "cos2": cos2,
               "cos2_actual": round(squared_cosine(w), 6), "samples": samples}
         pw.pop("w", None)
-        _, shift, vtrain, vtest = _unit_moments(ctx, p, q, noise, w, rho, samples, f"width {label}")
+        _, shift, vtrain, vtest = _unit_shift(ctx, p, q, noise, w, rho, samples, f"width {label}")
         checks.append(Check(f"shift[d={WIDTH_DEMO},{label}]", "exact", vtest / vtrain, shift.value, shift.mcse, pw,
                             formula=f"Δ(p, d) = [v + ρv(d cos²θ − 1)]/[Var_train,1 + ρv(d cos²θ − 1)], "
                                     f"d cos²θ = {WIDTH_DEMO * squared_cosine(w):.3g} ({noise})",

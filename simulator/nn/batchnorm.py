@@ -21,7 +21,7 @@ def momentum_code(momentum):
 
 
 @kernel
-def _bn_train(x, eps, out, mean, var):
+def bn_train(x, eps, out, mean, var):
     """Normalize the batch ``x`` (shape (m, d)) into ``out``; batch mean and biased variance into ``mean``, ``var``.
 
     Row by row (the loops over units are contiguous and vectorize); each unit's sums
@@ -49,8 +49,8 @@ def _bn_train(x, eps, out, mean, var):
 
 
 @kernel
-def _unit_moments(x):
-    """``(mean, biased variance)`` of one unit's batch ``x`` (shape (m,)), summed as :func:`_bn_train` sums.
+def unit_moments(x):
+    """``(mean, biased variance)`` of one unit's batch ``x`` (shape (m,)), summed as :func:`bn_train` sums.
 
     For kernels that need only the statistics of a single unit: the same numbers
     bit for bit, without the normalized output or the per-unit arrays.
@@ -67,7 +67,7 @@ def _unit_moments(x):
 
 
 @kernel
-def _update_running(running_mean, running_var, mean, var, m, momentum, step):
+def update_running(running_mean, running_var, mean, var, m, momentum, step):
     """One PyTorch update with batch mean and biased variance ``var`` of a batch of m; ``step`` counts from 1."""
     f = 1.0 / step if momentum < 0.0 else momentum
     unbiased = m / (m - 1.0)
@@ -77,7 +77,7 @@ def _update_running(running_mean, running_var, mean, var, m, momentum, step):
 
 
 @kernel
-def _bn_eval(x, running_mean, running_var, eps, out):
+def bn_eval(x, running_mean, running_var, eps, out):
     """Normalize ``x`` (shape (m, d)) with the running statistics into ``out``."""
     m, d = x.shape
     inv = np.empty(d)
@@ -156,7 +156,7 @@ def eval_variance_deviation(var_eval, var_train, var_rm, bias_rm, var_rv, mean_r
 
 
 @kernel
-def _bn_backward(dy, xhat, gamma, var, eps, dz, dgamma, dbeta):
+def bn_backward(dy, xhat, gamma, var, eps, dz, dgamma, dbeta):
     """Backward of training-mode ``y = γ x̂ + β``, ``x̂ = (z − mean) / √(var + ε)`` over a batch.
 
     Parameters

@@ -21,20 +21,20 @@ first k blocks of any deeper one. Inputs are ``x = c + √(v(1−ρ)) g + √(v�
 correlation ρ.
 
 Draw order (what the numpy reference replays): a batch draws its rows one by one
-from the *input* stream (d standard normals by ``rng._fill_normal``, then, when
+from the *input* stream (d standard normals by ``rng.fill_normal``, then, when
 ρ > 0, a normal pair whose first member is g₀); the noise draws one raw 64-bit
 number per row and unit (row-major), layer by layer, from the *mask* stream,
-whether or not the unit is zero: a gate ``rng._keep`` or a uniform ``rng._uniform``.
+whether or not the unit is zero: a gate ``rng.next_keep`` or a uniform ``rng.next_uniform``.
 """
 from typing import NamedTuple
 
 import numpy as np
 
-from ..core.arrays import _copy
+from ..core.arrays import copy_into
 from ..core.jit import kernel
-from ..core.rng import _fill_normal, _normal_pair, keep_threshold, stream_key
+from ..core.rng import fill_normal, keep_threshold, next_normal_pair, stream_key
 from . import placements
-from .batchnorm import _bn_train, _update_running, momentum_code
+from .batchnorm import bn_train, momentum_code, update_running
 from .noise import dropout, uout
 from .noise.dropout import dropout_inplace
 from .noise.uout import uout_inplace
@@ -73,36 +73,38 @@ def input_scales(v, rho):
 
 
 @kernel
-def _draw_inputs(s, x, c, a, b):
+def draw_inputs(s, x, c, a, b):
     """Fill the rows of ``x`` (shape (r, d)) with inputs of mean c, variance a² + b², correlation b²/(a² + b²)."""
     r, d = x.shape
     for i in range(r):
         row = x[i]
-        _fill_normal(s, row, 0.0, 1.0)
-        g0 = _normal_pair(s)[0] if b != 0.0 else 0.0
+        fill_normal(s, row, 0.0, 1.0)
+        g0 = next_normal_pair(s)[0] if b != 0.0 else 0.0
         for j in range(d):
             row[j] = c + a * row[j] + b * g0
 
 
 @kernel
-def _apply_noise(s, h, kind, threshold, inv_p, beta):
+def apply_noise(s, h, kind, threshold, inv_p, beta):
     """In place: inverted dropout ``h δ / p`` (kind 1, :func:`noise.dropout.dropout_inplace`) or Uout
     ``h + h r``, ``r ~ U(−β, β)`` (kind 2, :func:`noise.uout.uout_inplace`).
 
-    One raw draw per entry, row-major, as ``rng._keep`` / ``rng._uniform`` make
+    One raw draw per entry, row-major, as ``rng.next_keep`` / ``rng.next_uniform`` make
     them; the generator state stays in local variables (registers) meanwhile.
     """
     if kind == _DROPOUT:
         dropout_inplace(s, h, threshold, inv_p)
-    else:
+    elif kind == _UOUT:
         uout_inplace(s, h, beta)
+    else:  # never another kind's branch: a code the chain does not run is an error
+        raise ValueError("the chain runs noise codes 1 (dropout) and 2 (uout) only")
 
 
-DENSE = 0.4  # fraction of nonzero inputs from which _linear multiplies the zeros too (it is faster)
+DENSE = 0.4  # fraction of nonzero inputs from which linear_rows multiplies the zeros too (it is faster)
 
 
 @kernel
-def _linear(h, W, z):
+def linear_rows(h, W, z):
     """``z = h W`` for rows of h: every ``z[i, k] = Σ_j h[i, j] W[j, k]`` added in the order j = 0, 1, ..
 
     Whichever loop runs, each sum sees the same terms in the same order, up to
@@ -202,7 +204,7 @@ def _layer_noise(code):
 
 
 @kernel
-def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step, rm, rv,
+def train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step, rm, rv,
                  h, z, y, bmean, bvar, relu_sum):
     """One training-mode batch through the chain; running statistics updated in place.
 
@@ -225,21 +227,21 @@ def _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step
         Σ of every post-ReLU value of each layer is added here.
     """
     m = x.shape[0]
-    _copy(x, h)
+    copy_into(x, h)
     noise = _layer_noise(code)
     for layer in range(W.shape[0]):
         if noise != 0:
-            _apply_noise(s_mask, h, noise, threshold, inv_p, beta)
-        _linear(h, W[layer], z)
-        _bn_train(z, eps, y, bmean, bvar)
-        _update_running(rm[layer], rv[layer], bmean, bvar, m, momentum, step)
+            apply_noise(s_mask, h, noise, threshold, inv_p, beta)
+        linear_rows(h, W[layer], z)
+        bn_train(z, eps, y, bmean, bvar)
+        update_running(rm[layer], rv[layer], bmean, bvar, m, momentum, step)
         relu_sum[layer] += _relu(y, h)
     if code == AFTER:
-        _apply_noise(s_mask, h, _DROPOUT, threshold, inv_p, beta)
+        apply_noise(s_mask, h, _DROPOUT, threshold, inv_p, beta)
 
 
 @kernel
-def _train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, momentum, steps, step0,
+def train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, momentum, steps, step0,
                  rm, rv, x, h, z, y, bmean, bvar, relu_sum):
     """``steps`` training batches drawn from ``s_in``; updates numbered ``step0 + 1 ..``.
 
@@ -247,13 +249,13 @@ def _train_chain(s_in, s_mask, W, code, threshold, inv_p, beta, c, a, b, eps, mo
     calling it twice with ``steps = 1`` equals one call with ``steps = 2``.
     """
     for t in range(steps):
-        _draw_inputs(s_in, x, c, a, b)
-        _train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step0 + t + 1, rm, rv,
+        draw_inputs(s_in, x, c, a, b)
+        train_batch(x, W, code, s_mask, threshold, inv_p, beta, eps, momentum, step0 + t + 1, rm, rv,
                      h, z, y, bmean, bvar, relu_sum)
 
 
 @kernel
-def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, x, h, z, y, bmean, bvar,
+def recalibrate_chain(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, x, h, z, y, bmean, bvar,
                  scratch):
     """Reset the running statistics (mean 0, variance 1) and re-estimate them with dropout off.
 
@@ -262,13 +264,13 @@ def _recalibrate(s_in, s_in0, s_mask, W, c, a, b, eps, momentum, steps, rm, rv, 
     """
     rm[:, :] = 0.0
     rv[:, :] = 1.0
-    _copy(s_in0, s_in)
-    _train_chain(s_in, s_mask, W, np.int64(NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, momentum, steps, 0,
+    copy_into(s_in0, s_in)
+    train_chain(s_in, s_mask, W, np.int64(NONE), np.uint64(0), 1.0, 0.0, c, a, b, eps, momentum, steps, 0,
                  rm, rv, x, h, z, y, bmean, bvar, scratch)
 
 
 @kernel
-def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
+def eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
     """Eval mode (no noise, BN with running statistics) for the rows of ``x``.
 
     Parameters
@@ -282,13 +284,13 @@ def _eval_rows(x, W, eps, rm, rv, h, z, y, zstats, relu_sum):
         Σ of every post-ReLU value of each layer is added here.
     """
     r, d = x.shape
-    _copy(x, h)
+    copy_into(x, h)
     inv = np.empty(d)
     s1, s2 = np.empty(d), np.empty(d)
     part = np.empty(d)
     for layer in range(W.shape[0]):
-        _linear(h, W[layer], z)
-        # One pass over z does the statistics, BN (as _bn_eval) and the ReLU; the
+        linear_rows(h, W[layer], z)
+        # One pass over z does the statistics, BN (as bn_eval) and the ReLU; the
         # sums go on from zstats in the same order (copied to contiguous arrays).
         mu = rm[layer]
         for k in range(d):

@@ -2,15 +2,15 @@
 
 ``nn.Linear(d_in, d_out)`` (weight of shape (d_out, d_in), bias) and ``nn.ReLU()``; the noise
 layers (inverted dropout with **keep** probability p, Uout, …) live in :mod:`simulator.nn.noise`,
-one module per kind. The kernels write into ``out`` and allocate nothing but scalars; ``_relu`` may
-be called with ``out`` equal to ``x`` (not ``_linear_bias``).
+one module per kind. The kernels write into ``out`` and allocate nothing but scalars; ``relu`` may
+be called with ``out`` equal to ``x`` (not ``linear_bias``).
 """
 
 from ..core.jit import kernel
 
 
 @kernel
-def _linear_bias(x, W, b, out):
+def linear_bias(x, W, b, out):
     """``out = x Wᵀ + b``, as ``nn.Linear``: ``out[i, k] = b[k] + Σ_j x[i, j] W[k, j]``.
 
     Parameters
@@ -37,7 +37,7 @@ def _linear_bias(x, W, b, out):
 
 
 @kernel
-def _relu(x, out):
+def relu(x, out):
     """``out = max(x, 0)`` element-wise (``nn.ReLU``)."""
     m, d = x.shape
     for i in range(m):

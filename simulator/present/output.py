@@ -190,6 +190,7 @@ def table(result, detail_rows=False, style=_plain, streamed=False):
 
 
 def to_json(result):
+    """``result`` (meta, claims, checks) as indented JSON text, ending in a newline."""
     data = {"meta": result.meta, "claims": result.claims, "checks": result.checks}
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
@@ -199,6 +200,7 @@ CSV_FIELDS = ("experiment", "check", "claim", "subclaim", "kind", "params", "for
 
 
 def to_csv(result):
+    """``result``'s checks as CSV text, one row per check, columns :data:`CSV_FIELDS`."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

@@ -117,7 +117,7 @@ def report(out=DEFAULT_OUT, seed=DEFAULT_SEED, samples=None, quick=False, thread
 
 def _report(out, seed, samples, quick, threads, progress, command):
     """:func:`report`, with its arguments checked and its output locked."""
-    checkpoints = _checkpoint_folder(out)
+    checkpoints = checkpoint_folder(out)
     tmp = new_folder(out)
     stop = None
     try:
@@ -206,7 +206,7 @@ def is_report(folder):
     return ours and all(n in REPORT_FILES or n in figures_ or map_pages.is_map_file(n) for n in names)
 
 
-def _checkpoint_folder(out):
+def checkpoint_folder(out):
     """``out.checkpoint``, the report's finished sweeps: created with its mark, or refused when it exists and
     is not this program's."""
     folder = out + ".checkpoint"

@@ -27,7 +27,10 @@ def _distributed():
     return distributed
 
 
-def _client(workers, scheduler):
+def start_client(workers, scheduler):
+    """``(client, cluster)``: a Dask client on ``scheduler``'s address (cluster None), or on a new local
+    cluster of ``workers`` processes; a bad address, a refused connection or ``workers < 1`` is a
+    :class:`ParameterError`."""
     distributed = _distributed()
     Client, LocalCluster = distributed.Client, distributed.LocalCluster
     if scheduler:
@@ -89,7 +92,7 @@ def on_cluster(tasks, run_point, workers=None, scheduler=None, threads=None):
     (:mod:`simulator.runs.regime`) for a map; passed in so that this module imports neither.
     """
     as_completed = _distributed().as_completed
-    client, cluster = _client(workers, scheduler)
+    client, cluster = start_client(workers, scheduler)
     try:
         check_workers(client)
     except BaseException:

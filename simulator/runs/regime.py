@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr, ndtri, stdtr, stdtrit
-from scipy.stats import norm
 
 from ..core.errors import ParameterError, shown
-from ..core.params import MIN_P
-from ..data.c6map import SERIES
+from ..core.params import DEFAULT_ALPHA, MIN_P  # DEFAULT_ALPHA: one family per sub-claim
+from ..data.c6map import MARGIN, SERIES
+from ..theory.verdict import z_threshold
 
 TWINS = {"teacher": "teacher-class", "diamonds": "diamonds-class"}
 # Log-spaced sizes (a factor ≈ 4.3), each with a training split (80%) that is a whole number of batches of
@@ -63,10 +63,8 @@ REFERENCE = {"dmse": "mse_none", "dmse_shift": "mse_none", "drop": "accuracy_non
 EFFECTS = ("dmse", "drop")
 SHIFT = ("dmse_shift", "dce_shift", "dacc_shift")
 PILOT, CAP = 8, 64
-MARGIN = 0.01
 BATCH = 32
 STEPS, MIN_EPOCHS = 2000, 5  # the step budget: at least STEPS optimizer steps and at least MIN_EPOCHS epochs
-DEFAULT_ALPHA = 0.001  # the project's family-wise level (simulator.core.params), one family per sub-claim
 # The small map `report` runs itself and `map --quick` (about two minutes on two cores): the teacher at three
 # sizes, p = 0.5, both placements, BN on.
 QUICK = {"tasks": ("teacher",), "rows": (120, 2200, 9400), "keep": (0.5,), "bn": ("true",),
@@ -319,15 +317,10 @@ def family_sizes(grid):
 def sizing_z(grid, plan):
     """Quantity → the z* of its family over ``grid`` (what :func:`table` will judge it at)."""
     sizes = family_sizes(grid)
-    return {q: z_star(plan.alpha, sizes[family_of(q)]) for q in EFFECTS + SHIFT}
+    return {q: z_threshold(plan.alpha, sizes[family_of(q)]) for q in EFFECTS + SHIFT}
 
 
 # ------------------------------------------------------------------------------------------------ judging
-
-
-def z_star(alpha, tests):
-    """Two-sided Bonferroni threshold of a family of ``tests`` z-tests at family-wise level ``alpha``."""
-    return float(norm.isf(alpha / (2 * max(tests, 1))))
 
 
 def critical(zs, runs):
@@ -404,7 +397,7 @@ def table(results, plan):
     if frame.empty:
         return frame
     sizes = frame.groupby("family")["quantity"].transform("size")
-    frame["z_star"] = [z_star(plan.alpha, m) for m in sizes]
+    frame["z_star"] = [z_threshold(plan.alpha, m) for m in sizes]
     frame["resolution"] = [resolution(r.mcse, r.z_star, r.runs) for r in frame.itertuples()]
     frame["reached"] = [bool(res <= resolution(target, zs)) for res, target, zs
                         in zip(frame["resolution"], frame["target"], frame["z_star"])]
@@ -443,7 +436,7 @@ def crossover(frame, quantity):
         if found is not None:
             a, b = found
             inside = slice(a, b + 1)
-            row.update(n_star=_root(np.log(n[inside]), est[inside]), low=float(n[a]), high=float(n[b]),
+            row.update(n_star=crossing_n(np.log(n[inside]), est[inside]), low=float(n[a]), high=float(n[b]),
                        sign="− then +" if est[a] < 0 else "+ then −", resolved=True)
         out.append(row)
     return pd.DataFrame(out)
@@ -458,7 +451,7 @@ def _bracket(n, z, zs):
     return None
 
 
-def _root(logn, y):
+def crossing_n(logn, y):
     """N where the piecewise-linear curve (log N, y) first crosses 0 (None if it does not)."""
     for i in range(len(y) - 1):
         if y[i] == 0.0:
@@ -586,7 +579,7 @@ def regime_map(plan=None, seed=None, threads=None, checkpoint=None, workers=None
     meta = {"command": "map", "plan": _plan_dict(plan), "seed": seed, "cells": len(grid),
             "runs": {"pilot": plan.pilot * len(grid), "final": int(sum(sizes)),
                      "chunks": int(sum(len(ks) for ks in chunks))},
-            "families": {f: {"cells": int(n), "z_star": z_star(plan.alpha, n)}
+            "families": {f: {"cells": int(n), "z_star": z_threshold(plan.alpha, n)}
                          for f, n in (frame.groupby("family").size().items() if len(frame) else [])},
             "versions": versions()}
     return MapResult(meta, results, frame, cross, sentences(frame, cross))

@@ -223,11 +223,14 @@ def noise_variance(noise, p, beta=0.1):
     Notes
     -----
     Bernoulli inverted dropout ``a/p``: ``(1 − p)/p``; Gaussian dropout ``N(1, (1 − p)/p)``:
-    the same; Uout ``1 + U(−β, β)``: ``β²/3`` (Li et al. 2019).
+    the same; Uout ``1 + U(−β, β)``: ``β²/3`` (Li et al. 2019). Any other name is a ValueError, never
+    another kind's variance.
     """
     if noise == "uout":
         return beta * beta / 3.0
-    return (1 - p) / p
+    if noise in ("bernoulli", "dropout", "gaussian"):
+        return (1 - p) / p
+    raise ValueError(f"noise_variance: unknown noise {noise!r}; valid: bernoulli (dropout), gaussian, uout")
 
 
 def dropout_train_variance(c, v, p):

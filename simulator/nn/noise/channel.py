@@ -10,7 +10,7 @@ correlated within a sample. One raw draw per (n, c), row-major (:mod:`simulator.
 import numpy as np
 
 from ...core.jit import kernel
-from ...core.rng import _draw
+from ...core.rng import draw_raw
 from .kind import NoiseKind
 
 NAME = "channel-dropout"
@@ -48,7 +48,7 @@ def channel_dropout(s, x, threshold, inv_p, out):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(n):
         for k in range(c):
-            u, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
             gate = inv_p if (u >> np.uint64(11)) < threshold else 0.0
             for t in range(length):
                 out[i, k, t] = x[i, k, t] * gate

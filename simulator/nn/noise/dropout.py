@@ -6,13 +6,13 @@ differ in how they draw it:
 
 - :func:`dropout`: one raw draw per entry, row-major, through an array state (the audit's layer);
 - :func:`dropout_inplace`: the same draws, the state in registers, ``h`` scaled in place (the chain);
-- :func:`dropout_multipliers`: the multipliers ``δ/p`` of m rows, 64 gates per ``rng._draw_mask``
+- :func:`dropout_multipliers`: the multipliers ``δ/p`` of m rows, 64 gates per ``rng.draw_mask``
   word (bit k of word q gates unit 64q + k), for the trainer.
 """
 import numpy as np
 
 from ...core.jit import inline, kernel
-from ...core.rng import _draw, _draw_mask, _keep
+from ...core.rng import draw_mask, draw_raw, next_keep
 from .kind import NoiseKind
 
 NAME = "dropout"
@@ -54,7 +54,7 @@ def dropout(s, x, threshold, inv_p, out):
     m, d = x.shape
     for i in range(m):
         for k in range(d):
-            out[i, k] = x[i, k] * _keep(s, threshold) * inv_p
+            out[i, k] = x[i, k] * next_keep(s, threshold) * inv_p
 
 
 @inline
@@ -64,7 +64,7 @@ def dropout_inplace(s, h, threshold, inv_p):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(r):
         for j in range(d):
-            u, s0, s1, s2, s3 = _draw(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_raw(s0, s1, s2, s3)
             keep = 1.0 if (u >> np.uint64(11)) < threshold else 0.0
             h[i, j] = h[i, j] * keep * inv_p
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
@@ -77,7 +77,7 @@ def dropout_multipliers(s, nm, m, threshold, inv_p):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(m):
         for q in range(0, d, 64):
-            word, s0, s1, s2, s3 = _draw_mask(s0, s1, s2, s3, threshold)
+            word, s0, s1, s2, s3 = draw_mask(s0, s1, s2, s3, threshold)
             for k in range(q, min(q + 64, d)):
                 nm[i, k] = inv_p if (word >> np.uint64(k - q)) & np.uint64(1) else 0.0
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3

@@ -2,13 +2,13 @@
 
 Variance-matched to inverted dropout of KEEP probability p (Srivastava et al. 2014, §10):
 ``E ξ = 1``, ``Var ξ = (1 − p)/p``, the s² of dropout, so the variance shift of docs/theory.md
-(C5) is the same. One ``rng._draw_normal`` (ziggurat, :mod:`simulator.core.rng`) per entry,
+(C5) is the same. One ``rng.draw_normal`` (ziggurat, :mod:`simulator.core.rng`) per entry,
 row-major. PyTorch has no module for it: :func:`torch_module` builds one.
 """
 import math
 
 from ...core.jit import kernel
-from ...core.rng import _draw_normal
+from ...core.rng import draw_normal
 from .kind import NoiseKind
 
 NAME = "gaussian"
@@ -51,7 +51,7 @@ def gaussian(s, x, sd, out):
     Parameters
     ----------
     s : ndarray of shape (4,), dtype uint64
-        Generator state, advanced in place (one ``rng._draw_normal`` per entry).
+        Generator state, advanced in place (one ``rng.draw_normal`` per entry).
     x, out : ndarray of shape (m, d)
         ``out`` may be ``x`` itself.
     sd : float
@@ -61,7 +61,7 @@ def gaussian(s, x, sd, out):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(m):
         for k in range(d):
-            g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+            g, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
             out[i, k] = x[i, k] * (1.0 + sd * g)
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
@@ -73,7 +73,7 @@ def gaussian_multipliers(s, nm, m, sd):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(m):
         for k in range(d):
-            g, s0, s1, s2, s3 = _draw_normal(s0, s1, s2, s3)
+            g, s0, s1, s2, s3 = draw_normal(s0, s1, s2, s3)
             nm[i, k] = 1.0 + sd * g
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 

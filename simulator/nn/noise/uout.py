@@ -1,12 +1,12 @@
 """Uout (Li et al. 2019): ``h̃ = h (1 + r)``, ``r ~ U(−β, β)`` per entry; it does not depend on p.
 
-``E ξ = 1``, ``Var ξ = β²/3`` (docs/theory.md, C5). One ``rng._draw_uniform`` (53 bits) per entry,
+``E ξ = 1``, ``Var ξ = β²/3`` (docs/theory.md, C5). One ``rng.draw_uniform`` (53 bits) per entry,
 row-major (:mod:`simulator.core.rng`); the kernels differ as those of :mod:`simulator.nn.noise.dropout`:
 :func:`uout` (array state, the audit's layer), :func:`uout_inplace` (registers, the chain) and
 :func:`uout_multipliers` (the multipliers ``1 + r`` of m rows, for the trainer).
 """
 from ...core.jit import inline, kernel
-from ...core.rng import _draw_uniform, _uniform
+from ...core.rng import draw_uniform, next_uniform
 from .kind import NoiseKind
 
 NAME = "uout"
@@ -56,7 +56,7 @@ def uout(s, x, beta, out):
     m, d = x.shape
     for i in range(m):
         for k in range(d):
-            out[i, k] = x[i, k] + x[i, k] * (beta * (2.0 * _uniform(s) - 1.0))
+            out[i, k] = x[i, k] + x[i, k] * (beta * (2.0 * next_uniform(s) - 1.0))
 
 
 @inline
@@ -66,7 +66,7 @@ def uout_inplace(s, h, beta):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(r):
         for j in range(d):
-            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             h[i, j] = h[i, j] + h[i, j] * (beta * (2.0 * u - 1.0))
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
@@ -78,7 +78,7 @@ def uout_multipliers(s, nm, m, beta):
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(m):
         for k in range(d):
-            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             nm[i, k] = 1.0 + beta * (2.0 * u - 1.0)
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 

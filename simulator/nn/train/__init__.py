@@ -33,8 +33,8 @@ first ``⌊n/5⌋`` rows are the test rows, the rest the training rows in that
 order. Init: layer by layer, the weight (row-major, (out, in)) then the bias,
 ``(2u − 1)/√fan_in``. Every epoch shuffles ``0..n_train−1`` afresh from the
 identity, the same way. Noise: per batch, hidden layer by hidden layer, row by
-row: dropout takes ⌈width/64⌉ words of ``rng._draw_mask`` (bit k of word q
-gates unit 64q + k), Uout one ``rng._draw_uniform`` per unit.
+row: dropout takes ⌈width/64⌉ words of ``rng.draw_mask`` (bit k of word q
+gates unit 64q + k), Uout one ``rng.draw_uniform`` per unit.
 
 The package: :mod:`simulator.nn.train.config` (the configuration, its validation, the records the
 kernels take), :mod:`simulator.nn.train.layout` (the flat parameter vector), :mod:`simulator.nn.train.data`
@@ -42,22 +42,8 @@ kernels take), :mod:`simulator.nn.train.layout` (the flat parameter vector), :mo
 :mod:`simulator.nn.train.loop` (one run, in steps, and the threaded driver) and
 :mod:`simulator.nn.train.api` (:func:`train_runs`, :func:`trace`).
 """
-import numpy as np
-
-from ...core.arrays import _copy
 from .api import Trace, TrainResult, trace, train_runs
 from .config import (
-    _K_DROPOUT,
-    _K_NONE,
-    _K_UOUT,
-    _M_HEAD,
-    _M_HIDDEN,
-    _M_NONE,
-    _M_UOUT,
-    _MODE_VARIANT,
-    _V_PLAIN,
-    _V_RECAL_OFF,
-    _V_RECAL_ON,
     ADAM_BETA1,
     ADAM_BETA2,
     ADAM_EPS,
@@ -65,65 +51,14 @@ from .config import (
     OPTIMIZERS,
     PLACEMENTS,
     TEST_FRACTION_DIVISOR,
-    Outputs,
-    Recorder,
-    Spec,
-    TaskArrays,
     TrainConfig,
     check,
 )
-from .data import _median, _prepare, _shuffle
-from .kernels import (
-    Eval,
-    Net,
-    Work,
-    _adam,
-    _bias_grad,
-    _init_params,
-    _loss,
-    _metrics,
-    _noise,
-    _sgd,
-    _transpose,
-    _transpose_into,
-    backward,
-    bn_moments,
-    forward_eval,
-    forward_train,
-    recalibrate,
-)
-from .layout import _FIN, _FOUT, _OB, _OBETA, _OG, _OW, layer_table, unpack
-from .loop import _run_task, _train_chunk
+from .layout import layer_table, unpack
 
-_check = check  # the name of before
-
-# The names of the one-module trainer, at their old path (callers: simulator.experiments.training,
-# simulator.bench, tests), and the new records.
+# The trainer's entry points and settings; its records and kernels are public in their own modules
+# (config, layout, data, kernels, loop), imported from there.
 __all__ = [
     "ADAM_BETA1", "ADAM_BETA2", "ADAM_EPS", "FINAL_BATCH", "OPTIMIZERS", "PLACEMENTS", "TEST_FRACTION_DIVISOR",
     "TrainConfig", "TrainResult", "Trace", "train_runs", "trace", "layer_table", "unpack", "check",
-    "Spec", "TaskArrays", "Outputs", "Recorder", "Net", "Work", "Eval",
-    "forward_train", "backward", "forward_eval", "bn_moments", "recalibrate",
-    "_check", "_copy", "_run_task", "_train_chunk", "_prepare", "_shuffle", "_median", "_init_params", "_transpose",
-    "_transpose_into", "_noise", "_loss", "_adam", "_sgd", "_bias_grad", "_metrics", "_forward_train", "_backward",
-    "_K_NONE", "_K_DROPOUT", "_K_UOUT", "_M_NONE", "_M_HIDDEN", "_M_HEAD", "_M_UOUT", "_V_PLAIN", "_V_RECAL_OFF",
-    "_V_RECAL_ON", "_MODE_VARIANT", "_FIN", "_FOUT", "_OW", "_OB", "_OG", "_OBETA",
 ]
-
-
-def _forward_train(xb, m, theta, Wt, lay, bn, kinds, s, threshold, inv_p, beta,
-                   rm, rv, momentum, step, Z, XH, H, NM, bmean, bvar, out):
-    """:func:`kernels.forward_train` with the flat arguments of before (tests/test_bench.py calls it)."""
-    nothing = np.empty((0, 0))
-    w = Work(xb, np.empty(0), Z, XH, H, NM, bmean, bvar, out, nothing, nothing, nothing, nothing)
-    spec = Spec(0, 1, 0, theta.size, bool(bn), 0, xb.shape[0], True, 0.0, 0.0, np.uint64(threshold), float(inv_p),
-                float(beta), False, 0, 0)
-    net = Net(theta, Wt, np.empty(0), np.empty(0), np.empty(0), rm, rv)
-    forward_train(w, m, net, lay, spec, kinds, s, float(momentum), int(step))
-
-
-def _backward(xb, m, theta, lay, bn, Z, XH, H, NM, bvar, dout, grad, dH, dY, dZ):
-    """:func:`kernels.backward` with the flat arguments of before (tests/test_bench.py calls it)."""
-    w = Work(xb, np.empty(0), Z, XH, H, NM, np.empty((0, 0)), bvar, np.empty((0, 0)), dout, dH, dY, dZ)
-    net = Net(theta, np.empty(0), grad, np.empty(0), np.empty(0), np.empty((0, 0)), np.empty((0, 0)))
-    backward(w, m, net, lay, bool(bn))

@@ -9,10 +9,10 @@ import numpy as np
 
 from ...core.errors import ParameterError
 from ...core.rng import keep_threshold
-from .config import _M_HIDDEN, _M_UOUT, _MODE_VARIANT, TEST_FRACTION_DIVISOR, Outputs, Recorder, Spec, TaskArrays, check
-from .data import _prepare
+from .config import M_HIDDEN, M_UOUT, MODE_VARIANT, TEST_FRACTION_DIVISOR, Outputs, Recorder, Spec, TaskArrays, check
+from .data import prepare_run
 from .layout import layer_table, unpack
-from .loop import _run_task, _train_chunk
+from .loop import run_task, train_chunk
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,12 @@ class _Setup:
         lay, nparams = layer_table(X.shape[1], classes, int(c.depth), int(c.width), bool(c.bn))
         modes, variants = [], []
         for col, name in enumerate(placements):
-            mode, variant = _MODE_VARIANT[name]
+            mode, variant = MODE_VARIANT[name]
             if mode not in modes:
                 modes.append(mode)
                 variants.append([-1, -1, -1])
             variants[modes.index(mode)][variant] = col
-        s2 = [((1.0 - c.p) / c.p) if mode == _M_HIDDEN else (c.beta ** 2 / 3.0 if mode == _M_UOUT else 0.0)
+        s2 = [((1.0 - c.p) / c.p) if mode == M_HIDDEN else (c.beta ** 2 / 3.0 if mode == M_UOUT else 0.0)
               for mode in modes]
         self.n_test = X.shape[0] // TEST_FRACTION_DIVISOR
         self.task = TaskArrays(X, y, lay, np.array(c.epochs_checked(), dtype=np.int64))
@@ -160,7 +160,7 @@ def train_runs(task, config, placements, runs, key, progress=None):
     done = 0
     while done < runs:
         count = min(threads, runs - done)
-        _train_chunk(done * T, count * T, threads, key, a.modes, a.variants, a.s2, a.task, a.spec, out)
+        train_chunk(done * T, count * T, threads, key, a.modes, a.variants, a.s2, a.task, a.spec, out)
         done += count
         if progress is not None:
             progress(done, runs)
@@ -239,11 +239,11 @@ def trace(task, config, placement, run, key, steps):
     n_test = a.n_test
     n_train = n - n_test
     rec, sizes = _recorder(steps, depth, batch, width, a.spec.nparams, n_train - a.n_val, a.spec.drop_last)
-    _run_task(key, int(run), a.modes[0], a.variants[0], a.s2[0], a.task, a.spec,
+    run_task(key, int(run), a.modes[0], a.variants[0], a.s2[0], a.task, a.spec,
               _outputs(int(run) + 1, 1, 1, depth), rec)
     Xtr, ytr = np.empty((n_train, f)), np.empty(n_train)
     Xte, yte = np.empty((n_test, f)), np.empty(n_test)
-    _prepare(key, int(run), a.task.X, a.task.y, a.spec.target, n_test, Xtr, ytr, Xte, yte)
+    prepare_run(key, int(run), a.task.X, a.task.y, a.spec.target, n_test, Xtr, ytr, Xte, yte)
     done = int((rec.order[:, 0] >= 0).sum())
     batches = [rec.order[t][rec.order[t] >= 0] for t in range(done)]
     noise = [rec.noise[t][:, :len(batches[t])] for t in range(done)]

@@ -24,25 +24,25 @@ VALIDATION_DIVISOR = 5  # with early stopping, n_val = ⌊n_train / 5⌋ of the 
 FINAL_BATCH = ("keep", "drop")
 
 # Training modes (what noise the network trains with) and evaluation variants.
-_M_NONE, _M_HIDDEN, _M_HEAD, _M_UOUT = 0, 1, 2, 3
-_V_PLAIN, _V_RECAL_OFF, _V_RECAL_ON = 0, 1, 2
+M_NONE, M_HIDDEN, M_HEAD, M_UOUT = 0, 1, 2, 3
+V_PLAIN, V_RECAL_OFF, V_RECAL_ON = 0, 1, 2
 # Noise kind at one position (the codes of simulator.nn.noise; 0: none).
-_K_NONE, _K_DROPOUT, _K_UOUT = 0, dropout.CODE, uout.CODE
+K_NONE, K_DROPOUT, K_UOUT = 0, dropout.CODE, uout.CODE
 
 
 def _mode_variant(p):
     """``(training mode, evaluation variant)`` of trainer placement ``p`` (a ``placements.Placement``)."""
     if not p.noise:
-        mode = _M_NONE
+        mode = M_NONE
     elif p.noise == uout.NAME:
-        mode = _M_UOUT
+        mode = M_UOUT
     else:
-        mode = _M_HIDDEN if p.position == pl.HIDDEN else _M_HEAD
-    variant = {"": _V_PLAIN, pl.OFF: _V_RECAL_OFF, pl.ON: _V_RECAL_ON}[p.recalibration]
+        mode = M_HIDDEN if p.position == pl.HIDDEN else M_HEAD
+    variant = {"": V_PLAIN, pl.OFF: V_RECAL_OFF, pl.ON: V_RECAL_ON}[p.recalibration]
     return mode, variant
 
 
-_MODE_VARIANT = {name: _mode_variant(pl.get(name, pl.TRAINER)) for name in PLACEMENTS}
+MODE_VARIANT = {name: _mode_variant(pl.get(name, pl.TRAINER)) for name in PLACEMENTS}
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,20 @@
 """A run's data: its 80/20 split, the standardisation by the training rows, the labels; the epoch shuffle.
 
-The split is a Fisher–Yates shuffle (:func:`_shuffle`) of ``0..n−1`` drawn from block ``4 r`` of the
+The split is a Fisher–Yates shuffle (:func:`shuffle_in_place`) of ``0..n−1`` drawn from block ``4 r`` of the
 stream key; the first ``n_test`` rows are the test rows, the rest the training rows in that order.
 """
 import numpy as np
 
 from ...core.jit import inline, kernel
-from ...core.rng import _block_state, _draw_uniform
+from ...core.rng import block_state, draw_uniform
 
 
 @kernel
-def _shuffle(s, order):
+def shuffle_in_place(s, order):
     """Fisher–Yates in place with 53-bit uniforms: ``for i = n−1..1: swap(i, ⌊u (i+1)⌋)``."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for i in range(order.size - 1, 0, -1):
-        u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+        u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
         j = int(u * (i + 1))
         t = order[i]
         order[i] = order[j]
@@ -23,7 +23,7 @@ def _shuffle(s, order):
 
 
 @kernel
-def _median(x):
+def median(x):
     """``np.median(x)`` of a non-empty x without NaN: the middle value, or the mean ``(a + b) / 2`` of the two.
 
     An insertion sort of a copy (training targets are few; ``np.median``
@@ -94,7 +94,7 @@ def _targets(y, perm, n_test, target, ytr, yte):
         for i in range(n_test):
             yte[i] = y[perm[i]]
     else:
-        med = _median(raw_tr)
+        med = median(raw_tr)
         for i in range(n_train):
             ytr[i] = 1.0 if raw_tr[i] > med else 0.0
         for i in range(n_test):
@@ -102,7 +102,7 @@ def _targets(y, perm, n_test, target, ytr, yte):
 
 
 @kernel
-def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
+def prepare_run(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     """Split run ``run``'s rows, standardise with the training split, make its labels.
 
     Parameters
@@ -122,6 +122,6 @@ def _prepare(key, run, X, y, target, n_test, Xtr, ytr, Xte, yte):
     perm = np.empty(n, dtype=np.int64)
     for i in range(n):
         perm[i] = i
-    _shuffle(_block_state(key, 4 * run), perm)
+    shuffle_in_place(block_state(key, 4 * run), perm)
     _standardise_columns(X, perm, n_test, Xtr, Xte)
     _targets(y, perm, n_test, target, ytr, yte)

@@ -11,13 +11,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ...core.jit import inline, kernel
-from ...core.rng import _draw_uniform
-from ..batchnorm import EPS, _bn_backward, _bn_eval, _bn_train, _update_running
-from ..chain import _linear
+from ...core.rng import draw_uniform
+from ..batchnorm import EPS, bn_backward, bn_eval, bn_train, update_running
+from ..chain import linear_rows
 from ..noise.dropout import dropout_multipliers
 from ..noise.uout import uout_multipliers
-from .config import _K_DROPOUT, _K_NONE, ADAM_BETA1, ADAM_BETA2, ADAM_EPS
-from .layout import _FIN, _FOUT, _OB, _OBETA, _OG, _OW
+from .config import ADAM_BETA1, ADAM_BETA2, ADAM_EPS, K_DROPOUT, K_NONE, K_UOUT
+from .layout import FIN, FOUT, OB, OBETA, OG, OW
 
 
 class Net(NamedTuple):
@@ -72,32 +72,32 @@ class Eval(NamedTuple):
 
 
 @kernel
-def _init_params(s, theta, lay):
+def init_params(s, theta, lay):
     """PyTorch's ``nn.Linear`` init, layer by layer (W row-major, then b); γ = 1, β = 0."""
     s0, s1, s2, s3 = s[0], s[1], s[2], s[3]
     for layer in range(lay.shape[0]):
-        fin, fout, ow, ob = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW], lay[layer, _OB]
+        fin, fout, ow, ob = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW], lay[layer, OB]
         bound = 1.0 / np.sqrt(fin)
         for q in range(ow, ob + fout):  # W then b are adjacent
-            u, s0, s1, s2, s3 = _draw_uniform(s0, s1, s2, s3)
+            u, s0, s1, s2, s3 = draw_uniform(s0, s1, s2, s3)
             theta[q] = (2.0 * u - 1.0) * bound
-        if lay[layer, _OG] >= 0:
+        if lay[layer, OG] >= 0:
             for q in range(fout):
-                theta[lay[layer, _OG] + q] = 1.0
-                theta[lay[layer, _OBETA] + q] = 0.0
+                theta[lay[layer, OG] + q] = 1.0
+                theta[lay[layer, OBETA] + q] = 0.0
     s[0], s[1], s[2], s[3] = s0, s1, s2, s3
 
 
 @kernel
-def _transpose(theta, lay, Wt):
+def transpose_weights(theta, lay, Wt):
     """``Wt`` (same offsets) holds every W transposed, (fan_in, fan_out): the forward pass runs along it."""
     for layer in range(lay.shape[0]):
-        fin, fout, ow = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW]
-        _transpose_into(theta[ow:ow + fin * fout].reshape((fout, fin)), Wt[ow:ow + fin * fout].reshape((fin, fout)))
+        fin, fout, ow = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW]
+        transpose_into(theta[ow:ow + fin * fout].reshape((fout, fin)), Wt[ow:ow + fin * fout].reshape((fin, fout)))
 
 
 @kernel
-def _transpose_into(a, out):
+def transpose_into(a, out):
     """``out = aᵀ`` (out of shape (a.shape[1], a.shape[0])), written row by row."""
     r, c = a.shape
     for j in range(c):
@@ -106,7 +106,7 @@ def _transpose_into(a, out):
 
 
 @kernel
-def _copy_rows(src, dst, m):
+def copy_rows(src, dst, m):
     """``dst[l, :m] = src[l, :m]`` for every l (arrays of shape (L, batch, width))."""
     for layer in range(src.shape[0]):
         for i in range(m):
@@ -118,18 +118,20 @@ def _copy_rows(src, dst, m):
 # Layers.
 
 @kernel
-def _noise(s, nm, m, kind, threshold, inv_p, beta):
+def noise_multipliers(s, nm, m, kind, threshold, inv_p, beta):
     """Noise multipliers of m rows: ``δ/p`` (dropout), ``1 + r`` (Uout) or 1 (none); the kernels of
     :mod:`simulator.nn.noise`."""
     d = nm.shape[1]
-    if kind == _K_NONE:
+    if kind == K_NONE:
         for i in range(m):
             for k in range(d):
                 nm[i, k] = 1.0
-    elif kind == _K_DROPOUT:
+    elif kind == K_DROPOUT:
         dropout_multipliers(s, nm, m, threshold, inv_p)
-    else:
+    elif kind == K_UOUT:
         uout_multipliers(s, nm, m, beta)
+    else:  # never another kind's branch: a code the trainer does not run is an error
+        raise ValueError("the trainer runs noise codes 0 (none), 1 (dropout) and 2 (uout) only")
 
 
 @kernel
@@ -141,7 +143,7 @@ def _add_bias(z, m, b):
 
 
 @kernel
-def _bias_grad(dz, m, gb):
+def bias_grad(dz, m, gb):
     """``gb = Σ_i dz_i`` over rows 0..m−1, in order."""
     for k in range(gb.size):
         gb[k] = 0.0
@@ -181,20 +183,20 @@ def forward_train(w, m, net, lay, spec, kinds, s, momentum, step):
     depth = lay.shape[0] - 1
     theta = net.theta
     for layer in range(depth + 1):
-        fin, fout, ow, ob = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW], lay[layer, _OB]
+        fin, fout, ow, ob = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW], lay[layer, OB]
         a = w.xb if layer == 0 else w.H[layer - 1]
         wt = net.Wt[ow:ow + fin * fout].reshape((fin, fout))
         b = theta[ob:ob + fout]
         z = w.out if layer == depth else w.Z[layer]
-        _linear(a[:m], wt, z[:m])  # the one call site of the product: the compiled code stays small
+        linear_rows(a[:m], wt, z[:m])  # the one call site of the product: the compiled code stays small
         _add_bias(z, m, b)
         if layer == depth:
             break
-        _noise(s, w.NM[layer], m, kinds[layer], spec.threshold, spec.inv_p, spec.beta)
+        noise_multipliers(s, w.NM[layer], m, kinds[layer], spec.threshold, spec.inv_p, spec.beta)
         if spec.bn:
-            _bn_train(w.Z[layer][:m], EPS, w.XH[layer][:m], w.bmean[layer], w.bvar[layer])
-            _update_running(net.rm[layer], net.rv[layer], w.bmean[layer], w.bvar[layer], m, momentum, step)
-            og, obeta = lay[layer, _OG], lay[layer, _OBETA]
+            bn_train(w.Z[layer][:m], EPS, w.XH[layer][:m], w.bmean[layer], w.bvar[layer])
+            update_running(net.rm[layer], net.rv[layer], w.bmean[layer], w.bvar[layer], m, momentum, step)
+            og, obeta = lay[layer, OG], lay[layer, OBETA]
             _affine_relu_noise(w.XH[layer], m, theta[og:og + fout], theta[obeta:obeta + fout], w.NM[layer],
                                w.H[layer])
         else:
@@ -202,7 +204,7 @@ def forward_train(w, m, net, lay, spec, kinds, s, momentum, step):
 
 
 @kernel
-def _loss(out, yb, m, classes, dout):
+def loss_and_grad(out, yb, m, classes, dout):
     """Mean loss over m rows and its gradient with respect to the outputs.
 
     Notes
@@ -235,14 +237,14 @@ def _loss(out, yb, m, classes, dout):
 @inline
 def _hidden_grad(w, m, layer, lay, bn, theta, grad):
     """``∂y = ∂h · nm · 1[h > 0]`` into ``w.dY``, then (with BN) through BN into ``w.dZ`` and γ, β's gradient."""
-    fout = lay[layer, _FOUT]
+    fout = lay[layer, FOUT]
     h, nm, dH, dY = w.H[layer], w.NM[layer], w.dH, w.dY
     for i in range(m):
         for k in range(fout):
             dY[i, k] = dH[i, k] * nm[i, k] if h[i, k] > 0.0 else 0.0
     if bn:
-        og, obeta = lay[layer, _OG], lay[layer, _OBETA]
-        _bn_backward(dY[:m], w.XH[layer][:m], theta[og:og + fout], w.bvar[layer], EPS, w.dZ[:m],
+        og, obeta = lay[layer, OG], lay[layer, OBETA]
+        bn_backward(dY[:m], w.XH[layer][:m], theta[og:og + fout], w.bvar[layer], EPS, w.dZ[:m],
                      grad[og:og + fout], grad[obeta:obeta + fout])
 
 
@@ -253,18 +255,18 @@ def backward(w, m, net, lay, bn):
     Notes
     -----
     Through ``h = ReLU(y) · nm``: ``∂y = ∂h · nm · 1[y > 0]`` (with nm > 0 where
-    it matters, ``y > 0`` is ``h > 0``); BN as :func:`simulator.nn.batchnorm._bn_backward`.
+    it matters, ``y > 0`` is ``h > 0``); BN as :func:`simulator.nn.batchnorm.bn_backward`.
     Through ``z = a Wᵀ + b``: ``∂W[k, j] = Σ_i dz[i, k] a[i, j]`` (the product
     ``dzᵀ a``, from a transposed copy of dz so that its inner loops run along
     contiguous rows; for a layer with few inputs, ``(aᵀ dz)ᵀ`` instead, the same
     sums), ``∂b_k = Σ_i dz[i, k]``, ``∂a[i, j] = Σ_k dz[i, k] W[k, j]``
     (``dz W``); every sum runs over its index in order. Both products are
-    :func:`simulator.nn.chain._linear`.
+    :func:`simulator.nn.chain.linear_rows`.
     """
     depth = lay.shape[0] - 1
     theta, grad = net.theta, net.grad
     for layer in range(depth, -1, -1):
-        fin, fout, ow, ob = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW], lay[layer, _OB]
+        fin, fout, ow, ob = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW], lay[layer, OB]
         a = w.xb if layer == 0 else w.H[layer - 1]
         W = theta[ow:ow + fin * fout].reshape((fout, fin))
         gW = grad[ow:ow + fin * fout].reshape((fout, fin))
@@ -275,23 +277,23 @@ def backward(w, m, net, lay, bn):
         # gW = dzᵀ a, or for a narrow input (fewer inputs than half the outputs, e.g. the first layer)
         # gWᵀ = aᵀ dz, whose rows are long; then (below the input layer) dH = dz W. The same sums either way.
         narrow = 2 * fin <= fout
-        _bias_grad(dz, m, grad[ob:ob + fout])
+        bias_grad(dz, m, grad[ob:ob + fout])
         dzT = np.empty((0 if narrow else fout, m))
         aT, gWT = np.empty((fin if narrow else 0, m)), np.empty((fin if narrow else 0, fout))
         src, dst = (a[:m], aT) if narrow else (dz[:m], dzT)
-        _transpose_into(src, dst)
+        transpose_into(src, dst)
         for part in range(2 if layer > 0 else 1):  # one call site of the product
             if part == 0:
                 x, B, prod = (aT, dz[:m], gWT) if narrow else (dzT, a[:m], gW)
             else:
                 x, B, prod = dz[:m], W, w.dH[:m]
-            _linear(x, B, prod)
+            linear_rows(x, B, prod)
         if narrow:
-            _transpose_into(gWT, gW)
+            transpose_into(gWT, gW)
 
 
 @kernel
-def _adam(theta, grad, m1, m2, t, lr):
+def adam_step(theta, grad, m1, m2, t, lr):
     """``torch.optim.Adam`` step t (from 1) with betas (0.9, 0.999), eps 1e-8.
 
     Notes
@@ -310,7 +312,7 @@ def _adam(theta, grad, m1, m2, t, lr):
 
 
 @kernel
-def _sgd(theta, grad, buf, t, lr, mu):
+def sgd_step(theta, grad, buf, t, lr, mu):
     """``torch.optim.SGD(lr, momentum=μ)``: ``buf = g`` at t = 1, then ``buf ← μ buf + g``; ``θ ← θ − lr buf``."""
     for q in range(theta.size):
         buf[q] = grad[q] if t == 1 else mu * buf[q] + grad[q]
@@ -321,10 +323,10 @@ def _sgd(theta, grad, buf, t, lr, mu):
 def optimizer_step(net, t, spec, lay):
     """Step t of the optimizer (Adam, or SGD with momentum ``spec.mu``), then ``net.Wt`` from the new theta."""
     if spec.adam:
-        _adam(net.theta, net.grad, net.m1, net.m2, t, spec.lr)
+        adam_step(net.theta, net.grad, net.m1, net.m2, t, spec.lr)
     else:
-        _sgd(net.theta, net.grad, net.m1, t, spec.lr, spec.mu)
-    _transpose(net.theta, lay, net.Wt)
+        sgd_step(net.theta, net.grad, net.m1, t, spec.lr, spec.mu)
+    transpose_weights(net.theta, lay, net.Wt)
 
 
 # ---------------------------------------------------------------------------
@@ -338,19 +340,19 @@ def forward_eval(x, net, lay, bn, ev):
     depth = lay.shape[0] - 1
     theta = net.theta
     for layer in range(depth + 1):
-        fin, fout, ow, ob = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW], lay[layer, _OB]
+        fin, fout, ow, ob = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW], lay[layer, OB]
         a = x if layer == 0 else ev.He[layer - 1]
         wt = net.Wt[ow:ow + fin * fout].reshape((fin, fout))
         b = theta[ob:ob + fout]
         z = ev.oute if layer == depth else ev.Ze[layer]
-        _linear(a, wt, z)
+        linear_rows(a, wt, z)
         _add_bias(z, n, b)
         if layer == depth:
             break
         h = ev.He[layer]
         if bn:
-            _bn_eval(z, ev.rm2[layer], ev.rv2[layer], EPS, h)
-            og, obeta = lay[layer, _OG], lay[layer, _OBETA]
+            bn_eval(z, ev.rm2[layer], ev.rv2[layer], EPS, h)
+            og, obeta = lay[layer, OG], lay[layer, OBETA]
             for i in range(n):
                 for k in range(fout):
                     v = theta[og + k] * h[i, k] + theta[obeta + k]
@@ -363,7 +365,7 @@ def forward_eval(x, net, lay, bn, ev):
 
 
 @kernel
-def _metrics(out, yte, classes):
+def eval_metrics(out, yte, classes):
     """``(mse, accuracy, ce)`` of the outputs on the test rows (NaN where not applicable)."""
     n = out.shape[0]
     if classes == 1:
@@ -436,7 +438,7 @@ def bn_moments(lay, theta, ev, s2):
     n = ev.Ze.shape[1]
     rv = ev.rv2
     for layer in range(depth):
-        fin, fout, ow = lay[layer, _FIN], lay[layer, _FOUT], lay[layer, _OW]
+        fin, fout, ow = lay[layer, FIN], lay[layer, FOUT], lay[layer, OW]
         var = _column_variances(ev.Ze[layer])
         noisy = layer > 0 and s2 != 0.0
         sq = _mean_squares(ev.He[layer - 1 if layer > 0 else 0], fin, noisy)
@@ -489,5 +491,5 @@ def recalibrate(Xtr, net, lay, spec, kind, s, w, rm, rv, rec_noise):
         step += 1
         forward_train(w, m, pass_net, lay, spec, kinds, s, -1.0, step)
         if rec_noise.shape[0] > 0:
-            _copy_rows(w.NM, rec_noise[step - 1], m)
+            copy_rows(w.NM, rec_noise[step - 1], m)
 

@@ -4,7 +4,7 @@ PyTorch's order and shapes; :func:`layer_table` gives the offsets, :func:`unpack
 import numpy as np
 
 # Columns of the layer table ``lay``.
-_FIN, _FOUT, _OW, _OB, _OG, _OBETA = 0, 1, 2, 3, 4, 5
+FIN, FOUT, OW, OB, OG, OBETA = 0, 1, 2, 3, 4, 5
 
 
 def layer_table(n_in, n_out, depth, width, bn):
@@ -23,15 +23,15 @@ def layer_table(n_in, n_out, depth, width, bn):
     for layer in range(depth + 1):
         fin = n_in if layer == 0 else width
         fout = n_out if layer == depth else width
-        lay[layer, _FIN], lay[layer, _FOUT] = fin, fout
-        lay[layer, _OW] = off
+        lay[layer, FIN], lay[layer, FOUT] = fin, fout
+        lay[layer, OW] = off
         off += fin * fout
-        lay[layer, _OB] = off
+        lay[layer, OB] = off
         off += fout
         if bn and layer < depth:
-            lay[layer, _OG] = off
+            lay[layer, OG] = off
             off += fout
-            lay[layer, _OBETA] = off
+            lay[layer, OBETA] = off
             off += fout
     return lay, off
 

@@ -1,4 +1,4 @@
-"""One training run (:func:`_run_task`, a block kernel) in steps, and the threaded driver :func:`_train_chunk`.
+"""One training run (:func:`run_task`, a block kernel) in steps, and the threaded driver :func:`train_chunk`.
 
 Run r draws its split from block ``4r`` of the key, its initial weights from ``4r + 1``, its batch
 order from ``4r + 2`` and its noise from ``4r + 3``. A run trains in one *mode* (the noise it trains
@@ -8,30 +8,30 @@ training itself stays paired with the other placements.
 """
 import numpy as np
 
-from ...core.arrays import _copy
+from ...core.arrays import copy_into
 from ...core.engine import pool_of
 from ...core.jit import inline, threaded
-from ...core.rng import _block_state
+from ...core.rng import block_state
 from ..batchnorm import MOMENTUM
-from .config import _K_DROPOUT, _K_NONE, _K_UOUT, _M_HEAD, _M_HIDDEN, _M_UOUT, _V_PLAIN, _V_RECAL_ON, empty_recorder
-from .data import _prepare, _shuffle
+from .config import K_DROPOUT, K_NONE, K_UOUT, M_HEAD, M_HIDDEN, M_UOUT, V_PLAIN, V_RECAL_ON, empty_recorder
+from .data import prepare_run, shuffle_in_place
 from .kernels import (
     Eval,
     Net,
     Work,
-    _copy_rows,
-    _init_params,
-    _loss,
-    _metrics,
-    _transpose,
     backward,
     bn_moments,
+    copy_rows,
+    eval_metrics,
     forward_eval,
     forward_train,
+    init_params,
+    loss_and_grad,
     optimizer_step,
     recalibrate,
+    transpose_weights,
 )
-from .layout import _FOUT
+from .layout import FOUT
 
 
 @inline
@@ -39,11 +39,11 @@ def _new_net(key, run, lay, nparams):
     """The run's initial parameters (block ``4 run + 1``), their transposes, zero gradient and optimizer
     state, running mean 0 and variance 1."""
     depth = lay.shape[0] - 1
-    width = lay[0, _FOUT]
+    width = lay[0, FOUT]
     theta = np.empty(nparams)
-    _init_params(_block_state(key, 4 * run + 1), theta, lay)
+    init_params(block_state(key, 4 * run + 1), theta, lay)
     Wt = np.empty(nparams)
-    _transpose(theta, lay, Wt)
+    transpose_weights(theta, lay, Wt)
     return Net(theta, Wt, np.zeros(nparams), np.zeros(nparams), np.zeros(nparams),
                np.zeros((depth, width)), np.ones((depth, width)))
 
@@ -52,8 +52,8 @@ def _new_net(key, run, lay, nparams):
 def _new_work(f, lay, batch):
     """The batch work arrays of a network with layer table ``lay`` and ``f`` inputs."""
     depth = lay.shape[0] - 1
-    width = lay[0, _FOUT]
-    n_out = lay[depth, _FOUT]
+    width = lay[0, FOUT]
+    n_out = lay[depth, FOUT]
     return Work(np.empty((batch, f)), np.empty(batch), np.empty((depth, batch, width)),
                 np.empty((depth, batch, width)), np.empty((depth, batch, width)), np.empty((depth, batch, width)),
                 np.empty((depth, width)), np.empty((depth, width)), np.empty((batch, n_out)),
@@ -65,8 +65,8 @@ def _new_work(f, lay, batch):
 def _new_eval(n_test, lay, batch):
     """The evaluation work arrays for ``n_test`` test rows."""
     depth = lay.shape[0] - 1
-    width = lay[0, _FOUT]
-    n_out = lay[depth, _FOUT]
+    width = lay[0, FOUT]
+    n_out = lay[depth, FOUT]
     return Eval(np.empty((depth, n_test, width)), np.empty((depth, n_test, width)), np.empty((n_test, n_out)),
                 np.empty((depth, width)), np.empty((depth, width)), np.empty(4, dtype=np.uint64),
                 np.empty(depth), np.empty(depth), np.empty(depth), np.empty(depth),
@@ -77,12 +77,12 @@ def _new_eval(n_test, lay, batch):
 def _mode_kinds(mode, depth):
     """The noise kind at each hidden position for training mode ``mode``."""
     kinds = np.zeros(depth, dtype=np.int64)
-    if mode == _M_HIDDEN:
-        kinds[:] = _K_DROPOUT
-    elif mode == _M_UOUT:
-        kinds[:] = _K_UOUT
-    elif mode == _M_HEAD:
-        kinds[depth - 1] = _K_DROPOUT
+    if mode == M_HIDDEN:
+        kinds[:] = K_DROPOUT
+    elif mode == M_UOUT:
+        kinds[:] = K_UOUT
+    elif mode == M_HEAD:
+        kinds[depth - 1] = K_DROPOUT
     return kinds
 
 
@@ -90,7 +90,7 @@ def _mode_kinds(mode, depth):
 def _step(w, m, net, lay, spec, kinds, s_noise, t):
     """Optimizer step t on the batch in ``w``: forward, loss, backward, update. False: the loss is not finite."""
     forward_train(w, m, net, lay, spec, kinds, s_noise, MOMENTUM, t)
-    loss = _loss(w.out, w.yb, m, spec.classes, w.dout)
+    loss = loss_and_grad(w.out, w.yb, m, spec.classes, w.dout)
     if not np.isfinite(loss):
         return False
     backward(w, m, net, lay, spec.bn)
@@ -111,7 +111,7 @@ def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
     tracing = rec.order.shape[0] > 0
     for i in range(n_train):
         order[i] = i
-    _shuffle(s_order, order)
+    shuffle_in_place(s_order, order)
     for start in range(0, n_train, batch):
         m = min(batch, n_train - start)
         if m == 1 or (spec.drop_last and m < batch):
@@ -128,7 +128,7 @@ def _epoch(Xtr, ytr, net, w, lay, spec, kinds, s_order, s_noise, order, t, rec):
         if tracing:
             for i in range(m):
                 rec.order[t - 1, i] = order[start + i]
-            _copy_rows(w.NM, rec.noise[t - 1], m)
+            copy_rows(w.NM, rec.noise[t - 1], m)
     return t, False
 
 
@@ -139,15 +139,15 @@ def _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise):
     Plain: the training's own statistics (s² of the noise for hidden and uout training, else 0).
     Recalibrated: re-estimated from a copy of the noise stream, dropout off (s² = 0) or on.
     """
-    if v == _V_PLAIN:
-        _copy(net.rm, ev.rm2)
-        _copy(net.rv, ev.rv2)
-        return s2_noise if mode == _M_HIDDEN or mode == _M_UOUT else 0.0
+    if v == V_PLAIN:
+        copy_into(net.rm, ev.rm2)
+        copy_into(net.rv, ev.rv2)
+        return s2_noise if mode == M_HIDDEN or mode == M_UOUT else 0.0
     # The pass draws from a copy of the noise stream: training stays paired with hidden.
-    _copy(s_noise, ev.s_copy)
-    kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
+    copy_into(s_noise, ev.s_copy)
+    kind = K_DROPOUT if v == V_RECAL_ON else K_NONE
     recalibrate(Xtr, net, lay, spec, kind, ev.s_copy, w, ev.rm2, ev.rv2, ev.empty_noise)
-    return s2_noise if v == _V_RECAL_ON else 0.0
+    return s2_noise if v == V_RECAL_ON else 0.0
 
 
 @inline
@@ -155,10 +155,10 @@ def _write_final(run, col, ev, lay, net, s2, bn, out):
     """After the last epoch: variant ``col``'s BN statistics (:func:`kernels.bn_moments`) into ``out``."""
     if bn:
         bn_moments(lay, net.theta, ev, s2)
-        _copy(ev.real, out.bn_real[run, col])
-        _copy(ev.running, out.bn_running[run, col])
-        _copy(ev.predicted, out.bn_predicted[run, col])
-        _copy(ev.li, out.li_max[run, col])
+        copy_into(ev.real, out.bn_real[run, col])
+        copy_into(ev.running, out.bn_running[run, col])
+        copy_into(ev.predicted, out.bn_predicted[run, col])
+        copy_into(ev.li, out.li_max[run, col])
 
 
 @inline
@@ -171,7 +171,7 @@ def _checkpoint(run, mode, variants, s2_noise, k, final, sets, net, w, ev, lay, 
             continue
         s2 = _variant_statistics(v, mode, s2_noise, Xtr, net, w, ev, lay, spec, s_noise)
         forward_eval(Xte, net, lay, spec.bn, ev)
-        e_mse, e_acc, e_ce = _metrics(ev.oute, yte, spec.classes)
+        e_mse, e_acc, e_ce = eval_metrics(ev.oute, yte, spec.classes)
         out.curve[run, col, k] = e_mse if spec.classes == 1 else e_acc
         if final:
             out.mse[run, col], out.acc[run, col], out.ce[run, col] = e_mse, e_acc, e_ce
@@ -181,28 +181,28 @@ def _checkpoint(run, mode, variants, s2_noise, k, final, sets, net, w, ev, lay, 
 @inline
 def _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec):
     """For :func:`simulator.nn.train.trace`: the final parameters and statistics, and both recalibrations."""
-    _copy(net.theta, rec.theta[1])
-    _copy(net.rm, rec.stats[0, 0])
-    _copy(net.rv, rec.stats[0, 1])
+    copy_into(net.theta, rec.theta[1])
+    copy_into(net.rm, rec.stats[0, 0])
+    copy_into(net.rv, rec.stats[0, 1])
     if spec.bn:
         for v in (1, 2):
-            _copy(s_noise, ev.s_copy)
-            kind = _K_DROPOUT if v == _V_RECAL_ON else _K_NONE
+            copy_into(s_noise, ev.s_copy)
+            kind = K_DROPOUT if v == V_RECAL_ON else K_NONE
             recalibrate(Xtr, net, lay, spec, kind, ev.s_copy, w, ev.rm2, ev.rv2,
                         rec.recal_noise if v == 2 else ev.empty_noise)
-            _copy(ev.rm2, rec.stats[v, 0])
-            _copy(ev.rv2, rec.stats[v, 1])
+            copy_into(ev.rm2, rec.stats[v, 0])
+            copy_into(ev.rv2, rec.stats[v, 1])
 
 
 @inline
 def _split(key, run, task, spec):
-    """Run ``run``'s ``(Xfit, yfit, Xte, yte)`` and validation ``(Xval, yval)`` (:func:`data._prepare`): the
+    """Run ``run``'s ``(Xfit, yfit, Xte, yte)`` and validation ``(Xval, yval)`` (:func:`data.prepare_run`): the
     last ``spec.n_val`` training rows are the validation split (none without early stopping)."""
     n, f = task.X.shape
     n_train = n - spec.n_test
     Xtr, ytr = np.empty((n_train, f)), np.empty(n_train)
     Xte, yte = np.empty((spec.n_test, f)), np.empty(spec.n_test)
-    _prepare(key, run, task.X, task.y, spec.target, spec.n_test, Xtr, ytr, Xte, yte)
+    prepare_run(key, run, task.X, task.y, spec.target, spec.n_test, Xtr, ytr, Xte, yte)
     n_fit = n_train - spec.n_val
     return (Xtr[:n_fit], ytr[:n_fit], Xte, yte), (Xtr[n_fit:], ytr[n_fit:])
 
@@ -210,10 +210,10 @@ def _split(key, run, task, spec):
 @inline
 def _validation_loss(val, net, lay, spec, ev):
     """The eval-mode loss on the validation rows: MSE, or cross-entropy for a classifier."""
-    _copy(net.rm, ev.rm2)
-    _copy(net.rv, ev.rv2)
+    copy_into(net.rm, ev.rm2)
+    copy_into(net.rv, ev.rv2)
     forward_eval(val[0], net, lay, spec.bn, ev)
-    e_mse, e_acc, e_ce = _metrics(ev.oute, val[1], spec.classes)
+    e_mse, e_acc, e_ce = eval_metrics(ev.oute, val[1], spec.classes)
     return e_mse if spec.classes == 1 else e_ce
 
 
@@ -222,9 +222,9 @@ def _keep_if_best(loss, epoch, best, net):
     """Keep the parameters and BN statistics when ``loss`` is the lowest yet; return the best epoch."""
     if loss < best[3][0]:
         best[3][0] = loss
-        _copy(net.theta, best[0])
-        _copy(net.rm, best[1])
-        _copy(net.rv, best[2])
+        copy_into(net.theta, best[0])
+        copy_into(net.rm, best[1])
+        copy_into(net.rv, best[2])
         return epoch
     return -1
 
@@ -232,10 +232,10 @@ def _keep_if_best(loss, epoch, best, net):
 @inline
 def _restore(best, net, lay):
     """Put the kept parameters and BN statistics back (and the transposed weights the passes use)."""
-    _copy(best[0], net.theta)
-    _copy(best[1], net.rm)
-    _copy(best[2], net.rv)
-    _transpose(net.theta, lay, net.Wt)
+    copy_into(best[0], net.theta)
+    copy_into(best[1], net.rm)
+    copy_into(best[2], net.rv)
+    transpose_weights(net.theta, lay, net.Wt)
 
 
 @inline
@@ -259,7 +259,7 @@ def _mark(out, run, variants, best_epoch):
 
 
 @threaded
-def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
+def run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
     """Train run ``run`` in training mode ``mode``; write the requested evaluation variants.
 
     Parameters
@@ -280,14 +280,14 @@ def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
     sets, val = _split(key, run, task, spec)
     Xtr = sets[0]
     net = _new_net(key, run, lay, spec.nparams)
-    s_order = _block_state(key, 4 * run + 2)
-    s_noise = _block_state(key, 4 * run + 3)
+    s_order = block_state(key, 4 * run + 2)
+    s_noise = block_state(key, 4 * run + 3)
     kinds = _mode_kinds(mode, lay.shape[0] - 1)
     w = _new_work(task.X.shape[1], lay, spec.batch)
     ev = _new_eval(spec.n_test, lay, spec.batch)
     tracing = rec.order.shape[0] > 0
     if tracing:
-        _copy(net.theta, rec.theta[0])
+        copy_into(net.theta, rec.theta[0])
     order = np.empty(Xtr.shape[0], dtype=np.int64)
     t = 0
     k_next = 0
@@ -323,10 +323,10 @@ def _run_task(key, run, mode, variants, s2_noise, task, spec, out, rec):
         _record_end(Xtr, net, w, ev, lay, spec, s_noise, rec)
 
 
-def _train_chunk(first, count, threads, key, modes, variants, s2, task, spec, out):
+def train_chunk(first, count, threads, key, modes, variants, s2, task, spec, out):
     """Tasks ``first .. first+count−1`` on ``threads`` threads; task q is run ``q // T`` in mode ``modes[q % T]``.
 
-    :func:`_run_task` releases the GIL, so Python threads run it in parallel
+    :func:`run_task` releases the GIL, so Python threads run it in parallel
     (a ``prange`` kernel would have LLVM optimise the whole training code a
     second time on first use: about 35 s of compilation). Each task writes
     only its own (run, placement) slots, so the result does not depend on the
@@ -334,11 +334,11 @@ def _train_chunk(first, count, threads, key, modes, variants, s2, task, spec, ou
     """
     T = modes.size
     lay = task.lay
-    rec = empty_recorder(lay.shape[0] - 1, int(lay[0, _FOUT]), spec.batch, spec.nparams)
+    rec = empty_recorder(lay.shape[0] - 1, int(lay[0, FOUT]), spec.batch, spec.nparams)
 
     def one(q):
         run, j = q // T, q % T
-        _run_task(key, run, modes[j], variants[j], s2[j], task, spec, out, rec)
+        run_task(key, run, modes[j], variants[j], s2[j], task, spec, out, rec)
 
     if threads <= 1 or count <= 1:
         for q in range(first, first + count):
