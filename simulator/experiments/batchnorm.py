@@ -210,20 +210,11 @@ def run(p, q, ctx):
     """Measure C4: a BatchNorm1d unit trained on batches of m: Σx̂ = 0, Σx̂² = m, the batch variance's
     bias, the running statistics and the eval-mode output against their closed forms.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        ``sum-xhat``, ``sum-xhat²``, ``samuelson``, ``batch-var``, ``running-mean``, ``running-var``,
-        ``eval-mean``, ``eval-var`` and ``eval-var-limit``.
+    ``sum-xhat``, ``sum-xhat²``, ``samuelson``, ``batch-var``, ``running-mean``, ``running-var``,
+    ``eval-mean``, ``eval-var`` and ``eval-var-limit``.
     """
     c, v, m, steps, momentum, eps, gamma = (q[k] for k in ("c", "v", "m", "steps", "momentum", "eps", "gamma"))
     args = (float(c), math.sqrt(v), int(m), int(steps), bn.momentum_code(momentum), float(eps), float(gamma),

@@ -5,10 +5,12 @@ range), its checks (name, kind, what is compared), the claim in words, its
 source and a ``run`` function. ``verify_points`` lists the parameter settings
 (beyond the defaults and the grid of p) that ``verify`` needs to cover the claim;
 ``validate(values)`` checks combinations of parameters. ``headline`` names the
-measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` returns a list of
-:class:`~simulator.theory.verdict.Check`; judging them is done elsewhere. ``subclaim(check)`` names the sub-claim
-a check tests (a key of :data:`simulator.theory.claims.CLAIMS`; the experiment's ``claim_id`` when None); where
-its :class:`CheckSpec` declare sub-claims it defaults to :func:`by_facts`, the sub-claim the check was made with.
+measurements that ``verify`` quotes in its summary of the claim. ``run(p, params, ctx)`` (p the keep
+probability, params the validated parameters, ctx the run's seed, streams, samples, threads and progress)
+returns a list of :class:`~simulator.theory.verdict.Check`; judging them is done elsewhere.
+``subclaim(check)`` names the sub-claim a check tests (a key of :data:`simulator.theory.claims.CLAIMS`; the
+experiment's ``claim_id`` when None); where its :class:`CheckSpec` declare sub-claims it defaults to
+:func:`by_facts`, the sub-claim the check was made with.
 ``warm`` are the settings of the tiny first-run compile (:mod:`simulator.runs.warmup`); ``quick(values)``
 returns the settings ``verify --quick`` uses, for experiments whose budget is a parameter; ``p_grid``
 replaces ``verify``'s grid of p where the experiment is too costly for all of it. ``runs_param`` names

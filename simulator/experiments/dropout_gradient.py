@@ -174,21 +174,12 @@ def run(p, q, ctx):
     """Measure C1: the expected dropout gradient and loss of one linear unit against the weight-scaled
     network plus the regularizer ``w_i p_i(1−p_i) I_i²``.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        ``grad[i]``, ``reg[i]``, ``loss``, ``inv-grad[i]``, ``inv-loss`` (Monte Carlo over the masks, with
-        MCSE) and, for n ≤ 20 with a fixed input, the same identities summed exactly over all 2ⁿ masks
-        (``enum-*``).
+    ``grad[i]``, ``reg[i]``, ``loss``, ``inv-grad[i]``, ``inv-loss`` (Monte Carlo over the masks, with
+    MCSE) and, for n ≤ 20 with a fixed input, the same identities summed exactly over all 2ⁿ masks
+    (``enum-*``).
     """
     n, t, c, v = q["n"], q["t"], q["c"], q["v"]
     fixed = q["inputs"] == "fixed"

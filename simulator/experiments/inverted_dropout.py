@@ -92,19 +92,10 @@ def run(p, q, ctx):
     """Measure C2: mean and variance of inverted dropout ``h' = δ h / p`` for each input distribution,
     against ``μ_h`` and ``σ²/p + ((1−p)/p) μ²`` (and the document's erratum ``− μ_h``).
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        ``mean``, ``var``, ``mask-var`` and the erratum ``var-as-written`` for each distribution of ``dist``.
+    ``mean``, ``var``, ``mask-var`` and the erratum ``var-as-written`` for each distribution of ``dist``.
     """
     c, v = q["c"], q["v"]
     checks = []

@@ -228,20 +228,11 @@ def run(p, q, ctx):
     """Measure C5 in a trained chain: per layer, the variance shift between the running statistics and
     the test-time activations for the placement, against Li et al.'s bound.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        Per layer and placement: the variance ``ratio`` and ``running_var`` against Li et al.'s closed form,
-        ``Li max`` and the ``ReLU shift``; the ``none`` placement's ratios as the control.
+    Per layer and placement: the variance ``ratio`` and ``running_var`` against Li et al.'s closed form,
+    ``Li max`` and the ``ReLU shift``; the ``none`` placement's ratios as the control.
     """
     depth, steps = q["depth"], q["steps"]
     c, v, rho, beta, momentum = q["c"], q["v"], q["rho"], q["beta"], q["momentum"]

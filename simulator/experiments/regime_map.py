@@ -70,19 +70,10 @@ def run(p, q, ctx):
     """Read the committed C6 regime map: its cells are findings about the document, measured and judged
     when the map was made (``cli.py map``); nothing is sampled here.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        One check per cell of the committed map (:mod:`simulator.data.c6map`); empty without one.
+    One check per cell of the committed map (:mod:`simulator.data.c6map`); empty without one.
     """
     committed = c6map.load()
     if committed is None:

@@ -366,21 +366,12 @@ def run(p, q, ctx):
     """Measure C3: the shift of the mean and variance after ReLU that dropout before it causes, elementwise
     and for a linear unit of d inputs, against the Gaussian approximation.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        The elementwise ``identity``, ``mean shift`` and ``var growth`` (inconclusive where too few samples
-        have h > 0); per width d, ``shift >= 0`` for fixed and random inputs, ``linear mean`` and the exact
-        ``enum`` rows.
+    The elementwise ``identity``, ``mean shift`` and ``var growth`` (inconclusive where too few samples
+    have h > 0); per width d, ``shift >= 0`` for fixed and random inputs, ``linear mean`` and the exact
+    ``enum`` rows.
     """
     widths = sorted({int(wd) for wd in q["widths"]})
     runs = {(case, width): _run_width(case, width, p, q, ctx)

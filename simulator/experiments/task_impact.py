@@ -455,20 +455,11 @@ def run(p, q, ctx):
     """Measure C6 in closed form and by sampling: the shifted BN chain's effect on a regression head's
     MSE and a classifier's accuracy, and dropout-as-ridge enumerated exactly.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        Per setting, each task quantity (MSE, accuracy, …) of the shifted chain; dropout-as-ridge's
-        ``ridge loss`` and ``ridge w*[i]``, sampled and enumerated exactly (``enum``).
+    Per setting, each task quantity (MSE, accuracy, …) of the shifted chain; dropout-as-ridge's
+    ``ridge loss`` and ``ridge w*[i]``, sampled and enumerated exactly (``enum``).
     """
     placements = q["placement"]
     W, codes, a, b, args = net.chain(ctx.seed, p, q)

@@ -192,21 +192,12 @@ def run(p, q, ctx):
     """Measure C6 on trained networks: paired runs of the placement against no dropout on a regression
     task and its classification twin, their ΔMSE, ΔCE and accuracy with MCSE.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        Per placement and task: the test metrics, ``ΔMSE`` (regression) and ``accuracy drop`` (its
-        classification twin) against no dropout, the ``best epoch``, the BN layers' variance ``ratio`` and
-        the metrics per epoch.
+    Per placement and task: the test metrics, ``ΔMSE`` (regression) and ``accuracy drop`` (its
+    classification twin) against no dropout, the ``best epoch``, the BN layers' variance ``ratio`` and
+    the metrics per epoch.
     """
     config = _config(p, q)
     placements = _placements(q)

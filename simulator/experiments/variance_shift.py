@@ -438,20 +438,11 @@ def run(p, q, ctx):
     """Measure C5 for one unit: the variance a BN sees after dropout (or Uout) in training against eval
     mode, the ratio Li et al. predict, and its growth with the width d.
 
-    Parameters
-    ----------
-    p : float
-        Keep probability.
-    q : dict
-        The experiment's parameters, validated (see :data:`EXPERIMENT`'s ``params``).
-    ctx : Context
-        Seed, stream keys, sample budget, threads and progress of the run.
+    Called as ``run(p, params, ctx)`` (:class:`~simulator.experiments.catalog.Experiment`); returns a list of
+    :class:`~simulator.theory.verdict.Check`:
 
-    Returns
-    -------
-    list of Check
-        ``running-var``, ``eval-var``, ``eval-ratio`` and ``eval-mean`` of the BN; per width, ``var-train``,
-        ``var-test``, ``shift`` and, for small d, their ``enum-*`` sums over all masks; ``shift[d=…]``.
+    ``running-var``, ``eval-var``, ``eval-ratio`` and ``eval-mean`` of the BN; per width, ``var-train``,
+    ``var-test``, ``shift`` and, for small d, their ``enum-*`` sums over all masks; ``shift[d=…]``.
     """
     c, v, d, rho = q["c"], q["v"], q["d"], q["rho"]
     w = weights(ctx.seed, d, q["cos2"])
