@@ -13,7 +13,8 @@ from pathlib import Path
 FOLDER = Path(__file__).resolve().parents[2] / "reports" / "c6-map"
 # The axes that name a series of the map's cells; along a series only the data size N changes.
 SERIES = ("length", "task", "bn", "placement", "p")
-# The map's equivalence margin: an accuracy loss below one point (0.01) is "no loss" (the document's words).
+# The map's equivalence margin: the accuracy drop below which dropout "does not hurt" classification (one point,
+# the project's choice for the document's unquantified claim).
 MARGIN = 0.01
 FILE = FOLDER / "map.json"
 
